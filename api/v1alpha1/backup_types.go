@@ -1,0 +1,246 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// BackupSource is what a Backup dumps: exactly one of its fields is set.
+// +kubebuilder:validation:XValidation:rule="[has(self.postgresql), has(self.mysql), has(self.mongodb), has(self.pvc), has(self.command)].filter(x, x).size() == 1",message="source: set exactly one of postgresql, mysql, mongodb, pvc and command"
+type BackupSource struct {
+	// PostgreSQL dumps one database with pg_dump.
+	// +optional
+	PostgreSQL *PostgreSQLSource `json:"postgresql,omitempty"`
+	// MySQL dumps MySQL or MariaDB databases with mysqldump or mariadb-dump.
+	// +optional
+	MySQL *MySQLSource `json:"mysql,omitempty"`
+	// MongoDB dumps with mongodump --archive.
+	// +optional
+	MongoDB *MongoDBSource `json:"mongodb,omitempty"`
+	// PVC archives paths of a PersistentVolumeClaim as tar.
+	// +optional
+	PVC *PVCSource `json:"pvc,omitempty"`
+	// Command runs a command whose standard output is the data.
+	// +optional
+	Command *CommandSource `json:"command,omitempty"`
+	// Accept an empty dump as a backup. Otherwise a source that writes no
+	// bytes fails the dump, because it usually means the source is broken.
+	// +optional
+	AllowEmpty bool `json:"allowEmpty,omitempty"`
+}
+
+// BackupStorageTarget says where a backup is written.
+type BackupStorageTarget struct {
+	StorageReference `json:",inline"`
+	// Path is the object key, relative to the storage prefix, as a Go template
+	// with sprig functions (but none that read the environment or the
+	// network). Data: .Namespace, .Name (of the Backup), .Series (the
+	// BackupSchedule's name, or the Backup's for a one-shot backup), .Source
+	// (postgresql, mysql, mongodb, pvc or command), .Database, .Timestamp (the
+	// start of the dump, UTC) and .Extension (such as .pgdump.zst.age).
+	// Dates format in UTC. The directory part of the rendered key is the
+	// series that retention applies to, so only the file name should vary
+	// from run to run.
+	// +optional
+	// +kubebuilder:default=`{{ .Namespace }}/{{ .Series }}/{{ .Timestamp | date "20060102T150405Z" }}{{ .Extension }}`
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('/')",message="storage.path must be relative to the storage prefix: remove the leading '/'"
+	// +kubebuilder:validation:XValidation:rule="!self.split('/').exists(s, s.trim() == '..')",message="storage.path must not contain a '..' segment"
+	Path string `json:"path,omitempty"`
+}
+
+// VerifySpec says how a backup is checked after it was written.
+type VerifySpec struct {
+	// Read the object back, decrypt and decompress it, and compare sizes and
+	// sha256 checksums with what the dump recorded. Turning it off drops the
+	// verify step; retention then never deletes anything, because no backup
+	// counts as verified.
+	// +optional
+	// +kubebuilder:default=true
+	Checksum *bool `json:"checksum,omitempty"`
+	// Restore the backup into a scratch database and run a check query.
+	// +optional
+	RestoreTest *RestoreTest `json:"restoreTest,omitempty"`
+}
+
+// RestoreTest restores a backup where it does no harm, to prove it restores.
+type RestoreTest struct {
+	// Scratch database to restore into. Its contents are replaced. Without it
+	// only a structural check is done, which PostgreSQL custom and tar formats
+	// support (pg_restore --list).
+	// +optional
+	Connection *DatabaseConnection `json:"connection,omitempty"`
+	// Query run against the scratch database after the restore; it must
+	// succeed and return at least one row.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	CheckQuery string `json:"checkQuery,omitempty"`
+}
+
+// Retention says which backups of a series rotate keeps. A backup is deleted
+// when every rule set allows it; the newest verified backup is never deleted.
+// +kubebuilder:validation:XValidation:rule="has(self.days) || has(self.keepLast)",message="retention: set days, keepLast or both"
+type Retention struct {
+	// Keep backups younger than this many days.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=36500
+	Days *int32 `json:"days,omitempty"`
+	// Keep this many newest backups.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100000
+	KeepLast *int32 `json:"keepLast,omitempty"`
+}
+
+// DeletionPolicy says what happens to the stored object when its Backup is
+// deleted.
+// +kubebuilder:validation:Enum=Retain;Delete
+type DeletionPolicy string
+
+const (
+	// DeletionPolicyRetain keeps the object; retention removes it later.
+	DeletionPolicyRetain DeletionPolicy = "Retain"
+	// DeletionPolicyDelete deletes the object and its manifest too.
+	DeletionPolicyDelete DeletionPolicy = "Delete"
+)
+
+// BackupSpec is what to back up, where to, and how.
+// +kubebuilder:validation:XValidation:rule="!has(self.verify) || !has(self.verify.restoreTest) || has(self.source.postgresql) || has(self.source.mysql) || has(self.source.mongodb)",message="verify.restoreTest needs a postgresql, mysql or mongodb source"
+// +kubebuilder:validation:XValidation:rule="!has(self.verify) || !has(self.verify.restoreTest) || has(self.verify.restoreTest.connection) || (has(self.source.postgresql) && self.source.postgresql.format != 'plain')",message="verify.restoreTest.connection is required unless the source is PostgreSQL in custom or tar format"
+// +kubebuilder:validation:XValidation:rule="!has(self.verify) || !has(self.verify.restoreTest) || !has(self.verify.checksum) || self.verify.checksum",message="verify.restoreTest needs verify.checksum"
+// +kubebuilder:validation:XValidation:rule="!has(self.retention) || !has(self.verify) || !has(self.verify.checksum) || self.verify.checksum",message="retention needs verify.checksum: rotate deletes only after a verified backup"
+type BackupSpec struct {
+	// Source is what to back up.
+	Source BackupSource `json:"source"`
+	// Storage is where to write the backup.
+	Storage BackupStorageTarget `json:"storage"`
+	// Compression of the stream.
+	// +optional
+	// +kubebuilder:default={}
+	Compression *Compression `json:"compression,omitempty"`
+	// Encryption of the stream. Without it backups are stored in the clear.
+	// +optional
+	Encryption *Encryption `json:"encryption,omitempty"`
+	// Hooks run before and after the dump.
+	// +optional
+	Hooks *Hooks `json:"hooks,omitempty"`
+	// Verify says how the backup is checked after it was written.
+	// +optional
+	// +kubebuilder:default={}
+	Verify *VerifySpec `json:"verify,omitempty"`
+	// Retention applied to the series after a verified backup.
+	// +optional
+	Retention *Retention `json:"retention,omitempty"`
+	// Seconds the whole run may take before Argo stops it.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	ActiveDeadlineSeconds *int64 `json:"activeDeadlineSeconds,omitempty"`
+	// Retries of a step that failed for a transient reason (pod evicted, node
+	// lost, storage unreachable).
+	// +optional
+	// +kubebuilder:default=2
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=10
+	Retries *int32 `json:"retries,omitempty"`
+	// Service account the step pods run as. It needs what Argo's executor
+	// needs (workflowtaskresults create and patch) and, for exec hooks,
+	// pods/exec. Defaults to the controller's workflow service account.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
+	// Overrides for the step pods.
+	// +optional
+	Pod *PodOverrides `json:"pod,omitempty"`
+	// What happens to the stored object when this Backup is deleted. Retain
+	// keeps it (retention removes it later); Delete removes it.
+	// +optional
+	// +kubebuilder:default=Retain
+	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+}
+
+// BackupStatus is the observed state of a Backup.
+type BackupStatus struct {
+	// Generation of the spec the status is about.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Phase: Pending, Running, Succeeded or Failed.
+	// +optional
+	Phase RunPhase `json:"phase,omitempty"`
+	// Name of the Argo Workflow that runs the backup.
+	// +optional
+	WorkflowName string `json:"workflowName,omitempty"`
+	// When the Workflow started.
+	// +optional
+	StartedAt *metav1.Time `json:"startedAt,omitempty"`
+	// When the Workflow finished.
+	// +optional
+	CompletedAt *metav1.Time `json:"completedAt,omitempty"`
+	// Where the backup is stored.
+	// +optional
+	Location *ObjectLocation `json:"location,omitempty"`
+	// Stored size in bytes (compressed and encrypted).
+	// +optional
+	Size *int64 `json:"size,omitempty"`
+	// Stored size for people, such as 12.3MiB.
+	// +optional
+	DisplaySize string `json:"displaySize,omitempty"`
+	// Size in bytes of the stream the source wrote.
+	// +optional
+	RawSize *int64 `json:"rawSize,omitempty"`
+	// sha256 of the stored object, as sha256:<hex>.
+	// +optional
+	Checksum string `json:"checksum,omitempty"`
+	// sha256 of the stream the source wrote, as sha256:<hex>.
+	// +optional
+	RawChecksum string `json:"rawChecksum,omitempty"`
+	// Steps of the Workflow and their states, in DAG order.
+	// +optional
+	Stages []StageStatus `json:"stages,omitempty"`
+	// Progress as Argo reports it, such as 2/5.
+	// +optional
+	Progress string `json:"progress,omitempty"`
+	// Human-readable summary; on failure, the failing step and why.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// Conditions: Succeeded and Verified.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// Backup is one backup: a dump streamed through compression and encryption
+// into a BackupStorage, verified, with retention applied to its series.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=bk,categories=backflow
+// +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Size",type=string,JSONPath=`.status.displaySize`
+// +kubebuilder:printcolumn:name="Storage",type=string,JSONPath=`.spec.storage.name`,priority=1
+// +kubebuilder:printcolumn:name="Schedule",type=string,JSONPath=`.metadata.labels.backflow\.dev/schedule`,priority=1
+// +kubebuilder:printcolumn:name="Checksum",type=string,JSONPath=`.status.checksum`,priority=1
+// +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.message`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type Backup struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec is immutable: a Backup is one run; create a new Backup instead"
+	Spec   BackupSpec   `json:"spec"`
+	Status BackupStatus `json:"status,omitempty"`
+}
+
+// BackupList is a list of Backups.
+//
+// +kubebuilder:object:root=true
+type BackupList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Backup `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&Backup{}, &BackupList{})
+}

@@ -1,0 +1,157 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// BackupStorageSpec describes an S3-compatible bucket that backups are written
+// to.
+type BackupStorageSpec struct {
+	// S3 is an S3-compatible object store (AWS S3, MinIO, Ceph RGW, R2, ...).
+	S3 S3Storage `json:"s3"`
+	// Namespaces, besides this one, whose Backups, BackupSchedules and Restores
+	// may use this storage. "*" allows every namespace. The controller copies
+	// the credentials Secret into a namespace that uses the storage, because
+	// the step pods can only mount Secrets of their own namespace.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=256
+	// +kubebuilder:validation:items:MaxLength=63
+	AllowedNamespaces []string `json:"allowedNamespaces,omitempty"`
+}
+
+// S3Storage is an S3-compatible bucket.
+type S3Storage struct {
+	// Endpoint URL, for example https://s3.eu-west-1.amazonaws.com or
+	// http://minio.minio.svc:9000. No path.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHostname() != '' && url(self).getEscapedPath() in ['', '/']",message="s3.endpoint must be an http:// or https:// URL with a host and no path, e.g. https://s3.amazonaws.com"
+	Endpoint string `json:"endpoint"`
+	// Bucket name. It must exist.
+	// +kubebuilder:validation:MinLength=3
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$`
+	Bucket string `json:"bucket"`
+	// Prefix prepended to every object key, without leading slash.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('/') && !self.split('/').exists(s, s == '..')",message="s3.prefix must not start with '/' or contain '..'"
+	Prefix string `json:"prefix,omitempty"`
+	// Region of the bucket. Defaults to us-east-1.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	Region string `json:"region,omitempty"`
+	// Use path-style addressing (endpoint/bucket/key) instead of virtual-host
+	// style (bucket.endpoint/key). MinIO and most self-hosted stores need it.
+	// +optional
+	ForcePathStyle bool `json:"forcePathStyle,omitempty"`
+	// TLS settings for https endpoints.
+	// +optional
+	TLS *StorageTLS `json:"tls,omitempty"`
+	// Credentials to access the bucket.
+	Credentials S3Credentials `json:"credentials"`
+	// Size in MiB of each part of a multipart upload. Memory used by a dump is
+	// about twice this; the largest object is 10,000 parts.
+	// +optional
+	// +kubebuilder:default=16
+	// +kubebuilder:validation:Minimum=5
+	// +kubebuilder:validation:Maximum=512
+	PartSizeMiB int32 `json:"partSizeMiB,omitempty"`
+}
+
+// StorageTLS configures TLS to the endpoint.
+// +kubebuilder:validation:XValidation:rule="!(has(self.insecureSkipVerify) && self.insecureSkipVerify && (has(self.caSecretRef) || has(self.caConfigMapRef)))",message="tls: insecureSkipVerify cannot be combined with a CA bundle"
+// +kubebuilder:validation:XValidation:rule="!(has(self.caSecretRef) && has(self.caConfigMapRef))",message="tls: set at most one of caSecretRef and caConfigMapRef"
+type StorageTLS struct {
+	// Skip verification of the server's certificate. For tests only.
+	// +optional
+	InsecureSkipVerify bool `json:"insecureSkipVerify,omitempty"`
+	// Secret key holding a PEM CA bundle that signs the server's certificate.
+	// +optional
+	CASecretRef *SecretKeySelector `json:"caSecretRef,omitempty"`
+	// ConfigMap key holding a PEM CA bundle that signs the server's
+	// certificate.
+	// +optional
+	CAConfigMapRef *ConfigMapKeySelector `json:"caConfigMapRef,omitempty"`
+}
+
+// ConfigMapKeySelector selects one key of a ConfigMap in the same namespace.
+type ConfigMapKeySelector struct {
+	// Name of the ConfigMap.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+	// Key inside the ConfigMap.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Key string `json:"key"`
+}
+
+// S3Credentials names the Secret with the access keys.
+type S3Credentials struct {
+	// Secret with the access keys, in the namespace of the BackupStorage.
+	SecretRef LocalObjectReference `json:"secretRef"`
+	// Key holding the access key ID.
+	// +optional
+	// +kubebuilder:default=AWS_ACCESS_KEY_ID
+	// +kubebuilder:validation:MaxLength=253
+	AccessKeyIDKey string `json:"accessKeyIDKey,omitempty"`
+	// Key holding the secret access key.
+	// +optional
+	// +kubebuilder:default=AWS_SECRET_ACCESS_KEY
+	// +kubebuilder:validation:MaxLength=253
+	SecretAccessKeyKey string `json:"secretAccessKeyKey,omitempty"`
+	// Key holding a session token, for temporary credentials.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	SessionTokenKey string `json:"sessionTokenKey,omitempty"`
+}
+
+// BackupStorageStatus is the observed state of a BackupStorage.
+type BackupStorageStatus struct {
+	// Generation of the spec last checked.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// When the bucket was last checked.
+	// +optional
+	LastCheckedTime *metav1.Time `json:"lastCheckedTime,omitempty"`
+	// Conditions: Ready says whether the bucket is reachable with the
+	// credentials.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// BackupStorage is an S3-compatible bucket that backups are stored in.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=bstorage,categories=backflow
+// +kubebuilder:printcolumn:name="Endpoint",type=string,JSONPath=`.spec.s3.endpoint`
+// +kubebuilder:printcolumn:name="Bucket",type=string,JSONPath=`.spec.s3.bucket`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Prefix",type=string,JSONPath=`.spec.s3.prefix`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type BackupStorage struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   BackupStorageSpec   `json:"spec"`
+	Status BackupStorageStatus `json:"status,omitempty"`
+}
+
+// BackupStorageList is a list of BackupStorages.
+//
+// +kubebuilder:object:root=true
+type BackupStorageList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []BackupStorage `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&BackupStorage{}, &BackupStorageList{})
+}

@@ -1,0 +1,261 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// RestoreSource says which backup to restore: exactly one of its fields is
+// set.
+// +kubebuilder:validation:XValidation:rule="[has(self.backupRef), has(self.scheduleRef), has(self.object)].filter(x, x).size() == 1",message="from: set exactly one of backupRef, scheduleRef and object"
+type RestoreSource struct {
+	// A Backup in the namespace of the Restore. It must have succeeded.
+	// +optional
+	BackupRef *LocalObjectReference `json:"backupRef,omitempty"`
+	// The newest successful Backup of a BackupSchedule in the namespace of the
+	// Restore, chosen when the Restore starts.
+	// +optional
+	ScheduleRef *LocalObjectReference `json:"scheduleRef,omitempty"`
+	// An object in a BackupStorage, for backups whose Backup resource is gone.
+	// Its manifest (the key plus .backflow.json) says how it was made.
+	// +optional
+	Object *StoredObject `json:"object,omitempty"`
+}
+
+// StoredObject is an object in a BackupStorage.
+type StoredObject struct {
+	// Storage that holds the object.
+	Storage StorageReference `json:"storage"`
+	// Key of the object, relative to the storage prefix.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('/') && !self.split('/').exists(s, s == '..')",message="object.key must be relative to the storage prefix and must not contain '..'"
+	Key string `json:"key"`
+}
+
+// PostgreSQLTarget restores into a PostgreSQL database with psql (plain
+// format) or pg_restore (custom and tar formats).
+type PostgreSQLTarget struct {
+	// Connection to the server. The database must exist.
+	Connection DatabaseConnection `json:"connection"`
+	// Drop objects before recreating them (pg_restore --clean --if-exists).
+	// +optional
+	Clean bool `json:"clean,omitempty"`
+	// Extra arguments passed to psql or pg_restore as separate arguments.
+	// +optional
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=1024
+	ExtraArgs []string `json:"extraArgs,omitempty"`
+	// Image with psql and pg_restore.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	Image string `json:"image,omitempty"`
+}
+
+// MySQLTarget restores into MySQL or MariaDB with the mysql or mariadb client.
+type MySQLTarget struct {
+	// Connection to the server. When connection.database is set, statements
+	// without a database run in it.
+	Connection DatabaseConnection `json:"connection"`
+	// Which client tools to run.
+	// +optional
+	// +kubebuilder:default=mysql
+	Flavor MySQLFlavor `json:"flavor,omitempty"`
+	// Extra arguments passed to the client as separate arguments.
+	// +optional
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=1024
+	ExtraArgs []string `json:"extraArgs,omitempty"`
+	// Image with the client tools.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	Image string `json:"image,omitempty"`
+}
+
+// MongoDBTarget restores with mongorestore --archive.
+type MongoDBTarget struct {
+	// Connection to the server or replica set.
+	Connection DatabaseConnection `json:"connection"`
+	// Drop each collection before restoring it (--drop).
+	// +optional
+	Drop bool `json:"drop,omitempty"`
+	// Extra arguments passed to mongorestore as separate arguments.
+	// +optional
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=1024
+	ExtraArgs []string `json:"extraArgs,omitempty"`
+	// Image with mongorestore.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	Image string `json:"image,omitempty"`
+}
+
+// PVCTarget extracts a tar backup into a PersistentVolumeClaim.
+type PVCTarget struct {
+	// Name of the PersistentVolumeClaim, in the namespace of the Restore.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	ClaimName string `json:"claimName"`
+	// Directory inside the volume to extract into, relative to its root.
+	// Defaults to the root. Entries that would land outside it are refused.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('/') && !self.split('/').exists(s, s == '..')",message="pvc.path must be relative to the volume root and must not contain '..'"
+	Path string `json:"path,omitempty"`
+}
+
+// CommandTarget runs a command that reads the backup on its standard input.
+type CommandTarget struct {
+	// Image to run. The backflow binary is copied into it.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	Image string `json:"image"`
+	// Command and its arguments.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=4096
+	Command []string `json:"command"`
+	// Further arguments appended to command.
+	// +optional
+	// +kubebuilder:validation:MaxItems=256
+	// +kubebuilder:validation:items:MaxLength=4096
+	Args []string `json:"args,omitempty"`
+	// Environment of the command.
+	// +optional
+	// +kubebuilder:validation:MaxItems=64
+	Env []corev1.EnvVar `json:"env,omitempty"`
+}
+
+// RestoreTarget is where the backup is restored: exactly one field is set.
+// +kubebuilder:validation:XValidation:rule="[has(self.postgresql), has(self.mysql), has(self.mongodb), has(self.pvc), has(self.command)].filter(x, x).size() == 1",message="target: set exactly one of postgresql, mysql, mongodb, pvc and command"
+type RestoreTarget struct {
+	// +optional
+	PostgreSQL *PostgreSQLTarget `json:"postgresql,omitempty"`
+	// +optional
+	MySQL *MySQLTarget `json:"mysql,omitempty"`
+	// +optional
+	MongoDB *MongoDBTarget `json:"mongodb,omitempty"`
+	// +optional
+	PVC *PVCTarget `json:"pvc,omitempty"`
+	// +optional
+	Command *CommandTarget `json:"command,omitempty"`
+}
+
+// RestoreSpec is which backup to restore, where to, and how.
+type RestoreSpec struct {
+	// From says which backup to restore.
+	From RestoreSource `json:"from"`
+	// Target is where to restore it.
+	Target RestoreTarget `json:"target"`
+	// Secret key with the age identity (AGE-SECRET-KEY-1...) that decrypts the
+	// backup. Defaults to the Backup's encryption.age.identitySecretRef when
+	// restoring from a Backup or a BackupSchedule.
+	// +optional
+	IdentitySecretRef *SecretKeySelector `json:"identitySecretRef,omitempty"`
+	// Check the object's sha256 against its manifest before the target sees a
+	// byte of it. The object is read twice: once to check, once to restore.
+	// When false, the checksum is still checked while streaming and a mismatch
+	// fails the restore at the end, after the target has read the data.
+	// +optional
+	// +kubebuilder:default=true
+	VerifyBeforeRestore *bool `json:"verifyBeforeRestore,omitempty"`
+	// Hooks run before and after the restore, for example to scale an
+	// application down and up again.
+	// +optional
+	Hooks *Hooks `json:"hooks,omitempty"`
+	// Seconds the whole run may take before Argo stops it.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	ActiveDeadlineSeconds *int64 `json:"activeDeadlineSeconds,omitempty"`
+	// Service account the step pods run as.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
+	// Overrides for the step pods.
+	// +optional
+	Pod *PodOverrides `json:"pod,omitempty"`
+}
+
+// RestoreStatus is the observed state of a Restore.
+type RestoreStatus struct {
+	// Generation of the spec the status is about.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Phase: Pending, Running, Succeeded or Failed.
+	// +optional
+	Phase RunPhase `json:"phase,omitempty"`
+	// Name of the Argo Workflow that runs the restore.
+	// +optional
+	WorkflowName string `json:"workflowName,omitempty"`
+	// Backup restored, when restoring from a Backup or a BackupSchedule.
+	// +optional
+	BackupName string `json:"backupName,omitempty"`
+	// When the Workflow started.
+	// +optional
+	StartedAt *metav1.Time `json:"startedAt,omitempty"`
+	// When the Workflow finished.
+	// +optional
+	CompletedAt *metav1.Time `json:"completedAt,omitempty"`
+	// Object restored.
+	// +optional
+	Location *ObjectLocation `json:"location,omitempty"`
+	// Stored size in bytes of the object.
+	// +optional
+	Size *int64 `json:"size,omitempty"`
+	// Stored size for people, such as 12.3MiB.
+	// +optional
+	DisplaySize string `json:"displaySize,omitempty"`
+	// Bytes fed to the target.
+	// +optional
+	RawSize *int64 `json:"rawSize,omitempty"`
+	// sha256 of the object, as sha256:<hex>.
+	// +optional
+	Checksum string `json:"checksum,omitempty"`
+	// Steps of the Workflow and their states.
+	// +optional
+	Stages []StageStatus `json:"stages,omitempty"`
+	// Progress as Argo reports it.
+	// +optional
+	Progress string `json:"progress,omitempty"`
+	// Human-readable summary; on failure, the failing step and why.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// Conditions: Succeeded.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// Restore streams a backup back into a database, a PVC or a command.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=rst,categories=backflow
+// +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Backup",type=string,JSONPath=`.status.backupName`
+// +kubebuilder:printcolumn:name="Size",type=string,JSONPath=`.status.displaySize`
+// +kubebuilder:printcolumn:name="Key",type=string,JSONPath=`.status.location.key`,priority=1
+// +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.message`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type Restore struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec is immutable: a Restore is one run; create a new Restore instead"
+	Spec   RestoreSpec   `json:"spec"`
+	Status RestoreStatus `json:"status,omitempty"`
+}
+
+// RestoreList is a list of Restores.
+//
+// +kubebuilder:object:root=true
+type RestoreList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Restore `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&Restore{}, &RestoreList{})
+}
