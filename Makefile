@@ -10,7 +10,7 @@ export CGO_ENABLED ?= 0
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 BIN := bin/backflow
 CRD_DIR := charts/backflow/crds
-KUBE_TOOLS := test/tools/kube/build.sh
+TOOLS := test/tools/build.sh
 
 .PHONY: build
 build: ## Build the static backflow binary into bin/.
@@ -38,11 +38,11 @@ deps: ## Install the Debian packages the tests need (apt-get, when missing).
 
 .PHONY: envtest-assets
 envtest-assets: ## Build kube-apiserver and etcd for envtest into the cache (once).
-	@$(KUBE_TOOLS) kube-apiserver etcd >/dev/null
+	@$(TOOLS) kube-apiserver etcd >/dev/null
 
 .PHONY: test
 test: check-generated envtest-assets ## Run the tests (envtest against a real kube-apiserver + etcd).
-	KUBEBUILDER_ASSETS=$$($(KUBE_TOOLS) kube-apiserver etcd) go test -count=1 ./...
+	KUBEBUILDER_ASSETS=$$(dirname $$($(TOOLS) kube-apiserver)) BACKFLOW_MINIO=$$($(TOOLS) minio) go test -count=1 ./...
 
 .PHONY: lint
 lint: ## go vet, gofmt and staticcheck.

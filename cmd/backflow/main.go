@@ -23,7 +23,14 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newVersionCommand())
+	root.AddCommand(
+		newVersionCommand(),
+		newDumpCommand(),
+		newVerifyCommand(),
+		newRestoreCommand(),
+		newRotateCommand(),
+		newHookCommand(),
+	)
 	return root
 }
 

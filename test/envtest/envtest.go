@@ -1,6 +1,6 @@
 // Package envtest starts a real kube-apiserver and etcd with backflow's CRDs
 // installed, for tests. The binaries are built from the Go module proxy by
-// test/tools/kube/build.sh (make envtest-assets), because setup-envtest cannot
+// test/tools/build.sh (make envtest-assets), because setup-envtest cannot
 // download here.
 package envtest
 

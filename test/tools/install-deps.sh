@@ -2,7 +2,7 @@
 # Installs the Debian packages the tests and the local stack need, when they
 # are missing. Everything else is built from the Go module proxy.
 set -euo pipefail
-packages=(git make ca-certificates)
+packages=(git make ca-certificates postgresql-15 postgresql-client-15 mariadb-server mariadb-client age zstd pigz gzip)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,181 @@
+package stages
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"filippo.io/age"
+
+	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
+	"github.com/backflow-dev/backflow/stages/pathtemplate"
+	"github.com/backflow-dev/backflow/stages/pipeline"
+	"github.com/backflow-dev/backflow/stages/source"
+	"github.com/backflow-dev/backflow/stages/storage"
+)
+
+// DumpConfig is what a dump needs.
+type DumpConfig struct {
+	// Source is what to dump, as in the Backup spec.
+	Source v1.BackupSource
+	// SourceOptions resolve the source's connection and volume.
+	SourceOptions source.Options
+	// Storage receives the object and its manifest.
+	Storage storage.Backend
+	// PathTemplate renders the object key.
+	PathTemplate string
+	// Namespace, Name and Series of the Backup, for the path template and the
+	// manifest.
+	Namespace, Name, Series string
+	// Compression and its level (0 for the default).
+	Compression pipeline.Algorithm
+	Level       int
+	// Recipients to encrypt to; none stores the stream unencrypted.
+	Recipients []age.Recipient
+	// RecipientNames are the recipients' public keys, for fingerprints.
+	RecipientNames []string
+	// ProgressFile receives Argo progress; empty for none.
+	ProgressFile string
+	// Version of backflow, recorded in the manifest.
+	Version string
+	// Stderr receives the source's diagnostics. Defaults to os.Stderr.
+	Stderr io.Writer
+	// Now is the clock; defaults to time.Now.
+	Now func() time.Time
+}
+
+// ErrEmptyDump says the source wrote nothing.
+var ErrEmptyDump = errors.New("the source wrote no data; set source.allowEmpty if an empty backup is expected")
+
+// Dump streams the source's output through compression, encryption and
+// sha256 into the storage, then writes the manifest. Nothing is staged on
+// disk. When anything fails, no object and no manifest are left behind.
+func Dump(ctx context.Context, cfg DumpConfig) (*Manifest, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Stderr == nil {
+		cfg.Stderr = os.Stderr
+	}
+	algo, level, err := pipeline.ParseAlgorithm(string(cfg.Compression), cfg.Level)
+	if err != nil {
+		return nil, err
+	}
+	kind := source.Kind(cfg.Source)
+	if kind == "" {
+		return nil, errors.New("the source names no postgresql, mysql, mongodb, pvc or command")
+	}
+	format := source.Format(cfg.Source)
+	m := &Manifest{
+		Compression: algo, CompressionLevel: level, Encryption: EncryptionNone,
+		Source: kind, Format: format,
+		Namespace: cfg.Namespace, Name: cfg.Name, Series: cfg.Series,
+		StartedAt: cfg.Now().UTC().Truncate(time.Second), BackflowVersion: cfg.Version,
+	}
+	ext := source.Extension(format) + algo.Extension()
+	if len(cfg.Recipients) > 0 {
+		m.Encryption = EncryptionAge
+		ext += ".age"
+		for _, r := range cfg.RecipientNames {
+			m.Recipients = append(m.Recipients, pipeline.Fingerprint(r))
+		}
+	}
+	m.Key, err = pathtemplate.Render(cfg.PathTemplate, pathtemplate.Data{
+		Namespace: cfg.Namespace, Name: cfg.Name, Series: cfg.Series, Source: kind,
+		Database: source.DatabaseName(cfg.Source, cfg.SourceOptions), Timestamp: m.StartedAt, Extension: ext,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := cfg.Storage.Stat(ctx, m.Key); err == nil {
+		return nil, fmt.Errorf("%s/%s already exists; refusing to overwrite a backup (make the path template unique per run, e.g. with .Timestamp)", cfg.Storage, m.Key)
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		return nil, err
+	}
+
+	var total int64
+	if cfg.Source.PVC != nil {
+		total = source.TreeSize(cfg.SourceOptions.VolumeRoot, cfg.Source.PVC.Paths)
+	}
+	progress := StartProgress(cfg.ProgressFile, total)
+	producer, err := source.StartDump(ctx, cfg.Source, cfg.SourceOptions, cfg.Stderr)
+	if err != nil {
+		progress.Finish(false)
+		return nil, err
+	}
+	defer producer.Stop()
+
+	raw, stored := pipeline.NewDigest(), pipeline.NewDigest()
+	pr, pw := io.Pipe()
+	encodeErr := make(chan error, 1)
+	go func() {
+		err := encode(io.MultiWriter(pw, stored), progress.Reader(io.TeeReader(producer, raw)), algo, level, cfg.Recipients)
+		if err == nil && raw.Size() == 0 && !cfg.Source.AllowEmpty {
+			err = ErrEmptyDump
+		}
+		// Closing with an error makes the upload fail and abort, so a failed
+		// dump never completes an object.
+		pw.CloseWithError(err)
+		encodeErr <- err
+	}()
+	putErr := cfg.Storage.Put(ctx, m.Key, pr, map[string]string{
+		"backflow-source": kind, "backflow-format": format,
+		"backflow-compression": string(algo), "backflow-encryption": m.Encryption,
+	})
+	pr.CloseWithError(errUploadEnded) // unblocks the encoder if the upload stopped early
+	if err := <-encodeErr; err != nil {
+		progress.Finish(false)
+		cleanupObject(cfg.Storage, m.Key, putErr == nil)
+		return nil, fmt.Errorf("dump failed, nothing was stored: %w", err)
+	}
+	if putErr != nil {
+		progress.Finish(false)
+		return nil, fmt.Errorf("dump failed, nothing was stored: %w", putErr)
+	}
+	progress.Finish(true)
+
+	m.FinishedAt = cfg.Now().UTC()
+	m.Size, m.Checksum = stored.Size(), stored.Checksum()
+	m.RawSize, m.RawChecksum = raw.Size(), raw.Checksum()
+	if err := WriteManifest(ctx, cfg.Storage, m); err != nil {
+		cleanupObject(cfg.Storage, m.Key, true)
+		return nil, fmt.Errorf("writing the manifest failed, the object was removed: %w", err)
+	}
+	return m, nil
+}
+
+var errUploadEnded = errors.New("the upload ended")
+
+// encode compresses and encrypts src into dst.
+func encode(dst io.Writer, src io.Reader, algo pipeline.Algorithm, level int, recipients []age.Recipient) error {
+	enc, err := pipeline.NewEncryptor(dst, recipients)
+	if err != nil {
+		return err
+	}
+	comp, err := pipeline.NewCompressor(enc, algo, level)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(comp, src); err != nil {
+		_ = comp.Close()
+		return err
+	}
+	if err := comp.Close(); err != nil {
+		return err
+	}
+	return enc.Close()
+}
+
+// cleanupObject removes an object that must not exist, with a context of its
+// own: the step's may already be cancelled.
+func cleanupObject(b storage.Backend, key string, exists bool) {
+	if !exists {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_ = b.Delete(ctx, key)
+}

@@ -1,0 +1,136 @@
+// Package pathtemplate renders the object keys of backups from the Go
+// templates in spec.storage.path, with sprig's functions minus every one that
+// reaches outside the template's data (the environment, DNS).
+package pathtemplate
+
+import (
+	"fmt"
+	"path"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/Masterminds/sprig/v3"
+)
+
+// Data is what a path template can refer to.
+type Data struct {
+	// Namespace of the Backup.
+	Namespace string
+	// Name of the Backup.
+	Name string
+	// Series is the BackupSchedule's name, or the Backup's for a one-shot
+	// backup.
+	Series string
+	// Source kind: postgresql, mysql, mongodb, pvc or command.
+	Source string
+	// Database dumped, when the source names one.
+	Database string
+	// Timestamp is when the dump started, in UTC.
+	Timestamp time.Time
+	// Extension of the object, such as .pgdump.zst.age.
+	Extension string
+}
+
+// unsafeFunctions read the process environment or the network, or reveal the
+// host: a path template must depend on its data only.
+var unsafeFunctions = []string{"env", "expandenv", "getHostByName"}
+
+// funcMap is sprig's text function map without the unsafe functions, with
+// dates formatted in UTC so that a key does not depend on the time zone of
+// the pod that renders it.
+var funcMap = func() template.FuncMap {
+	m := sprig.TxtFuncMap()
+	for _, name := range unsafeFunctions {
+		delete(m, name)
+	}
+	m["date"] = func(layout string, date any) string {
+		return toTime(date).UTC().Format(layout)
+	}
+	m["now"] = func() time.Time { return time.Now().UTC() }
+	return m
+}()
+
+func toTime(v any) time.Time {
+	switch t := v.(type) {
+	case time.Time:
+		return t
+	case *time.Time:
+		return *t
+	case int64:
+		return time.Unix(t, 0)
+	case int:
+		return time.Unix(int64(t), 0)
+	default:
+		return time.Time{}
+	}
+}
+
+// Parse parses a path template, naming the problem when it does not parse or
+// calls a function that is not allowed.
+func Parse(text string) (*template.Template, error) {
+	if strings.TrimSpace(text) == "" {
+		return nil, fmt.Errorf("path template is empty")
+	}
+	t, err := template.New("path").Option("missingkey=error").Funcs(funcMap).Parse(text)
+	if err != nil {
+		return nil, fmt.Errorf("path template: %w", err)
+	}
+	return t, nil
+}
+
+// Render renders a path template and checks that the key it makes is usable:
+// relative, without '..' segments, empty segments or control characters.
+func Render(text string, data Data) (string, error) {
+	t, err := Parse(text)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	if err := t.Execute(&b, data); err != nil {
+		return "", fmt.Errorf("path template: %w", err)
+	}
+	key := b.String()
+	if err := CheckKey(key); err != nil {
+		return "", fmt.Errorf("path template rendered %q: %w", key, err)
+	}
+	return key, nil
+}
+
+// CheckKey says why a rendered object key is not usable, or nil.
+func CheckKey(key string) error {
+	switch {
+	case key == "":
+		return fmt.Errorf("the key is empty")
+	case strings.HasPrefix(key, "/"):
+		return fmt.Errorf("the key must be relative: it starts with '/'")
+	case strings.HasSuffix(key, "/"):
+		return fmt.Errorf("the key must name an object: it ends with '/'")
+	case len(key) > 1024:
+		return fmt.Errorf("the key is longer than 1024 bytes")
+	}
+	for _, seg := range strings.Split(key, "/") {
+		switch seg {
+		case "":
+			return fmt.Errorf("the key has an empty segment ('//')")
+		case ".", "..":
+			return fmt.Errorf("the key has a %q segment", seg)
+		}
+	}
+	for _, r := range key {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("the key has a control character")
+		}
+	}
+	return nil
+}
+
+// Series is the directory of a key: the set of backups that retention
+// applies to, with a trailing slash ("" for a key at the top).
+func Series(key string) string {
+	dir := path.Dir(key)
+	if dir == "." {
+		return ""
+	}
+	return dir + "/"
+}

@@ -1,0 +1,182 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+
+	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
+)
+
+// Consumer is a started restore target that reads the plain stream.
+type Consumer struct {
+	// Input takes the plain stream. Close it at the end of the stream.
+	Input io.WriteCloser
+	// Wait waits for the target to finish and says how it failed.
+	Wait func() error
+	// Abort stops the target before the stream ended.
+	Abort func()
+}
+
+// StartRestore starts the target that restores a stream of the given format
+// (see Format).
+func StartRestore(ctx context.Context, target v1.RestoreTarget, format string, opts Options, stdout, stderr io.Writer) (*Consumer, error) {
+	if target.PVC != nil {
+		pr, pw := io.Pipe()
+		done := make(chan error, 1)
+		dir := filepath.Join(opts.VolumeRoot, filepath.FromSlash(target.PVC.Path))
+		go func() {
+			err := Untar(pr, dir)
+			if err == nil {
+				// Drain the end-of-archive padding so the writer never blocks.
+				_, err = io.Copy(io.Discard, pr)
+			}
+			pr.CloseWithError(err)
+			done <- err
+		}()
+		return &Consumer{
+			Input: pw,
+			Wait:  func() error { return <-done },
+			Abort: func() { pw.CloseWithError(errors.New("restore aborted")) },
+		}, nil
+	}
+	proc, err := RestoreProcess(target, format, opts)
+	if err != nil {
+		return nil, err
+	}
+	pr, pw := io.Pipe()
+	proc.Stdin = pr
+	proc.Stdout = stdout
+	running, err := proc.Start(ctx, stderr)
+	if err != nil {
+		return nil, err
+	}
+	return &Consumer{
+		Input: pw,
+		Wait: func() error {
+			err := running.Wait()
+			// The process may exit before reading everything; unblock the writer.
+			pr.CloseWithError(io.ErrClosedPipe)
+			return err
+		},
+		Abort: func() {
+			pw.CloseWithError(errors.New("restore aborted"))
+			running.Stop()
+		},
+	}, nil
+}
+
+// RestoreProcess is the command that restores a stream of the given format
+// into a database or a user's command.
+func RestoreProcess(target v1.RestoreTarget, format string, opts Options) (Process, error) {
+	switch {
+	case target.PostgreSQL != nil:
+		t := target.PostgreSQL
+		conn, err := ResolveConnection(t.Connection, opts.Namespace, PostgreSQLPort, opts.Getenv)
+		if err != nil {
+			return Process{}, err
+		}
+		var args []string
+		switch format {
+		case "pg-plain":
+			args = []string{"psql", "--no-password", "--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", "--file=-"}
+		case "pg-custom", "pg-tar":
+			// A conninfo without dbname makes libpq take PGDATABASE from the
+			// environment: the database never appears on the command line, and
+			// -d still tells pg_restore to restore rather than print SQL.
+			args = []string{"pg_restore", "--no-password", "--exit-on-error", "--no-owner", "--dbname=application_name=backflow"}
+			if t.Clean {
+				args = append(args, "--clean", "--if-exists")
+			}
+		default:
+			return Process{}, fmt.Errorf("a %s backup cannot be restored into PostgreSQL", format)
+		}
+		return Process{Args: append(args, t.ExtraArgs...), Env: postgresEnv(conn)}, nil
+	case target.MySQL != nil:
+		t := target.MySQL
+		if format != "mysql" {
+			return Process{}, fmt.Errorf("a %s backup cannot be restored into MySQL", format)
+		}
+		conn, err := ResolveConnection(t.Connection, opts.Namespace, MySQLPort, opts.Getenv)
+		if err != nil {
+			return Process{}, err
+		}
+		args := []string{mysqlProgram(t.Flavor, "client"), "--defaults-extra-file={file:my.cnf}", "--binary-mode", "--default-character-set=utf8mb4"}
+		return Process{Args: append(args, t.ExtraArgs...), Files: map[string]string{"my.cnf": myCnf(conn, true)}}, nil
+	case target.MongoDB != nil:
+		t := target.MongoDB
+		if format != "mongodb-archive" {
+			return Process{}, fmt.Errorf("a %s backup cannot be restored into MongoDB", format)
+		}
+		conn, err := ResolveConnection(t.Connection, opts.Namespace, MongoDBPort, opts.Getenv)
+		if err != nil {
+			return Process{}, err
+		}
+		args := []string{"mongorestore", "--config={file:mongo.yaml}", "--archive", "--quiet"}
+		if t.Drop {
+			args = append(args, "--drop")
+		}
+		return Process{Args: append(args, t.ExtraArgs...), Files: map[string]string{"mongo.yaml": mongoConfig(conn)}}, nil
+	case target.Command != nil:
+		c := target.Command
+		var env []string
+		for _, e := range c.Env {
+			if e.ValueFrom == nil {
+				env = append(env, e.Name+"="+e.Value)
+			}
+		}
+		return Process{Args: append(append([]string(nil), c.Command...), c.Args...), Env: env}, nil
+	}
+	return Process{}, errors.New("the target names no postgresql, mysql, mongodb, pvc or command")
+}
+
+// CheckQueryProcess runs query against a database and prints its rows, one
+// per line, for a restore test.
+func CheckQueryProcess(target v1.RestoreTarget, query string, opts Options) (Process, error) {
+	switch {
+	case target.PostgreSQL != nil:
+		conn, err := ResolveConnection(target.PostgreSQL.Connection, opts.Namespace, PostgreSQLPort, opts.Getenv)
+		if err != nil {
+			return Process{}, err
+		}
+		return Process{
+			Args: []string{"psql", "--no-password", "--no-psqlrc", "--set=ON_ERROR_STOP=1", "--tuples-only", "--no-align", "--command=" + query},
+			Env:  postgresEnv(conn),
+		}, nil
+	case target.MySQL != nil:
+		conn, err := ResolveConnection(target.MySQL.Connection, opts.Namespace, MySQLPort, opts.Getenv)
+		if err != nil {
+			return Process{}, err
+		}
+		return Process{
+			Args:  []string{mysqlProgram(target.MySQL.Flavor, "client"), "--defaults-extra-file={file:my.cnf}", "--batch", "--skip-column-names", "--execute=" + query},
+			Files: map[string]string{"my.cnf": myCnf(conn, true)},
+		}, nil
+	}
+	return Process{}, errors.New("a check query needs a postgresql or mysql database")
+}
+
+// RunCheckQuery runs a check query and fails unless it returns a row.
+func RunCheckQuery(ctx context.Context, target v1.RestoreTarget, query string, opts Options, stderr io.Writer) (string, error) {
+	proc, err := CheckQueryProcess(target, query, opts)
+	if err != nil {
+		return "", err
+	}
+	var out strings.Builder
+	proc.Stdout = &out
+	running, err := proc.Start(ctx, stderr)
+	if err != nil {
+		return "", err
+	}
+	if err := running.Wait(); err != nil {
+		return "", fmt.Errorf("check query: %w", err)
+	}
+	rows := strings.TrimSpace(out.String())
+	if rows == "" {
+		return "", fmt.Errorf("check query returned no rows")
+	}
+	return rows, nil
+}

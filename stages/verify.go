@@ -1,0 +1,137 @@
+package stages
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"filippo.io/age"
+
+	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
+	"github.com/backflow-dev/backflow/stages/source"
+	"github.com/backflow-dev/backflow/stages/storage"
+)
+
+// VerifyConfig is what a verify needs.
+type VerifyConfig struct {
+	Storage storage.Backend
+	// Key of the object to verify.
+	Key string
+	// Identities decrypt the object.
+	Identities []age.Identity
+	// RestoreTest, when set, restores the stream while verifying it.
+	RestoreTest *RestoreTestConfig
+	// SourceOptions resolve the scratch database's connection.
+	SourceOptions source.Options
+	ProgressFile  string
+	Stderr        io.Writer
+	Now           func() time.Time
+}
+
+// RestoreTestConfig restores into a scratch database, or, without one, lists
+// a PostgreSQL custom or tar archive with pg_restore --list.
+type RestoreTestConfig struct {
+	// Target is the scratch database; nil for the structural check.
+	Target *v1.RestoreTarget
+	// CheckQuery must return a row after the restore.
+	CheckQuery string
+}
+
+// Verify reads the object back, decrypts and decompresses it, and compares
+// sizes and checksums with its manifest; then it marks the manifest
+// verified. With a restore test it also restores the stream.
+func Verify(ctx context.Context, cfg VerifyConfig) (*Manifest, error) {
+	if cfg.Stderr == nil {
+		cfg.Stderr = os.Stderr
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	m, err := ReadManifest(ctx, cfg.Storage, cfg.Key)
+	if err != nil {
+		return nil, err
+	}
+	obj, err := cfg.Storage.Get(ctx, cfg.Key)
+	if err != nil {
+		return nil, err
+	}
+	defer obj.Close()
+	progress := StartProgress(cfg.ProgressFile, m.Size)
+	defer progress.Finish(false)
+
+	plain := io.Writer(io.Discard)
+	var consumer *source.Consumer
+	if cfg.RestoreTest != nil {
+		consumer, err = startRestoreTest(ctx, cfg, m)
+		if err != nil {
+			return nil, err
+		}
+		plain = consumer.Input
+	}
+	hold := newHoldBack(plain, holdBackSize)
+	if err := readBack(progress.Reader(obj), m, cfg.Identities, hold); err != nil {
+		if consumer != nil {
+			consumer.Abort()
+		}
+		return nil, fmt.Errorf("verify of %s failed: %w", cfg.Key, err)
+	}
+	if consumer != nil {
+		if err := finishRestore(consumer, hold); err != nil {
+			return nil, fmt.Errorf("restore test of %s failed: %w", cfg.Key, err)
+		}
+		if cfg.RestoreTest.Target != nil && cfg.RestoreTest.CheckQuery != "" {
+			if _, err := source.RunCheckQuery(ctx, *cfg.RestoreTest.Target, cfg.RestoreTest.CheckQuery, cfg.SourceOptions, cfg.Stderr); err != nil {
+				return nil, fmt.Errorf("restore test of %s failed: %w", cfg.Key, err)
+			}
+		}
+	}
+	now := cfg.Now().UTC()
+	m.VerifiedAt = &now
+	if err := WriteManifest(ctx, cfg.Storage, m); err != nil {
+		return nil, fmt.Errorf("marking %s verified: %w", cfg.Key, err)
+	}
+	return m, nil
+}
+
+// holdBackSize is the tail of the plain stream held back from a restore
+// target until the checksums matched.
+const holdBackSize = 64 << 10
+
+func startRestoreTest(ctx context.Context, cfg VerifyConfig, m *Manifest) (*source.Consumer, error) {
+	if cfg.RestoreTest.Target != nil {
+		return source.StartRestore(ctx, *cfg.RestoreTest.Target, m.Format, cfg.SourceOptions, io.Discard, cfg.Stderr)
+	}
+	if m.Format != "pg-custom" && m.Format != "pg-tar" {
+		return nil, fmt.Errorf("a restore test without a scratch database needs a PostgreSQL custom or tar backup, not %s", m.Format)
+	}
+	pr, pw := io.Pipe()
+	proc := source.Process{Args: []string{"pg_restore", "--list"}, Stdin: pr, Stdout: io.Discard}
+	running, err := proc.Start(ctx, cfg.Stderr)
+	if err != nil {
+		return nil, err
+	}
+	return &source.Consumer{
+		Input: pw,
+		Wait: func() error {
+			err := running.Wait()
+			pr.CloseWithError(io.ErrClosedPipe)
+			return err
+		},
+		Abort: func() { pw.CloseWithError(errors.New("aborted")); running.Stop() },
+	}, nil
+}
+
+// finishRestore releases the held-back tail to a target and waits for it.
+func finishRestore(c *source.Consumer, hold *holdBack) error {
+	err := hold.Release()
+	if cerr := c.Input.Close(); err == nil {
+		err = cerr
+	}
+	if werr := c.Wait(); werr != nil {
+		return werr
+	}
+	return err
+}

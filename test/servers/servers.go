@@ -1,0 +1,163 @@
+// Package servers starts real MinIO, PostgreSQL and MariaDB servers for tests,
+// each in a throwaway directory on a free loopback port, and stops them by PID.
+package servers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// freePort asks the kernel for a free loopback port.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// waitFor polls check until it succeeds or the timeout passes.
+func waitFor(what string, timeout time.Duration, check func() error) error {
+	deadline := time.Now().Add(timeout)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = check(); err == nil {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("%s not ready after %s: %w", what, timeout, err)
+}
+
+// process is a server started by a test.
+type process struct {
+	cmd *exec.Cmd
+	log *os.File
+}
+
+func startProcess(logPath string, name string, args []string, env []string) (*process, error) {
+	log, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(name, args...)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.Env = append(os.Environ(), env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		log.Close()
+		return nil, fmt.Errorf("starting %s: %w", name, err)
+	}
+	return &process{cmd: cmd, log: log}, nil
+}
+
+// stop sends SIGTERM to the process group, then SIGKILL after a grace period.
+func (p *process) stop() {
+	if p == nil || p.cmd.Process == nil {
+		return
+	}
+	pgid := p.cmd.Process.Pid
+	_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		<-done
+	}
+	p.log.Close()
+}
+
+// cacheDir is where the project's built binaries are cached.
+func cacheDir() string {
+	if c := os.Getenv("BACKFLOW_CACHE"); c != "" {
+		return c
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".cache", "backflow")
+}
+
+// MinIO is a running MinIO server with one bucket.
+type MinIO struct {
+	Endpoint  string // http://127.0.0.1:PORT
+	AccessKey string
+	SecretKey string
+	Bucket    string
+	dir       string
+	proc      *process
+}
+
+// minioBinary finds the MinIO server built by test/tools/build.sh.
+func minioBinary() (string, error) {
+	if p := os.Getenv("BACKFLOW_MINIO"); p != "" {
+		return p, nil
+	}
+	matches, _ := filepath.Glob(filepath.Join(cacheDir(), "tools", "minio-*", "minio"))
+	if len(matches) == 0 {
+		return "", errors.New("no MinIO server: run `test/tools/build.sh minio` (make test does)")
+	}
+	return matches[len(matches)-1], nil
+}
+
+// StartMinIO starts a MinIO server with an empty bucket "backups".
+func StartMinIO() (*MinIO, error) {
+	bin, err := minioBinary()
+	if err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "backflow-minio-")
+	if err != nil {
+		return nil, err
+	}
+	m := &MinIO{
+		Endpoint: "http://127.0.0.1:" + strconv.Itoa(port), AccessKey: "backflow-test", SecretKey: "backflow-test-secret",
+		Bucket: "backups", dir: dir,
+	}
+	m.proc, err = startProcess(filepath.Join(dir, "minio.log"), bin,
+		[]string{"server", "--quiet", "--address", "127.0.0.1:" + strconv.Itoa(port), "--console-address", "127.0.0.1:0", filepath.Join(dir, "data")},
+		[]string{"MINIO_ROOT_USER=" + m.AccessKey, "MINIO_ROOT_PASSWORD=" + m.SecretKey, "MINIO_BROWSER=off", "MINIO_UPDATE=off"})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	err = waitFor("minio", 60*time.Second, func() error {
+		resp, err := http.Get(m.Endpoint + "/minio/health/live")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("health: %s", resp.Status)
+		}
+		return nil
+	})
+	if err == nil {
+		err = m.MakeBucket(context.Background(), m.Bucket)
+	}
+	if err != nil {
+		m.Stop()
+		return nil, err
+	}
+	return m, nil
+}
+
+// Stop stops the server and removes its data.
+func (m *MinIO) Stop() {
+	m.proc.stop()
+	os.RemoveAll(m.dir)
+}

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Builds the pinned third-party binaries the tests and the local stack run,
+# from the Go module proxy, into a cache outside the repo; a binary already in
+# the cache is never rebuilt. Prints the path of each binary, one per line.
+#
+#   test/tools/build.sh kube-apiserver etcd minio ...
+#
+# Every Kubernetes binary is built with the same flags so the Go build cache is
+# shared between them.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+cache=${BACKFLOW_CACHE:-$HOME/.cache/backflow}
+
+k8s_version=v1.34.4
+minio_version=v0.0.0-20260212201848-7aac2a2c5b7c # RELEASE.2026-02-12; MinIO tags are not semver
+mc_version=v0.0.0-20250313080218-cf909e1063a9
+
+export CGO_ENABLED=0 GONOSUMDB=${GONOSUMDB:-github.com/argoproj}
+kube_ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$k8s_version -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=34 -X k8s.io/component-base/version.gitTreeState=clean"
+
+# build_in_module DIR OUT PKG LDFLAGS: go build PKG inside the pinned wrapper
+# module DIR.
+build_in_module() {
+	(cd "$1" && GOFLAGS=-mod=mod go build -trimpath -ldflags "$4" -o "$2.tmp" "$3")
+	mv "$2.tmp" "$2"
+}
+
+# install_module OUT PKG@VERSION: go install a module that has no replace
+# directives.
+install_module() {
+	local gobin
+	gobin=$(mktemp -d)
+	GOBIN=$gobin go install -trimpath -ldflags "-s -w" "$2"
+	mv "$gobin/$(basename "${2%@*}")" "$1"
+	rmdir "$gobin"
+}
+
+for name in "$@"; do
+	case $name in
+	kube-apiserver | kube-controller-manager | kube-scheduler | kubelet | kube-proxy | kubectl)
+		out=$cache/kube-$k8s_version/bin/$name ;;
+	etcd) out=$cache/kube-$k8s_version/bin/etcd ;;
+	minio) out=$cache/tools/minio-$minio_version/minio ;;
+	mc) out=$cache/tools/mc-$mc_version/mc ;;
+	*)
+		echo "build.sh: unknown binary $name" >&2
+		exit 2
+		;;
+	esac
+	if [ ! -x "$out" ]; then
+		echo "building $name into $out (once; cached afterwards)" >&2
+		mkdir -p "$(dirname "$out")"
+		case $name in
+		etcd) build_in_module "$here/kube" "$out" go.etcd.io/etcd/server/v3 "$kube_ldflags" ;;
+		minio) install_module "$out" "github.com/minio/minio@$minio_version" ;;
+		mc) install_module "$out" "github.com/minio/mc@$mc_version" ;;
+		*) build_in_module "$here/kube" "$out" "k8s.io/kubernetes/cmd/$name" "$kube_ldflags" ;;
+		esac
+	fi
+	echo "$out"
+done
