@@ -10,6 +10,7 @@ export CGO_ENABLED ?= 0
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 BIN := bin/backflow
 CRD_DIR := charts/backflow/crds
+GENERATED = api/v1alpha1/zz_generated.deepcopy.go $(CRD_DIR)/*.yaml workflowtemplates/*.yaml
 TOOLS := test/tools/build.sh
 
 .PHONY: build
@@ -20,14 +21,15 @@ build: ## Build the static backflow binary into bin/.
 generate: ## Regenerate deep-copy code and the CRDs from the API's markers.
 	go tool controller-gen object paths=./api/...
 	go tool controller-gen crd:crdVersions=v1 paths=./api/... output:crd:dir=$(CRD_DIR)
+	go run ./cmd/backflow workflowtemplates --out-dir workflowtemplates
 
 # Regenerates and fails when anything generated changed, so stale generated
 # files never land.
 .PHONY: check-generated
 check-generated:
-	@before=$$(cat api/v1alpha1/zz_generated.deepcopy.go $(CRD_DIR)/*.yaml | sha256sum); \
+	@before=$$(cat $(GENERATED) | sha256sum); \
 	$(MAKE) --no-print-directory generate >/dev/null; \
-	after=$$(cat api/v1alpha1/zz_generated.deepcopy.go $(CRD_DIR)/*.yaml | sha256sum); \
+	after=$$(cat $(GENERATED) | sha256sum); \
 	if [ "$$before" != "$$after" ]; then \
 		echo "generated files were stale and have been regenerated: review and commit them" >&2; exit 1; \
 	fi

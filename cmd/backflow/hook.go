@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -13,19 +14,33 @@ import (
 
 func newHookCommand() *cobra.Command {
 	var (
-		ec      hook.ExecConfig
-		onError string
+		ec          hook.ExecConfig
+		onError     string
+		commandJSON string
+		timeout     int
 	)
 	cmd := &cobra.Command{
 		Use:   "hook -- COMMAND [ARG...]",
 		Short: "Run a hook command in a container of a running pod",
 		Long: `Runs COMMAND in a container of a pod chosen by --pod or --selector, like kubectl exec.
 With --on-error Continue a failing hook is reported and the step still succeeds.`,
-		Args: cobra.MinimumNArgs(1),
+		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if (ec.PodName == "") == (ec.Selector == "") {
 				return fmt.Errorf("set exactly one of --pod and --selector")
 			}
+			if commandJSON != "" {
+				if len(args) > 0 {
+					return fmt.Errorf("give the command either after -- or as --command-json, not both")
+				}
+				if err := json.Unmarshal([]byte(commandJSON), &args); err != nil {
+					return fmt.Errorf("--command-json must be a JSON list of strings: %w", err)
+				}
+			}
+			if len(args) == 0 {
+				return fmt.Errorf("no hook command")
+			}
+			ec.Timeout = time.Duration(timeout) * time.Second
 			cfg, err := ctrl.GetConfig()
 			if err != nil {
 				return err
@@ -45,7 +60,8 @@ With --on-error Continue a failing hook is reported and the step still succeeds.
 	f.StringVar(&ec.PodName, "pod", "", "name of the pod")
 	f.StringVar(&ec.Selector, "selector", "", "label selector choosing the pod")
 	f.StringVar(&ec.Container, "container", "", "container of the pod (default: its first)")
-	f.DurationVar(&ec.Timeout, "timeout", 5*time.Minute, "how long the hook may run")
+	f.IntVar(&timeout, "timeout-seconds", 300, "seconds the hook may run")
+	f.StringVar(&commandJSON, "command-json", "", "the command as a JSON list, instead of after --")
 	f.StringVar(&onError, "on-error", string(v1.HookErrorFail), "Fail or Continue")
 	return cmd
 }

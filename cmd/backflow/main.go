@@ -30,6 +30,8 @@ func newRootCommand() *cobra.Command {
 		newRestoreCommand(),
 		newRotateCommand(),
 		newHookCommand(),
+		newInstallCommand(),
+		newWorkflowTemplatesCommand(),
 	)
 	return root
 }

@@ -58,8 +58,20 @@ func decodeSpec(flag, value string, into any) error {
 	return nil
 }
 
-// readIdentities reads age identity files.
-func readIdentities(files []string) ([]age.Identity, error) {
+// readIdentities reads age identity files, and every file in dir when dir
+// exists (a mounted Secret; its absence means the step has no identity).
+func readIdentities(files []string, dir string) ([]age.Identity, error) {
+	if dir != "" {
+		entries, err := os.ReadDir(dir)
+		if err != nil && !os.IsNotExist(err) {
+			return nil, fmt.Errorf("age identity: %w", err)
+		}
+		for _, e := range entries {
+			if !e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+				files = append(files, filepath.Join(dir, e.Name()))
+			}
+		}
+	}
 	var ids []age.Identity
 	for _, f := range files {
 		file, err := os.Open(f)
@@ -123,6 +135,7 @@ func newDumpCommand() *cobra.Command {
 		level          int
 		recipients     []string
 		recipientFiles []string
+		recipientsEnv  string
 		volumeRoot     string
 		outputsDir     string
 		allowEmpty     bool
@@ -153,6 +166,9 @@ BACKFLOW_DB_USERNAME, BACKFLOW_DB_PASSWORD, BACKFLOW_DB_DATABASE and BACKFLOW_DB
 			}
 			var lines []string
 			lines = append(lines, recipients...)
+			if recipientsEnv != "" {
+				lines = append(lines, os.Getenv(recipientsEnv))
+			}
 			for _, f := range recipientFiles {
 				data, err := os.ReadFile(f)
 				if err != nil {
@@ -196,6 +212,7 @@ BACKFLOW_DB_USERNAME, BACKFLOW_DB_PASSWORD, BACKFLOW_DB_DATABASE and BACKFLOW_DB
 	f.IntVar(&level, "level", 0, "compression level (0 for the algorithm's default)")
 	f.StringArrayVar(&recipients, "recipient", nil, "age recipient (age1...) to encrypt to; repeatable")
 	f.StringArrayVar(&recipientFiles, "recipients-file", nil, "file with age recipients, one per line; repeatable")
+	f.StringVar(&recipientsEnv, "recipients-env", "", "environment variable with more age recipients, one per line")
 	f.StringVar(&volumeRoot, "volume-root", DefaultVolumeRoot, "where the PVC of a pvc source is mounted")
 	f.StringVar(&outputsDir, "outputs-dir", "", "directory to write Argo output parameters into")
 	f.BoolVar(&allowEmpty, "allow-empty", false, "accept a dump of zero bytes")
@@ -209,6 +226,7 @@ func newVerifyCommand() *cobra.Command {
 		st            storageFlags
 		key           string
 		identityFiles []string
+		identityDir   string
 		restoreTest   string
 		engine        string
 		namespace     string
@@ -223,7 +241,7 @@ func newVerifyCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ids, err := readIdentities(identityFiles)
+			ids, err := readIdentities(identityFiles, identityDir)
 			if err != nil {
 				return err
 			}
@@ -259,6 +277,7 @@ func newVerifyCommand() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&key, "key", "", "key of the object to verify")
 	f.StringArrayVar(&identityFiles, "identity-file", nil, "age identity file; repeatable")
+	f.StringVar(&identityDir, "identity-dir", "", "directory whose files are age identities, if it exists")
 	f.StringVar(&restoreTest, "restore-test", "", "the Backup's spec.verify.restoreTest as JSON or YAML, or @file")
 	f.StringVar(&engine, "engine", "", "engine of the scratch database of a restore test: postgresql or mysql")
 	f.StringVar(&namespace, "namespace", "default", "namespace, for Service host names")
@@ -288,7 +307,9 @@ func newRestoreCommand() *cobra.Command {
 		st            storageFlags
 		key           string
 		identityFiles []string
+		identityDir   string
 		targetSpec    string
+		outputsDir    string
 		verifyFirst   bool
 		namespace     string
 		volumeRoot    string
@@ -309,7 +330,7 @@ checked in a first pass, before the target sees a byte.`,
 			if err != nil {
 				return err
 			}
-			ids, err := readIdentities(identityFiles)
+			ids, err := readIdentities(identityFiles, identityDir)
 			if err != nil {
 				return err
 			}
@@ -322,17 +343,19 @@ checked in a first pass, before the target sees a byte.`,
 				return err
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "restored %s/%s: %d bytes\n", backend, m.Key, m.RawSize)
-			return nil
+			return writeOutputs(outputsDir, manifestOutputs(m))
 		},
 	}
 	st.register(cmd)
 	f := cmd.Flags()
 	f.StringVar(&key, "key", "", "key of the object to restore")
 	f.StringArrayVar(&identityFiles, "identity-file", nil, "age identity file; repeatable")
+	f.StringVar(&identityDir, "identity-dir", "", "directory whose files are age identities, if it exists")
 	f.StringVar(&targetSpec, "target", "", "the Restore's spec.target as JSON or YAML, or @file")
 	f.BoolVar(&verifyFirst, "verify-first", true, "check the object's checksum before the target sees a byte")
 	f.StringVar(&namespace, "namespace", "default", "namespace, for Service host names")
 	f.StringVar(&volumeRoot, "volume-root", DefaultVolumeRoot, "where the PVC of a pvc target is mounted")
+	f.StringVar(&outputsDir, "outputs-dir", "", "directory to write Argo output parameters into")
 	_ = cmd.MarkFlagRequired("key")
 	_ = cmd.MarkFlagRequired("target")
 	return cmd
@@ -363,10 +386,10 @@ Only objects inside the series are touched.`,
 				series = pathtemplate.Series(key)
 			}
 			cfg := stages.RotateConfig{Storage: backend, Series: series, DryRun: dryRun}
-			if cmd.Flags().Changed("days") {
+			if days >= 0 {
 				cfg.Days = &days
 			}
-			if cmd.Flags().Changed("keep-last") {
+			if keepLast >= 0 {
 				cfg.KeepLast = &keepLast
 			}
 			res, err := stages.Rotate(cmd.Context(), cfg)
@@ -394,8 +417,8 @@ Only objects inside the series are touched.`,
 	f := cmd.Flags()
 	f.StringVar(&series, "series", "", "directory of the series, ending in /")
 	f.StringVar(&key, "key", "", "key of a backup of the series (its directory is the series)")
-	f.IntVar(&days, "days", 0, "keep backups younger than this many days")
-	f.IntVar(&keepLast, "keep-last", 0, "keep this many newest backups")
+	f.IntVar(&days, "days", -1, "keep backups younger than this many days (negative: no such rule)")
+	f.IntVar(&keepLast, "keep-last", -1, "keep this many newest backups (negative: no such rule)")
 	f.BoolVar(&dryRun, "dry-run", false, "say what would be deleted, delete nothing")
 	cmd.MarkFlagsOneRequired("series", "key")
 	cmd.MarkFlagsMutuallyExclusive("series", "key")

@@ -14,6 +14,8 @@ cache=${BACKFLOW_CACHE:-$HOME/.cache/backflow}
 k8s_version=v1.34.4
 minio_version=v0.0.0-20260212201848-7aac2a2c5b7c # RELEASE.2026-02-12; MinIO tags are not semver
 mc_version=v0.0.0-20250313080218-cf909e1063a9
+argo_version=v3.7.18 # keep in step with test/tools/argo/go.mod
+kwok_version=v0.8.0
 
 export CGO_ENABLED=0 GONOSUMDB=${GONOSUMDB:-github.com/argoproj}
 kube_ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$k8s_version -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=34 -X k8s.io/component-base/version.gitTreeState=clean"
@@ -35,6 +37,23 @@ install_module() {
 	rmdir "$gobin"
 }
 
+# build_argoexec OUT: the module zip drops upstream's symlink
+# workflow/executor/osspecific/signal_linux.go (same content as
+# signal_darwin.go), so argoexec is built from a writable copy with it
+# restored.
+build_argoexec() {
+	local mod src
+	mod=$(cd "$here/argo" && GOFLAGS=-mod=mod go list -m -f '{{.Dir}}' github.com/argoproj/argo-workflows/v3)
+	src=$(mktemp -d)
+	cp -r "$mod/." "$src/"
+	chmod -R u+w "$src"
+	osspecific=$src/workflow/executor/osspecific
+	[ -f "$osspecific/signal_linux.go" ] || cp "$osspecific/signal_darwin.go" "$osspecific/signal_linux.go"
+	(cd "$src" && GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w" -o "$1.tmp" ./cmd/argoexec)
+	mv "$1.tmp" "$1"
+	rm -rf "$src"
+}
+
 for name in "$@"; do
 	case $name in
 	kube-apiserver | kube-controller-manager | kube-scheduler | kubelet | kube-proxy | kubectl)
@@ -42,6 +61,8 @@ for name in "$@"; do
 	etcd) out=$cache/kube-$k8s_version/bin/etcd ;;
 	minio) out=$cache/tools/minio-$minio_version/minio ;;
 	mc) out=$cache/tools/mc-$mc_version/mc ;;
+	workflow-controller | argoexec) out=$cache/tools/argo-$argo_version/$name ;;
+	kwok) out=$cache/tools/kwok-$kwok_version/kwok ;;
 	*)
 		echo "build.sh: unknown binary $name" >&2
 		exit 2
@@ -54,6 +75,9 @@ for name in "$@"; do
 		etcd) build_in_module "$here/kube" "$out" go.etcd.io/etcd/server/v3 "$kube_ldflags" ;;
 		minio) install_module "$out" "github.com/minio/minio@$minio_version" ;;
 		mc) install_module "$out" "github.com/minio/mc@$mc_version" ;;
+		workflow-controller) build_in_module "$here/argo" "$out" github.com/argoproj/argo-workflows/v3/cmd/workflow-controller "-s -w" ;;
+		argoexec) build_argoexec "$out" ;;
+		kwok) install_module "$out" "sigs.k8s.io/kwok/cmd/kwok@$kwok_version" ;;
 		*) build_in_module "$here/kube" "$out" "k8s.io/kubernetes/cmd/$name" "$kube_ldflags" ;;
 		esac
 	fi

@@ -1,0 +1,46 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/backflow-dev/backflow/controller/compiler"
+)
+
+// newWorkflowTemplatesCommand prints or writes the stage
+// ClusterWorkflowTemplates, for `make generate` and for platform teams who
+// install them with their own image.
+func newWorkflowTemplatesCommand() *cobra.Command {
+	var outDir, image string
+	cmd := &cobra.Command{
+		Use:   "workflowtemplates",
+		Short: "Print the ClusterWorkflowTemplates of the backflow stages",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts := compiler.DefaultOptions()
+			if image != "" {
+				opts.Image = image
+			}
+			for _, cwt := range compiler.ClusterWorkflowTemplates(opts) {
+				data, err := compiler.MarshalTemplate(cwt)
+				if err != nil {
+					return err
+				}
+				if outDir == "" {
+					fmt.Fprintf(cmd.OutOrStdout(), "---\n%s", data)
+					continue
+				}
+				if err := os.WriteFile(filepath.Join(outDir, cwt.Name+".yaml"), data, 0o644); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&outDir, "out-dir", "", "write one file per template into this directory instead of printing them")
+	cmd.Flags().StringVar(&image, "image", "", "backflow image the templates default to")
+	return cmd
+}

@@ -1,0 +1,404 @@
+package compiler
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+
+	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
+	"github.com/backflow-dev/backflow/stages/source"
+	"github.com/backflow-dev/backflow/stages/storage"
+)
+
+// StorageAccess is a BackupStorage as seen from the namespace of the
+// resource that uses it: the Secrets and ConfigMaps named here exist there
+// (the reconciler copies them when the storage lives elsewhere).
+type StorageAccess struct {
+	Storage *v1.BackupStorage
+	// CredentialsSecret holds the access keys under the storage's key names.
+	CredentialsSecret string
+	// CASecret or CAConfigMap hold the storage's CA bundle, if it has one.
+	CASecret    *v1.SecretKeySelector
+	CAConfigMap *v1.ConfigMapKeySelector
+}
+
+// URL is the storage URL the stages open.
+func (a StorageAccess) URL() string {
+	s3 := a.Storage.Spec.S3
+	cfg := storage.S3Config{
+		Endpoint: s3.Endpoint, Bucket: s3.Bucket, Prefix: s3.Prefix, Region: s3.Region,
+		PathStyle: s3.ForcePathStyle, PartSizeMiB: int(s3.PartSizeMiB),
+	}
+	if s3.TLS != nil {
+		cfg.InsecureSkipVerify = s3.TLS.InsecureSkipVerify
+	}
+	if a.CASecret != nil || a.CAConfigMap != nil {
+		cfg.CAFile = CAFile
+	}
+	return cfg.URL()
+}
+
+func (a StorageAccess) params() []wfv1.Parameter {
+	creds := a.Storage.Spec.S3.Credentials
+	return []wfv1.Parameter{
+		value(ParamStorage, a.URL()),
+		value(ParamStorageSecret, a.CredentialsSecret),
+		value(ParamAccessKeyKey, orDefault(creds.AccessKeyIDKey, "AWS_ACCESS_KEY_ID")),
+		value(ParamSecretKeyKey, orDefault(creds.SecretAccessKeyKey, "AWS_SECRET_ACCESS_KEY")),
+	}
+}
+
+// BackupInput is a Backup with what the reconciler resolved for it.
+type BackupInput struct {
+	Backup  *v1.Backup
+	Storage StorageAccess
+}
+
+// WorkflowName is the name of the Workflow that runs a Backup or Restore:
+// the resource's own name, so that a restarted controller finds it, and so
+// that the Workflows a CronWorkflow starts name their Backups.
+func WorkflowName(resourceName string) string { return resourceName }
+
+// Backup compiles a Backup into the Workflow that runs it.
+func Backup(in BackupInput, opts Options) (*wfv1.Workflow, error) {
+	b := in.Backup
+	spec, err := backupWorkflowSpec(b.Namespace, b.Spec, b.SeriesName(), value(ParamName, b.Name), in.Storage, opts)
+	if err != nil {
+		return nil, err
+	}
+	labels := map[string]string{v1.LabelBackup: b.Name, v1.LabelNamespace: b.Namespace}
+	if s := b.Labels[v1.LabelSchedule]; s != "" {
+		labels[v1.LabelSchedule] = s
+	}
+	return &wfv1.Workflow{
+		TypeMeta: metav1.TypeMeta{APIVersion: "argoproj.io/v1alpha1", Kind: "Workflow"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name: WorkflowName(b.Name), Namespace: b.Namespace, Labels: labels,
+			Annotations: map[string]string{
+				"workflows.argoproj.io/title":       fmt.Sprintf("Backup %s/%s", b.Namespace, b.Name),
+				"workflows.argoproj.io/description": describeBackup(b.Spec, in.Storage),
+			},
+		},
+		Spec: *spec,
+	}, nil
+}
+
+// backupWorkflowSpec is the DAG pre-hook -> dump -> verify -> post-hook ->
+// rotate, with the steps the spec does not need left out. name is the
+// backup-name argument: the Backup's name, or {{workflow.name}} in a
+// CronWorkflow.
+func backupWorkflowSpec(namespace string, spec v1.BackupSpec, series string, name wfv1.Parameter, st StorageAccess, opts Options) (*wfv1.WorkflowSpec, error) {
+	kind := source.Kind(spec.Source)
+	if kind == "" {
+		return nil, fmt.Errorf("spec.source: set exactly one of postgresql, mysql, mongodb, pvc and command")
+	}
+	sourceJSON, err := json.Marshal(spec.Source)
+	if err != nil {
+		return nil, err
+	}
+	compression, level := defaultCompression, defaultCompressLevel
+	if c := spec.Compression; c != nil {
+		if c.Algorithm != "" {
+			compression = string(c.Algorithm)
+		}
+		if c.Level != nil {
+			level = strconv.Itoa(int(*c.Level))
+		}
+	}
+	retries := defaultRetries
+	if spec.Retries != nil {
+		retries = strconv.Itoa(int(*spec.Retries))
+	}
+	var recipients []string
+	var recipientsSecret *v1.SecretKeySelector
+	var identity *v1.SecretKeySelector
+	if e := spec.Encryption; e != nil && e.Age != nil {
+		recipients, recipientsSecret, identity = e.Age.Recipients, e.Age.RecipientsSecretRef, e.Age.IdentitySecretRef
+	}
+
+	dumpPatch := newPodPatch()
+	dumpPatch.storageCA(st)
+	dumpPatch.resources(spec.Pod)
+	if recipientsSecret != nil {
+		dumpPatch.env(corev1.EnvVar{Name: envRecipients, ValueFrom: secretRef(recipientsSecret.Name, recipientsSecret.Key, false)})
+	}
+	image := opts.Image
+	switch {
+	case spec.Source.PostgreSQL != nil:
+		image = clientImage(opts, "postgresql", spec.Source.PostgreSQL.Image)
+		dumpPatch.connection(spec.Source.PostgreSQL.Connection)
+	case spec.Source.MySQL != nil:
+		image = clientImage(opts, mysqlEngine(spec.Source.MySQL.Flavor), spec.Source.MySQL.Image)
+		dumpPatch.connection(spec.Source.MySQL.Connection)
+	case spec.Source.MongoDB != nil:
+		image = clientImage(opts, "mongodb", spec.Source.MongoDB.Image)
+		dumpPatch.connection(spec.Source.MongoDB.Connection)
+	case spec.Source.PVC != nil:
+		dumpPatch.volume(corev1.Volume{Name: dataVolume, VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{
+			ClaimName: spec.Source.PVC.ClaimName, ReadOnly: true,
+		}}}, VolumeRoot, true)
+	case spec.Source.Command != nil:
+		image = spec.Source.Command.Image
+		dumpPatch.env(spec.Source.Command.Env...)
+	}
+	path := spec.Storage.Path
+	if path == "" {
+		path = DefaultPath
+	}
+
+	dag := &dagBuilder{}
+	if h := hookOf(spec.Hooks, true); h != nil {
+		dag.addHook(hookTask(StepPreHook, h, "", opts), h)
+	}
+	dumpDepends := ""
+	if dag.has(StepPreHook) {
+		dumpDepends = succeeded(StepPreHook, hookOf(spec.Hooks, true).OnError == v1.HookErrorContinue)
+	}
+	dag.add(wfv1.DAGTask{
+		Name:        StepDump,
+		TemplateRef: &wfv1.TemplateRef{Name: TemplateDump, Template: EntryDump, ClusterScope: true},
+		Depends:     dumpDepends,
+		Arguments: wfv1.Arguments{Parameters: concat(st.params(), stepArgs(image, dumpPatch, retries, opts),
+			value(ParamSource, string(sourceJSON)), value(ParamPath, path), value(ParamNamespace, namespace),
+			name, value(ParamSeries, series), value(ParamCompression, compression), value(ParamLevel, level),
+			value(ParamRecipients, strings.Join(recipients, "\n")),
+		)},
+	})
+	key := fmt.Sprintf("{{tasks.%s.outputs.parameters.%s}}", StepDump, OutputKey)
+	verify := spec.Verify == nil || spec.Verify.Checksum == nil || *spec.Verify.Checksum
+	if verify {
+		verifyPatch := newPodPatch()
+		verifyPatch.storageCA(st)
+		verifyPatch.resources(spec.Pod)
+		verifyPatch.identity(identity)
+		verifyImage, restoreTest, engine := opts.Image, "", ""
+		if spec.Verify != nil && spec.Verify.RestoreTest != nil {
+			rt := spec.Verify.RestoreTest
+			data, err := json.Marshal(rt)
+			if err != nil {
+				return nil, err
+			}
+			restoreTest = string(data)
+			verifyImage = image
+			if rt.Connection != nil {
+				verifyPatch.connection(*rt.Connection)
+				engine = kind
+				if spec.Source.MySQL != nil {
+					engine = mysqlEngine(spec.Source.MySQL.Flavor)
+				}
+			}
+		}
+		dag.add(wfv1.DAGTask{
+			Name:        StepVerify,
+			TemplateRef: &wfv1.TemplateRef{Name: TemplateVerify, Template: EntryVerify, ClusterScope: true},
+			Depends:     StepDump + ".Succeeded",
+			Arguments: wfv1.Arguments{Parameters: concat(st.params(), stepArgs(verifyImage, verifyPatch, retries, opts),
+				value(ParamKey, key), value(ParamRestoreTest, restoreTest), value(ParamEngine, engine), value(ParamNamespace, namespace),
+			)},
+		})
+	}
+	if h := hookOf(spec.Hooks, false); h != nil {
+		// The post-hook undoes what the pre-hook did: it runs once the dump
+		// and verify are over, whatever their outcome, and also when the
+		// pre-hook itself failed.
+		var after []string
+		if verify {
+			after = append(after, anyOutcome(StepVerify))
+		}
+		after = append(after, failed(StepDump))
+		if dag.has(StepPreHook) {
+			after = append(after, failed(StepPreHook))
+		}
+		dag.addHook(hookTask(StepPostHook, h, strings.Join(after, " || "), opts), h)
+	}
+	if r := spec.Retention; r != nil && verify {
+		depends := StepVerify + ".Succeeded"
+		if dag.has(StepPostHook) {
+			depends += " && (" + anyOutcome(StepPostHook) + ")"
+		}
+		days, keepLast := "-1", "-1"
+		if r.Days != nil {
+			days = strconv.Itoa(int(*r.Days))
+		}
+		if r.KeepLast != nil {
+			keepLast = strconv.Itoa(int(*r.KeepLast))
+		}
+		rotatePatch := newPodPatch()
+		rotatePatch.storageCA(st)
+		dag.add(wfv1.DAGTask{
+			Name:        StepRotate,
+			TemplateRef: &wfv1.TemplateRef{Name: TemplateRotate, Template: EntryRotate, ClusterScope: true},
+			Depends:     depends,
+			Arguments: wfv1.Arguments{Parameters: concat(st.params(), stepArgs(opts.Image, rotatePatch, retries, opts),
+				value(ParamKey, key), value(ParamDays, days), value(ParamKeepLast, keepLast),
+			)},
+		})
+	}
+	ws := workflowSpec(spec.ServiceAccountName, spec.ActiveDeadlineSeconds, spec.Pod, opts)
+	ws.Entrypoint = "backup"
+	ws.Templates = []wfv1.Template{dag.template("backup")}
+	return ws, nil
+}
+
+// workflowSpec holds what every compiled Workflow sets: who the steps run
+// as, for how long, where, and how long Argo keeps the Workflow.
+func workflowSpec(serviceAccount string, deadline *int64, pod *v1.PodOverrides, opts Options) *wfv1.WorkflowSpec {
+	ws := &wfv1.WorkflowSpec{
+		ServiceAccountName:    orDefault(serviceAccount, opts.ServiceAccountName),
+		ActiveDeadlineSeconds: deadline,
+		// Failed pods stay for their logs until the Workflow goes.
+		PodGC: &wfv1.PodGC{Strategy: wfv1.PodGCOnPodSuccess},
+		TTLStrategy: &wfv1.TTLStrategy{
+			SecondsAfterSuccess: ptr(opts.SuccessTTLSeconds),
+			SecondsAfterFailure: ptr(opts.FailureTTLSeconds),
+		},
+	}
+	if pod != nil {
+		ws.NodeSelector = pod.NodeSelector
+		ws.Tolerations = pod.Tolerations
+		ws.SecurityContext = pod.SecurityContext
+		ws.PodPriorityClassName = pod.PriorityClassName
+		if len(pod.Labels) > 0 || len(pod.Annotations) > 0 {
+			ws.PodMetadata = &wfv1.Metadata{Labels: pod.Labels, Annotations: pod.Annotations}
+		}
+	}
+	return ws
+}
+
+func hookOf(h *v1.Hooks, pre bool) *v1.Hook {
+	if h == nil {
+		return nil
+	}
+	if pre {
+		return h.Pre
+	}
+	return h.Post
+}
+
+// hookTask runs a hook: an exec into a pod with the backflow image, or the
+// user's container.
+func hookTask(name string, h *v1.Hook, depends string, opts Options) wfv1.DAGTask {
+	timeout := strconv.Itoa(int(orDefaultInt(h.TimeoutSeconds, 300)))
+	task := wfv1.DAGTask{Name: name, Depends: depends}
+	if e := h.Exec; e != nil {
+		command, _ := json.Marshal(e.Command)
+		selector := ""
+		if e.PodSelector != nil {
+			selector = metav1.FormatLabelSelector(e.PodSelector)
+		}
+		task.TemplateRef = &wfv1.TemplateRef{Name: TemplateHook, Template: EntryExecHook, ClusterScope: true}
+		task.Arguments.Parameters = []wfv1.Parameter{
+			value(ParamImage, opts.Image), value(ParamBackflowImage, opts.Image),
+			value(ParamHookPod, e.PodName), value(ParamHookSelector, selector), value(ParamHookContainer, e.Container),
+			value(ParamHookCommand, string(command)), value(ParamTimeout, timeout), value(ParamHookOnError, string(orDefault(string(h.OnError), "Fail"))),
+		}
+		return task
+	}
+	c := h.Container
+	patch := newPodPatch()
+	patch.main.Command, patch.main.Args = c.Command, c.Args
+	patch.env(c.Env...)
+	task.TemplateRef = &wfv1.TemplateRef{Name: TemplateHook, Template: EntryContainerHook, ClusterScope: true}
+	task.Arguments.Parameters = []wfv1.Parameter{
+		value(ParamImage, c.Image), value(ParamPodSpecPatch, patch.String()), value(ParamTimeout, timeout),
+	}
+	return task
+}
+
+func describeBackup(spec v1.BackupSpec, st StorageAccess) string {
+	var what string
+	switch s := spec.Source; {
+	case s.PostgreSQL != nil:
+		what = fmt.Sprintf("PostgreSQL %s with pg_dump (%s)", describeDatabase(s.PostgreSQL.Connection), orDefault(string(s.PostgreSQL.Format), "custom"))
+	case s.MySQL != nil:
+		what = fmt.Sprintf("%s %s", map[bool]string{true: "MariaDB", false: "MySQL"}[s.MySQL.Flavor == v1.MySQLFlavorMariaDB], describeDatabase(s.MySQL.Connection))
+	case s.MongoDB != nil:
+		what = "MongoDB " + describeDatabase(s.MongoDB.Connection)
+	case s.PVC != nil:
+		what = fmt.Sprintf("volume %s (%s)", s.PVC.ClaimName, strings.Join(orDefaultSlice(s.PVC.Paths, "."), ", "))
+	case s.Command != nil:
+		what = fmt.Sprintf("output of %s", strings.Join(s.Command.Command, " "))
+	}
+	how := defaultCompression
+	if spec.Compression != nil && spec.Compression.Algorithm != "" {
+		how = string(spec.Compression.Algorithm)
+	}
+	if spec.Encryption != nil && spec.Encryption.Age != nil {
+		how += ", age-encrypted"
+	}
+	s3 := st.Storage.Spec.S3
+	return fmt.Sprintf("%s to s3://%s/%s (BackupStorage %s), %s", what, s3.Bucket, s3.Prefix, st.Storage.Name, how)
+}
+
+func describeDatabase(c v1.DatabaseConnection) string {
+	where := c.Host
+	if c.ServiceRef != nil {
+		where = "service " + c.ServiceRef.Name
+	}
+	if where == "" {
+		where = "from Secret " + c.SecretRef.Name
+	}
+	if c.Database != "" {
+		return fmt.Sprintf("database %s on %s", c.Database, where)
+	}
+	return "on " + where
+}
+
+func clientImage(opts Options, engine, override string) string {
+	if override != "" {
+		return override
+	}
+	return opts.ClientImages[engine]
+}
+
+func mysqlEngine(f v1.MySQLFlavor) string {
+	if f == v1.MySQLFlavorMariaDB {
+		return "mariadb"
+	}
+	return "mysql"
+}
+
+// stepArgs are the arguments every backflow step takes: the image to run in,
+// the backflow image to copy the binary from, the pod spec patch and the
+// retries.
+func stepArgs(image string, patch *podPatch, retries string, opts Options) []wfv1.Parameter {
+	return []wfv1.Parameter{
+		value(ParamImage, image), value(ParamBackflowImage, opts.Image),
+		value(ParamPodSpecPatch, patch.String()), value(ParamRetries, retries),
+	}
+}
+
+func concat(lists []wfv1.Parameter, more []wfv1.Parameter, rest ...wfv1.Parameter) []wfv1.Parameter {
+	out := append(append(append([]wfv1.Parameter(nil), lists...), more...), rest...)
+	return out
+}
+
+func value(name, v string) wfv1.Parameter {
+	return wfv1.Parameter{Name: name, Value: wfv1.AnyStringPtr(v)}
+}
+
+func orDefault[T ~string](v, def T) T {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+func orDefaultInt(v, def int32) int32 {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+func orDefaultSlice(v []string, def ...string) []string {
+	if len(v) == 0 {
+		return def
+	}
+	return v
+}

@@ -1,0 +1,366 @@
+package compiler
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
+	"github.com/argoproj/argo-workflows/v3/workflow/validate"
+	corev1 "k8s.io/api/core/v1"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
+
+	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+func testOptions() Options {
+	o := DefaultOptions()
+	o.Image = "registry.test/backflow:v0.0.0"
+	return o
+}
+
+func repoRoot() string { return filepath.Join("..", "..") }
+
+// examples decodes every object of examples/, keyed by file name.
+func examples(t *testing.T) map[string][]map[string]any {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(repoRoot(), "examples", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]map[string]any{}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+		for {
+			var obj map[string]any
+			if err := dec.Decode(&obj); errors.Is(err, io.EOF) {
+				break
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			out[filepath.Base(f)] = append(out[filepath.Base(f)], obj)
+		}
+	}
+	return out
+}
+
+func convert(t *testing.T, obj map[string]any, into any) {
+	t.Helper()
+	data, err := yaml.Marshal(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.UnmarshalStrict(data, into); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// exampleStorage is the BackupStorage of examples/storage-minio.yaml.
+func exampleStorage(t *testing.T, ex map[string][]map[string]any) StorageAccess {
+	t.Helper()
+	for _, obj := range ex["storage-minio.yaml"] {
+		if obj["kind"] == "BackupStorage" {
+			var s v1.BackupStorage
+			convert(t, obj, &s)
+			s.Namespace = "apps"
+			return StorageAccess{Storage: &s, CredentialsSecret: s.Spec.S3.Credentials.SecretRef.Name}
+		}
+	}
+	t.Fatal("no BackupStorage example")
+	return StorageAccess{}
+}
+
+// checkGolden compares an object, without its (empty) status, with its
+// golden file.
+func checkGolden(t *testing.T, name string, obj any) {
+	t.Helper()
+	data, err := yaml.Marshal(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := yaml.Unmarshal(data, &m); err != nil {
+		t.Fatal(err)
+	}
+	delete(m, "status")
+	got, err := yaml.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./controller/compiler -update)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the golden file; if the change is intended, run go test ./controller/compiler -update\n%s", name, lineDiff(string(want), string(got)))
+	}
+}
+
+func lineDiff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	for i := 0; i < len(w) || i < len(g); i++ {
+		var a, b string
+		if i < len(w) {
+			a = w[i]
+		}
+		if i < len(g) {
+			b = g[i]
+		}
+		if a != b {
+			return fmt.Sprintf("first difference at line %d:\n- %s\n+ %s", i+1, a, b)
+		}
+	}
+	return ""
+}
+
+type templateGetter map[string]*wfv1.ClusterWorkflowTemplate
+
+func (g templateGetter) Get(name string) (*wfv1.ClusterWorkflowTemplate, error) {
+	if t, ok := g[name]; ok {
+		return t, nil
+	}
+	return nil, fmt.Errorf("no ClusterWorkflowTemplate %s", name)
+}
+
+type noTemplates struct{}
+
+func (noTemplates) Get(name string) (*wfv1.WorkflowTemplate, error) {
+	return nil, fmt.Errorf("no WorkflowTemplate %s", name)
+}
+
+func clusterTemplates(opts Options) templateGetter {
+	g := templateGetter{}
+	for _, cwt := range ClusterWorkflowTemplates(opts) {
+		g[cwt.Name] = cwt
+	}
+	return g
+}
+
+// Every example compiles, passes Argo's own validation against the
+// ClusterWorkflowTemplates, and matches its golden file.
+func TestExamplesCompile(t *testing.T) {
+	opts := testOptions()
+	cwts := clusterTemplates(opts)
+	for _, cwt := range cwts {
+		if err := validate.ValidateClusterWorkflowTemplate(noTemplates{}, cwts, cwt.DeepCopy(), nil, validate.ValidateOpts{}); err != nil {
+			t.Errorf("ClusterWorkflowTemplate %s: %v", cwt.Name, err)
+		}
+	}
+	ex := examples(t)
+	st := exampleStorage(t, ex)
+	compiled := 0
+	for file, objs := range ex {
+		for _, obj := range objs {
+			golden := strings.TrimSuffix(file, ".yaml") + ".golden.yaml"
+			switch obj["kind"] {
+			case "Backup":
+				var b v1.Backup
+				convert(t, obj, &b)
+				b.Namespace = "apps"
+				wf, err := Backup(BackupInput{Backup: &b, Storage: st}, opts)
+				if err != nil {
+					t.Fatalf("%s: %v", file, err)
+				}
+				if err := validate.ValidateWorkflow(noTemplates{}, cwts, wf.DeepCopy(), nil, validate.ValidateOpts{}); err != nil {
+					t.Errorf("%s: Argo rejects the Workflow: %v", file, err)
+				}
+				checkGolden(t, golden, wf)
+			case "BackupSchedule":
+				var s v1.BackupSchedule
+				convert(t, obj, &s)
+				s.Namespace = "apps"
+				cwf, err := Schedule(ScheduleInput{Schedule: &s, Storage: st}, opts)
+				if err != nil {
+					t.Fatalf("%s: %v", file, err)
+				}
+				if err := validate.ValidateCronWorkflow(t.Context(), noTemplates{}, cwts, cwf.DeepCopy(), nil); err != nil {
+					t.Errorf("%s: Argo rejects the CronWorkflow: %v", file, err)
+				}
+				checkGolden(t, golden, cwf)
+			case "Restore":
+				var r v1.Restore
+				convert(t, obj, &r)
+				r.Namespace = "apps"
+				wf, err := Restore(RestoreInput{Restore: &r, Storage: st, Key: "apps/shop-nightly/20261101T030000Z.pgdump.zst.age", Identity: r.Spec.IdentitySecretRef}, opts)
+				if err != nil {
+					t.Fatalf("%s: %v", file, err)
+				}
+				if err := validate.ValidateWorkflow(noTemplates{}, cwts, wf.DeepCopy(), nil, validate.ValidateOpts{}); err != nil {
+					t.Errorf("%s: Argo rejects the Workflow: %v", file, err)
+				}
+				checkGolden(t, golden, wf)
+			default:
+				continue
+			}
+			compiled++
+		}
+	}
+	if compiled < 7 {
+		t.Errorf("compiled %d examples, want at least 7", compiled)
+	}
+}
+
+// The stage templates in workflowtemplates/ are the ones the compiler
+// references, generated from this package (make generate); they cannot drift.
+func TestWorkflowTemplatesAreCurrent(t *testing.T) {
+	for _, cwt := range ClusterWorkflowTemplates(DefaultOptions()) {
+		want, err := MarshalTemplate(cwt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(repoRoot(), "workflowtemplates", cwt.Name+".yaml")
+		got, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("%v: run make generate", err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s is stale: run make generate\n%s", path, lineDiff(string(got), string(want)))
+		}
+	}
+}
+
+// Secrets travel only as references: no compiled object holds a value of
+// the Secrets the examples name, and every env var that comes from a Secret
+// uses secretKeyRef.
+func TestNoSecretValuesInWorkflows(t *testing.T) {
+	opts := testOptions()
+	st := exampleStorage(t, examples(t))
+	b := &v1.Backup{Spec: v1.BackupSpec{
+		Source: v1.BackupSource{PostgreSQL: &v1.PostgreSQLSource{Connection: v1.DatabaseConnection{
+			Host: "db", SecretRef: &v1.ConnectionSecretRef{Name: "db-secret", PasswordKey: "pw", URIKey: "uri"},
+		}}},
+		Encryption: &v1.Encryption{Age: &v1.AgeEncryption{
+			RecipientsSecretRef: &v1.SecretKeySelector{Name: "recipients", Key: "r"},
+			IdentitySecretRef:   &v1.SecretKeySelector{Name: "identity", Key: "id"},
+		}},
+		Verify:    &v1.VerifySpec{RestoreTest: &v1.RestoreTest{Connection: &v1.DatabaseConnection{Host: "scratch", SecretRef: &v1.ConnectionSecretRef{Name: "scratch-secret"}}}},
+		Retention: &v1.Retention{KeepLast: ptr(int32(3))},
+	}}
+	b.Name, b.Namespace = "b", "apps"
+	wf, err := Backup(BackupInput{Backup: b, Storage: st}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	patches := map[string]string{}
+	for _, task := range wf.Spec.Templates[0].DAG.Tasks {
+		for _, p := range task.Arguments.Parameters {
+			if p.Name == ParamPodSpecPatch {
+				patches[task.Name] = p.Value.String()
+			}
+		}
+	}
+	var dump, verify struct {
+		Containers []corev1.Container `json:"containers"`
+		Volumes    []corev1.Volume    `json:"volumes"`
+	}
+	if err := yaml.Unmarshal([]byte(patches[StepDump]), &dump); err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal([]byte(patches[StepVerify]), &verify); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range append(dump.Containers[0].Env, verify.Containers[0].Env...) {
+		if e.Value != "" || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil {
+			t.Errorf("env %s is not a secretKeyRef: %+v", e.Name, e)
+		}
+	}
+	for _, v := range dump.Volumes {
+		if v.Secret != nil && v.Secret.SecretName == "identity" {
+			t.Error("the age identity is mounted into the dump step")
+		}
+	}
+	found := false
+	for _, v := range verify.Volumes {
+		found = found || (v.Secret != nil && v.Secret.SecretName == "identity")
+	}
+	if !found {
+		t.Error("the age identity is not mounted into the verify step")
+	}
+	if strings.Contains(patches[StepRotate], "identity") {
+		t.Error("the age identity is mounted into the rotate step")
+	}
+}
+
+func dagTasks(wf *wfv1.Workflow) map[string]wfv1.DAGTask {
+	out := map[string]wfv1.DAGTask{}
+	for _, t := range wf.Spec.Templates[0].DAG.Tasks {
+		out[t.Name] = t
+	}
+	return out
+}
+
+func TestDAGShape(t *testing.T) {
+	st := exampleStorage(t, examples(t))
+	hook := &v1.Hook{Exec: &v1.ExecHook{PodName: "app", Command: []string{"sync"}}, OnError: v1.HookErrorFail}
+	base := v1.BackupSpec{Source: v1.BackupSource{Command: &v1.CommandSource{Image: "x", Command: []string{"cat"}}}}
+
+	b := &v1.Backup{Spec: base}
+	b.Name = "plain"
+	wf, err := Backup(BackupInput{Backup: b, Storage: st}, testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tasks := dagTasks(wf)
+	if len(tasks) != 2 || tasks[StepVerify].Depends != "dump.Succeeded" {
+		t.Errorf("without hooks and retention: dump -> verify, got %v", tasks)
+	}
+
+	full := base
+	full.Hooks = &v1.Hooks{Pre: hook, Post: &v1.Hook{Exec: hook.Exec, OnError: v1.HookErrorContinue}}
+	full.Retention = &v1.Retention{Days: ptr(int32(7))}
+	b = &v1.Backup{Spec: full}
+	b.Name = "full"
+	wf, err = Backup(BackupInput{Backup: b, Storage: st}, testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tasks = dagTasks(wf)
+	want := map[string]string{
+		StepPreHook:  "",
+		StepDump:     "pre-hook.Succeeded",
+		StepVerify:   "dump.Succeeded",
+		StepPostHook: "verify.Succeeded || verify.Failed || verify.Errored || dump.Failed || dump.Errored || pre-hook.Failed || pre-hook.Errored",
+		StepRotate:   "verify.Succeeded && (post-hook.Succeeded || post-hook.Failed || post-hook.Errored)",
+	}
+	for name, depends := range want {
+		if tasks[name].Depends != depends {
+			t.Errorf("%s depends on %q, want %q", name, tasks[name].Depends, depends)
+		}
+	}
+	// A post-hook with onError Continue is no target: its failure does not
+	// fail the run. Every other task is one, so any of their failures does.
+	if target := wf.Spec.Templates[0].DAG.Target; target != "pre-hook dump verify rotate" {
+		t.Errorf("targets %q", target)
+	}
+
+	noVerify := base
+	noVerify.Verify = &v1.VerifySpec{Checksum: ptr(false)}
+	b = &v1.Backup{Spec: noVerify}
+	b.Name = "noverify"
+	wf, _ = Backup(BackupInput{Backup: b, Storage: st}, testOptions())
+	if tasks := dagTasks(wf); len(tasks) != 1 {
+		t.Errorf("verify.checksum false leaves only the dump, got %v", tasks)
+	}
+}

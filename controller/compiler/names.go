@@ -1,0 +1,88 @@
+package compiler
+
+// Names of the ClusterWorkflowTemplates and their templates. Platform teams
+// call them from their own workflows with templateRef; changing one breaks
+// them.
+const (
+	TemplateHook    = "backflow-hook"
+	TemplateDump    = "backflow-dump"
+	TemplateVerify  = "backflow-verify"
+	TemplateRestore = "backflow-restore"
+	TemplateRotate  = "backflow-rotate"
+
+	// Entry templates inside them.
+	EntryExecHook      = "exec-hook"
+	EntryContainerHook = "container-hook"
+	EntryDump          = "dump"
+	EntryVerify        = "verify"
+	EntryRestore       = "restore"
+	EntryRotate        = "rotate"
+)
+
+// Names of the steps of a compiled Workflow, as they appear in the Argo UI
+// and in the status of Backups and Restores.
+const (
+	StepPreHook  = "pre-hook"
+	StepDump     = "dump"
+	StepVerify   = "verify"
+	StepPostHook = "post-hook"
+	StepRotate   = "rotate"
+	StepRestore  = "restore"
+)
+
+// Parameters of the stage templates.
+const (
+	ParamImage           = "image"
+	ParamBackflowImage   = "backflow-image"
+	ParamPodSpecPatch    = "pod-spec-patch"
+	ParamStorage         = "storage"
+	ParamStorageSecret   = "storage-secret"
+	ParamAccessKeyKey    = "access-key-id-key"
+	ParamSecretKeyKey    = "secret-access-key-key"
+	ParamSource          = "source"
+	ParamTarget          = "target"
+	ParamPath            = "path"
+	ParamNamespace       = "namespace"
+	ParamName            = "name"
+	ParamSeries          = "series"
+	ParamCompression     = "compression"
+	ParamLevel           = "level"
+	ParamRecipients      = "recipients"
+	ParamKey             = "key"
+	ParamRestoreTest     = "restore-test"
+	ParamEngine          = "engine"
+	ParamVerifyFirst     = "verify-first"
+	ParamDays            = "days"
+	ParamKeepLast        = "keep-last"
+	ParamRetries         = "retries"
+	ParamTimeout         = "timeout-seconds"
+	ParamHookPod         = "pod"
+	ParamHookSelector    = "selector"
+	ParamHookContainer   = "container"
+	ParamHookCommand     = "command"
+	ParamHookOnError     = "on-error"
+	OutputKey            = "key"
+	OutputSize           = "size"
+	OutputRawSize        = "raw-size"
+	OutputChecksum       = "checksum"
+	OutputRawChecksum    = "raw-checksum"
+	OutputsDir           = "/tmp/backflow-outputs"
+	BinaryDir            = "/backflow/bin"
+	BinaryPath           = BinaryDir + "/backflow"
+	VolumeRoot           = "/backflow/volume"
+	IdentityDir          = "/backflow/identity"
+	IdentityFile         = IdentityDir + "/identity.txt"
+	CADir                = "/backflow/ca"
+	CAFile               = CADir + "/ca.crt"
+	mainContainer        = "main"
+	binaryVolume         = "backflow-bin"
+	identityVolume       = "age-identity"
+	caVolume             = "storage-ca"
+	dataVolume           = "data"
+	envRecipients        = "BACKFLOW_AGE_RECIPIENTS"
+	defaultPodSpecPatch  = "{}"
+	defaultRetries       = "2"
+	defaultHookTimeout   = "300"
+	defaultCompression   = "zstd"
+	defaultCompressLevel = "0"
+)

@@ -1,0 +1,48 @@
+// Package compiler turns backflow's resources into Argo Workflows,
+// CronWorkflows and the ClusterWorkflowTemplates they call. It is pure: the
+// spec and what the reconciler resolved go in, Argo objects come out, and no
+// client is called, so golden files pin its output.
+package compiler
+
+import (
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Options are the controller-wide settings of the compiler.
+type Options struct {
+	// Image is the backflow image: it runs the steps that need no client
+	// tools and provides the binary copied into those that do.
+	Image string
+	// ImagePullPolicy of every step container.
+	ImagePullPolicy corev1.PullPolicy
+	// ClientImages are the default images with the database client tools,
+	// by engine: postgresql, mysql, mariadb, mongodb.
+	ClientImages map[string]string
+	// ServiceAccountName the steps run as unless the resource names one.
+	ServiceAccountName string
+	// Strict compiles Workflows that only reference the backflow-backup and
+	// backflow-restore ClusterWorkflowTemplates with workflowTemplateRef, for
+	// clusters with workflowRestrictions.templateReferencing: Strict.
+	Strict bool
+	// SuccessTTLSeconds and FailureTTLSeconds keep finished Workflows for
+	// the Argo UI before Argo deletes them.
+	SuccessTTLSeconds int32
+	FailureTTLSeconds int32
+}
+
+// DefaultOptions are the options of a controller started without flags.
+func DefaultOptions() Options {
+	return Options{
+		Image:           "ghcr.io/backflow-dev/backflow:latest",
+		ImagePullPolicy: corev1.PullIfNotPresent,
+		ClientImages: map[string]string{
+			"postgresql": "docker.io/library/postgres:17-alpine",
+			"mysql":      "docker.io/library/mysql:8.4",
+			"mariadb":    "docker.io/library/mariadb:11.4",
+			"mongodb":    "docker.io/library/mongo:8.0",
+		},
+		ServiceAccountName: "backflow-workflow",
+		SuccessTTLSeconds:  24 * 3600,
+		FailureTTLSeconds:  7 * 24 * 3600,
+	}
+}

@@ -1,0 +1,136 @@
+package compiler
+
+import (
+	"encoding/json"
+	"fmt"
+
+	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
+)
+
+// RestoreInput is a Restore with what the reconciler resolved for it: the
+// object to restore and the identity that decrypts it.
+type RestoreInput struct {
+	Restore  *v1.Restore
+	Storage  StorageAccess
+	Key      string
+	Identity *v1.SecretKeySelector
+}
+
+// Restore compiles a Restore into the Workflow that runs it: pre-hook ->
+// verify (the whole object is read, decrypted and checked before the target
+// sees a byte) -> restore -> post-hook.
+func Restore(in RestoreInput, opts Options) (*wfv1.Workflow, error) {
+	r := in.Restore
+	target, err := json.Marshal(r.Spec.Target)
+	if err != nil {
+		return nil, err
+	}
+	patch := newPodPatch()
+	patch.storageCA(in.Storage)
+	patch.resources(r.Spec.Pod)
+	patch.identity(in.Identity)
+	image := opts.Image
+	switch t := r.Spec.Target; {
+	case t.PostgreSQL != nil:
+		image = clientImage(opts, "postgresql", t.PostgreSQL.Image)
+		patch.connection(t.PostgreSQL.Connection)
+	case t.MySQL != nil:
+		image = clientImage(opts, mysqlEngine(t.MySQL.Flavor), t.MySQL.Image)
+		patch.connection(t.MySQL.Connection)
+	case t.MongoDB != nil:
+		image = clientImage(opts, "mongodb", t.MongoDB.Image)
+		patch.connection(t.MongoDB.Connection)
+	case t.PVC != nil:
+		patch.volume(corev1.Volume{Name: dataVolume, VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{
+			ClaimName: t.PVC.ClaimName,
+		}}}, VolumeRoot, false)
+	case t.Command != nil:
+		image = t.Command.Image
+		patch.env(t.Command.Env...)
+	default:
+		return nil, fmt.Errorf("spec.target: set exactly one of postgresql, mysql, mongodb, pvc and command")
+	}
+
+	dag := &dagBuilder{}
+	if h := hookOf(r.Spec.Hooks, true); h != nil {
+		dag.addHook(hookTask(StepPreHook, h, "", opts), h)
+	}
+	after := func() string {
+		if dag.has(StepPreHook) {
+			return succeeded(StepPreHook, hookOf(r.Spec.Hooks, true).OnError == v1.HookErrorContinue)
+		}
+		return ""
+	}
+	restoreDepends := after()
+	if r.Spec.VerifyBeforeRestore == nil || *r.Spec.VerifyBeforeRestore {
+		verifyPatch := newPodPatch()
+		verifyPatch.storageCA(in.Storage)
+		verifyPatch.identity(in.Identity)
+		dag.add(wfv1.DAGTask{
+			Name:        StepVerify,
+			TemplateRef: &wfv1.TemplateRef{Name: TemplateVerify, Template: EntryVerify, ClusterScope: true},
+			Depends:     restoreDepends,
+			Arguments: wfv1.Arguments{Parameters: concat(in.Storage.params(), stepArgs(opts.Image, verifyPatch, defaultRetries, opts),
+				value(ParamKey, in.Key), value(ParamNamespace, r.Namespace),
+			)},
+		})
+		restoreDepends = StepVerify + ".Succeeded"
+	}
+	dag.add(wfv1.DAGTask{
+		Name:        StepRestore,
+		TemplateRef: &wfv1.TemplateRef{Name: TemplateRestore, Template: EntryRestore, ClusterScope: true},
+		Depends:     restoreDepends,
+		Arguments: wfv1.Arguments{Parameters: concat(in.Storage.params(), stepArgs(image, patch, defaultRetries, opts),
+			value(ParamKey, in.Key),
+			value(ParamTarget, string(target)), value(ParamNamespace, r.Namespace),
+			// The verify step has read the object whole; the restore still checks
+			// the checksums as it streams and holds back the end until they match.
+			value(ParamVerifyFirst, "false"),
+		)},
+	})
+	if h := hookOf(r.Spec.Hooks, false); h != nil {
+		depends := anyOutcome(StepRestore)
+		if dag.has(StepVerify) {
+			depends += " || " + failed(StepVerify)
+		}
+		if dag.has(StepPreHook) {
+			depends += " || " + failed(StepPreHook)
+		}
+		dag.addHook(hookTask(StepPostHook, h, depends, opts), h)
+	}
+	ws := workflowSpec(r.Spec.ServiceAccountName, r.Spec.ActiveDeadlineSeconds, r.Spec.Pod, opts)
+	ws.Entrypoint = "restore"
+	ws.Templates = []wfv1.Template{dag.template("restore")}
+	return &wfv1.Workflow{
+		TypeMeta: metav1.TypeMeta{APIVersion: "argoproj.io/v1alpha1", Kind: "Workflow"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name: WorkflowName(r.Name), Namespace: r.Namespace,
+			Labels: map[string]string{v1.LabelRestore: r.Name, v1.LabelNamespace: r.Namespace},
+			Annotations: map[string]string{
+				"workflows.argoproj.io/title":       fmt.Sprintf("Restore %s/%s", r.Namespace, r.Name),
+				"workflows.argoproj.io/description": fmt.Sprintf("%s from s3://%s/%s", describeTarget(r.Spec.Target), in.Storage.Storage.Spec.S3.Bucket, in.Key),
+			},
+		},
+		Spec: *ws,
+	}, nil
+}
+
+func describeTarget(t v1.RestoreTarget) string {
+	switch {
+	case t.PostgreSQL != nil:
+		return "into PostgreSQL " + describeDatabase(t.PostgreSQL.Connection)
+	case t.MySQL != nil:
+		return "into MySQL " + describeDatabase(t.MySQL.Connection)
+	case t.MongoDB != nil:
+		return "into MongoDB " + describeDatabase(t.MongoDB.Connection)
+	case t.PVC != nil:
+		return "into volume " + t.PVC.ClaimName
+	case t.Command != nil:
+		return "into the input of " + t.Command.Image
+	}
+	return ""
+}

@@ -1,0 +1,64 @@
+package compiler
+
+import (
+	"fmt"
+
+	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
+)
+
+// ScheduleInput is a BackupSchedule with what the reconciler resolved for it.
+type ScheduleInput struct {
+	Schedule *v1.BackupSchedule
+	Storage  StorageAccess
+}
+
+// Schedule compiles a BackupSchedule into an Argo CronWorkflow. Each Workflow
+// it starts runs one backup, named after the Workflow, in the schedule's
+// series; the controller mirrors it into a Backup of the same name.
+func Schedule(in ScheduleInput, opts Options) (*wfv1.CronWorkflow, error) {
+	s := in.Schedule
+	ws, err := backupWorkflowSpec(s.Namespace, s.Spec.Template.Spec, s.Name, value(ParamName, "{{workflow.name}}"), in.Storage, opts)
+	if err != nil {
+		return nil, err
+	}
+	labels := map[string]string{v1.LabelSchedule: s.Name, v1.LabelNamespace: s.Namespace}
+	policy := wfv1.ForbidConcurrent
+	switch s.Spec.ConcurrencyPolicy {
+	case v1.ConcurrencyAllow:
+		policy = wfv1.AllowConcurrent
+	case v1.ConcurrencyReplace:
+		policy = wfv1.ReplaceConcurrent
+	}
+	return &wfv1.CronWorkflow{
+		TypeMeta: metav1.TypeMeta{APIVersion: "argoproj.io/v1alpha1", Kind: "CronWorkflow"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name: s.Name, Namespace: s.Namespace, Labels: labels,
+			Annotations: map[string]string{
+				"workflows.argoproj.io/title":       fmt.Sprintf("BackupSchedule %s/%s", s.Namespace, s.Name),
+				"workflows.argoproj.io/description": fmt.Sprintf("%s, on %q", describeBackup(s.Spec.Template.Spec, in.Storage), s.Spec.Schedule),
+			},
+		},
+		Spec: wfv1.CronWorkflowSpec{
+			Schedules:                  []string{s.Spec.Schedule},
+			Timezone:                   s.Spec.Timezone,
+			Suspend:                    s.Spec.Suspend,
+			ConcurrencyPolicy:          policy,
+			StartingDeadlineSeconds:    s.Spec.StartingDeadlineSeconds,
+			SuccessfulJobsHistoryLimit: s.Spec.SuccessfulBackupsHistoryLimit,
+			FailedJobsHistoryLimit:     s.Spec.FailedBackupsHistoryLimit,
+			// Every Workflow the CronWorkflow starts carries the links back to
+			// the schedule, for the Argo UI and for the controller.
+			WorkflowMetadata: &metav1.ObjectMeta{
+				Labels: labels,
+				Annotations: map[string]string{
+					"workflows.argoproj.io/title":       fmt.Sprintf("Backup of schedule %s/%s", s.Namespace, s.Name),
+					"workflows.argoproj.io/description": describeBackup(s.Spec.Template.Spec, in.Storage),
+				},
+			},
+			WorkflowSpec: *ws,
+		},
+	}, nil
+}

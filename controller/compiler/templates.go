@@ -1,0 +1,190 @@
+package compiler
+
+import (
+	"fmt"
+
+	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// DefaultPath is the object key template when a Backup names none; the CRD
+// defaults spec.storage.path to the same.
+const DefaultPath = `{{ .Namespace }}/{{ .Series }}/{{ .Timestamp | date "20060102T150405Z" }}{{ .Extension }}`
+
+// ClusterWorkflowTemplates are the stage templates compiled Workflows call
+// by templateRef. `make generate` writes them to workflowtemplates/.
+func ClusterWorkflowTemplates(opts Options) []*wfv1.ClusterWorkflowTemplate {
+	cwt := func(name, description string, templates ...wfv1.Template) *wfv1.ClusterWorkflowTemplate {
+		return &wfv1.ClusterWorkflowTemplate{
+			TypeMeta: metav1.TypeMeta{APIVersion: "argoproj.io/v1alpha1", Kind: "ClusterWorkflowTemplate"},
+			ObjectMeta: metav1.ObjectMeta{
+				Name:        name,
+				Labels:      map[string]string{"app.kubernetes.io/part-of": "backflow"},
+				Annotations: map[string]string{"workflows.argoproj.io/description": description},
+			},
+			Spec: wfv1.WorkflowSpec{Templates: templates},
+		}
+	}
+	return []*wfv1.ClusterWorkflowTemplate{
+		cwt(TemplateHook, "backflow hooks: run a command in a container of a running pod (exec-hook), or in a container of its own (container-hook).",
+			execHookTemplate(opts), containerHookTemplate()),
+		cwt(TemplateDump, "backflow dump: stream a database, volume or command through compression, age encryption and sha256 into S3, and write a manifest beside the object.",
+			dumpTemplate(opts)),
+		cwt(TemplateVerify, "backflow verify: read a backup back, decrypt, decompress and re-check its checksums; optionally restore it into a scratch database.",
+			verifyTemplate(opts)),
+		cwt(TemplateRestore, "backflow restore: stream a backup back into a database, a volume or a command's standard input, checking its checksum first.",
+			restoreTemplate(opts)),
+		cwt(TemplateRotate, "backflow rotate: apply retention (days, keepLast) to one series of backups; never deletes the newest verified backup.",
+			rotateTemplate(opts)),
+	}
+}
+
+func param(name string, def ...string) wfv1.Parameter {
+	p := wfv1.Parameter{Name: name}
+	if len(def) > 0 {
+		p.Default = wfv1.AnyStringPtr(def[0])
+	}
+	return p
+}
+
+func in(name string) string { return fmt.Sprintf("{{inputs.parameters.%s}}", name) }
+
+// cliFlag passes an input parameter as --name=value, one argument whatever the
+// value holds: nothing is ever run through a shell.
+func cliFlag(flagName, paramName string) string { return "--" + flagName + "=" + in(paramName) }
+
+// storageParams are the parameters of every template that reads or writes
+// storage.
+func storageParams() []wfv1.Parameter {
+	return []wfv1.Parameter{
+		param(ParamStorage), param(ParamStorageSecret),
+		param(ParamAccessKeyKey, "AWS_ACCESS_KEY_ID"), param(ParamSecretKeyKey, "AWS_SECRET_ACCESS_KEY"),
+	}
+}
+
+// storageEnv gives the step the storage credentials, by reference.
+func storageEnv() []corev1.EnvVar {
+	ref := func(env, keyParam string) corev1.EnvVar {
+		return corev1.EnvVar{Name: env, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+			LocalObjectReference: corev1.LocalObjectReference{Name: in(ParamStorageSecret)}, Key: in(keyParam),
+		}}}
+	}
+	return []corev1.EnvVar{ref("AWS_ACCESS_KEY_ID", ParamAccessKeyKey), ref("AWS_SECRET_ACCESS_KEY", ParamSecretKeyKey)}
+}
+
+// stepTemplate is a container template running `backflow ARGS` in the image
+// parameter, with the backflow binary copied in by an init container from
+// the backflow image, so that any image with the client tools can run it.
+func stepTemplate(opts Options, name string, params []wfv1.Parameter, env []corev1.EnvVar, args ...string) wfv1.Template {
+	mount := corev1.VolumeMount{Name: binaryVolume, MountPath: BinaryDir}
+	return wfv1.Template{
+		Name: name,
+		Inputs: wfv1.Inputs{Parameters: append([]wfv1.Parameter{
+			param(ParamImage, opts.Image), param(ParamBackflowImage, opts.Image),
+			param(ParamPodSpecPatch, defaultPodSpecPatch), param(ParamRetries, defaultRetries),
+		}, params...)},
+		InitContainers: []wfv1.UserContainer{{Container: corev1.Container{
+			Name:            "install-backflow",
+			Image:           in(ParamBackflowImage),
+			ImagePullPolicy: opts.ImagePullPolicy,
+			Command:         []string{"backflow", "install", BinaryPath},
+			VolumeMounts:    []corev1.VolumeMount{mount},
+		}}},
+		Container: &corev1.Container{
+			Image:           in(ParamImage),
+			ImagePullPolicy: opts.ImagePullPolicy,
+			Command:         []string{BinaryPath},
+			Args:            args,
+			Env:             env,
+			VolumeMounts:    []corev1.VolumeMount{mount},
+		},
+		Volumes:      []corev1.Volume{{Name: binaryVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
+		PodSpecPatch: in(ParamPodSpecPatch),
+		// Retry what went wrong around the step (an evicted pod, a lost node);
+		// a dump that fails on its own is not retried blindly.
+		RetryStrategy: &wfv1.RetryStrategy{
+			Limit:       ptr(intstr.FromString(in(ParamRetries))),
+			RetryPolicy: wfv1.RetryPolicyOnError,
+			Backoff:     &wfv1.Backoff{Duration: "10s", Factor: ptr(intstr.FromInt32(2)), MaxDuration: "5m"},
+		},
+	}
+}
+
+func outputs(names ...string) wfv1.Outputs {
+	var o wfv1.Outputs
+	for _, n := range names {
+		o.Parameters = append(o.Parameters, wfv1.Parameter{Name: n, ValueFrom: &wfv1.ValueFrom{Path: OutputsDir + "/" + n}})
+	}
+	return o
+}
+
+func dumpTemplate(opts Options) wfv1.Template {
+	params := append(storageParams(),
+		param(ParamSource), param(ParamPath, DefaultPath), param(ParamNamespace, "{{workflow.namespace}}"),
+		param(ParamName), param(ParamSeries), param(ParamCompression, defaultCompression), param(ParamLevel, defaultCompressLevel),
+		param(ParamRecipients, ""))
+	t := stepTemplate(opts, EntryDump, params, storageEnv(), "dump",
+		cliFlag("storage", ParamStorage), cliFlag("source", ParamSource), cliFlag("path", ParamPath),
+		cliFlag("namespace", ParamNamespace), cliFlag("name", ParamName), cliFlag("series", ParamSeries),
+		cliFlag("compression", ParamCompression), cliFlag("level", ParamLevel), cliFlag("recipient", ParamRecipients),
+		"--recipients-env="+envRecipients, "--volume-root="+VolumeRoot, "--outputs-dir="+OutputsDir)
+	t.Outputs = outputs(OutputKey, OutputSize, OutputRawSize, OutputChecksum, OutputRawChecksum)
+	return t
+}
+
+func verifyTemplate(opts Options) wfv1.Template {
+	params := append(storageParams(), param(ParamKey), param(ParamRestoreTest, ""), param(ParamEngine, ""),
+		param(ParamNamespace, "{{workflow.namespace}}"))
+	t := stepTemplate(opts, EntryVerify, params, storageEnv(), "verify",
+		cliFlag("storage", ParamStorage), cliFlag("key", ParamKey), cliFlag("restore-test", ParamRestoreTest), cliFlag("engine", ParamEngine),
+		cliFlag("namespace", ParamNamespace), "--identity-dir="+IdentityDir, "--outputs-dir="+OutputsDir)
+	t.Outputs = outputs(OutputKey, OutputSize, OutputRawSize, OutputChecksum, OutputRawChecksum)
+	return t
+}
+
+func restoreTemplate(opts Options) wfv1.Template {
+	params := append(storageParams(), param(ParamKey), param(ParamTarget), param(ParamVerifyFirst, "true"),
+		param(ParamNamespace, "{{workflow.namespace}}"))
+	t := stepTemplate(opts, EntryRestore, params, storageEnv(), "restore",
+		cliFlag("storage", ParamStorage), cliFlag("key", ParamKey), cliFlag("target", ParamTarget), cliFlag("verify-first", ParamVerifyFirst),
+		cliFlag("namespace", ParamNamespace), "--identity-dir="+IdentityDir, "--volume-root="+VolumeRoot, "--outputs-dir="+OutputsDir)
+	t.Outputs = outputs(OutputKey, OutputSize, OutputRawSize, OutputChecksum)
+	return t
+}
+
+func rotateTemplate(opts Options) wfv1.Template {
+	params := append(storageParams(), param(ParamKey), param(ParamDays, "-1"), param(ParamKeepLast, "-1"))
+	return stepTemplate(opts, EntryRotate, params, storageEnv(), "rotate",
+		cliFlag("storage", ParamStorage), cliFlag("key", ParamKey), cliFlag("days", ParamDays), cliFlag("keep-last", ParamKeepLast))
+}
+
+func execHookTemplate(opts Options) wfv1.Template {
+	params := []wfv1.Parameter{
+		param(ParamNamespace, "{{workflow.namespace}}"), param(ParamHookPod, ""), param(ParamHookSelector, ""),
+		param(ParamHookContainer, ""), param(ParamHookCommand), param(ParamTimeout, defaultHookTimeout),
+		param(ParamHookOnError, "Fail"),
+	}
+	t := stepTemplate(opts, EntryExecHook, params, nil, "hook",
+		cliFlag("namespace", ParamNamespace), cliFlag("pod", ParamHookPod), cliFlag("selector", ParamHookSelector),
+		cliFlag("container", ParamHookContainer), cliFlag("command-json", ParamHookCommand), cliFlag("timeout-seconds", ParamTimeout),
+		cliFlag("on-error", ParamHookOnError))
+	return t
+}
+
+// containerHookTemplate runs the user's own container; the pod spec patch
+// sets its command, arguments and environment.
+func containerHookTemplate() wfv1.Template {
+	return wfv1.Template{
+		Name: EntryContainerHook,
+		Inputs: wfv1.Inputs{Parameters: []wfv1.Parameter{
+			param(ParamImage), param(ParamPodSpecPatch, defaultPodSpecPatch), param(ParamTimeout, defaultHookTimeout),
+		}},
+		Container:             &corev1.Container{Image: in(ParamImage)},
+		PodSpecPatch:          in(ParamPodSpecPatch),
+		ActiveDeadlineSeconds: ptr(intstr.FromString(in(ParamTimeout))),
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
