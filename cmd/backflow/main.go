@@ -25,6 +25,7 @@ func newRootCommand() *cobra.Command {
 	}
 	root.AddCommand(
 		newVersionCommand(),
+		newControllerCommand(),
 		newDumpCommand(),
 		newVerifyCommand(),
 		newRestoreCommand(),

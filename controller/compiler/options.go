@@ -20,10 +20,6 @@ type Options struct {
 	ClientImages map[string]string
 	// ServiceAccountName the steps run as unless the resource names one.
 	ServiceAccountName string
-	// Strict compiles Workflows that only reference the backflow-backup and
-	// backflow-restore ClusterWorkflowTemplates with workflowTemplateRef, for
-	// clusters with workflowRestrictions.templateReferencing: Strict.
-	Strict bool
 	// SuccessTTLSeconds and FailureTTLSeconds keep finished Workflows for
 	// the Argo UI before Argo deletes them.
 	SuccessTTLSeconds int32

@@ -1,0 +1,72 @@
+package main
+
+import (
+	goflag "flag"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/backflow-dev/backflow/controller"
+	"github.com/backflow-dev/backflow/controller/compiler"
+)
+
+func newControllerCommand() *cobra.Command {
+	opts := controller.Options{Compiler: compiler.DefaultOptions()}
+	var (
+		namespaces   string
+		clientImages map[string]string
+		pullPolicy   string
+		zapOpts      = zap.Options{}
+	)
+	cmd := &cobra.Command{
+		Use:   "controller",
+		Short: "Run the backflow controller",
+		Long: `Runs the controller: it compiles Backups, BackupSchedules and Restores into Argo
+Workflows and CronWorkflows, mirrors them into the resources' status, checks
+BackupStorages, and serves Prometheus metrics.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+			if namespaces != "" {
+				opts.Namespaces = strings.Split(namespaces, ",")
+			}
+			for engine, image := range clientImages {
+				opts.Compiler.ClientImages[engine] = image
+			}
+			opts.Compiler.ImagePullPolicy = corev1.PullPolicy(pullPolicy)
+			cfg, err := ctrl.GetConfig()
+			if err != nil {
+				return err
+			}
+			mgr, err := controller.NewManager(cfg, opts)
+			if err != nil {
+				return err
+			}
+			ctrl.Log.WithName("setup").Info("starting", "version", version, "image", opts.Compiler.Image)
+			if err := mgr.Start(cmd.Context()); err != nil {
+				return fmt.Errorf("controller: %w", err)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.MetricsAddr, "metrics-bind-address", ":8080", "address of the metrics endpoint (0 to turn it off)")
+	f.StringVar(&opts.ProbeAddr, "health-probe-bind-address", ":8081", "address of the health and readiness probes")
+	f.BoolVar(&opts.LeaderElection, "leader-elect", false, "elect a leader, for several replicas")
+	f.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election lease")
+	f.StringVar(&namespaces, "namespaces", "", "comma-separated namespaces to watch (default: all)")
+	f.StringVar(&opts.Compiler.Image, "image", opts.Compiler.Image, "backflow image the workflow steps run")
+	f.StringVar(&pullPolicy, "image-pull-policy", string(corev1.PullIfNotPresent), "pull policy of the step images")
+	f.StringToStringVar(&clientImages, "client-image", nil, "database client image per engine, e.g. postgresql=postgres:17-alpine (repeatable)")
+	f.StringVar(&opts.Compiler.ServiceAccountName, "workflow-service-account", opts.Compiler.ServiceAccountName, "service account the steps run as by default")
+	f.DurationVar(&opts.StorageCheckInterval, "storage-check-interval", 5*time.Minute, "how often BackupStorage buckets are checked")
+	gofs := goflag.NewFlagSet("zap", goflag.ContinueOnError)
+	zapOpts.BindFlags(gofs)
+	f.AddGoFlagSet(gofs)
+	return cmd
+}

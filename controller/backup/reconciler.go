@@ -1,0 +1,229 @@
+// Package backup reconciles Backups: it creates the Workflow of a one-shot
+// Backup once, and mirrors every Backup's Workflow (its own, or the one a
+// BackupSchedule's CronWorkflow started) into its status.
+package backup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/record"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
+	"github.com/backflow-dev/backflow/controller/compiler"
+	"github.com/backflow-dev/backflow/controller/storageref"
+)
+
+// Finalizer is set on Backups whose deletionPolicy is Delete, so that their
+// object is deleted before they are.
+const Finalizer = "backflow.dev/delete-object"
+
+// Reconciler reconciles Backups.
+type Reconciler struct {
+	client.Client
+	Recorder record.EventRecorder
+	Compiler compiler.Options
+}
+
+// retryAfter is how soon a Backup whose storage is missing is looked at
+// again; creating the storage also triggers it.
+const retryAfter = 30 * time.Second
+
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var b v1.Backup
+	if err := r.Get(ctx, req.NamespacedName, &b); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !b.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, r.finalize(ctx, &b)
+	}
+	if b.Spec.DeletionPolicy == v1.DeletionPolicyDelete && !controllerutil.ContainsFinalizer(&b, Finalizer) {
+		controllerutil.AddFinalizer(&b, Finalizer)
+		if err := r.Update(ctx, &b); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+
+	var wf wfv1.Workflow
+	err := r.Get(ctx, client.ObjectKey{Namespace: b.Namespace, Name: compiler.WorkflowName(b.Name)}, &wf)
+	switch {
+	case apierrors.IsNotFound(err):
+		return r.reconcileMissingWorkflow(ctx, &b)
+	case err != nil:
+		return ctrl.Result{}, err
+	}
+	if !belongsTo(&wf, &b) {
+		return ctrl.Result{}, r.fail(ctx, &b, v1.ReasonInvalidSpec,
+			fmt.Sprintf("a Workflow named %s exists in %s that backflow did not create for this Backup; rename the Backup", wf.Name, wf.Namespace))
+	}
+	return ctrl.Result{}, r.mirror(ctx, &b, &wf)
+}
+
+// belongsTo says whether a Workflow runs this Backup: one backflow compiled
+// for it, or one the Backup's schedule started.
+func belongsTo(wf *wfv1.Workflow, b *v1.Backup) bool {
+	if s := b.Labels[v1.LabelSchedule]; s != "" {
+		return wf.Labels[v1.LabelSchedule] == s
+	}
+	return wf.Labels[v1.LabelBackup] == b.Name
+}
+
+// reconcileMissingWorkflow creates the Workflow of a one-shot Backup that has
+// none yet. A Workflow that existed and is gone was deleted by Argo's TTL or
+// by a person: a finished Backup keeps its status, a running one fails.
+func (r *Reconciler) reconcileMissingWorkflow(ctx context.Context, b *v1.Backup) (ctrl.Result, error) {
+	if b.Status.Phase.IsFinished() {
+		return ctrl.Result{}, nil
+	}
+	if b.Status.WorkflowName != "" || b.Labels[v1.LabelSchedule] != "" {
+		if b.Labels[v1.LabelSchedule] != "" && b.Status.WorkflowName == "" && time.Since(b.CreationTimestamp.Time) < time.Minute {
+			// The schedule controller creates the Backup right after Argo
+			// created the Workflow; the cache may not have it yet.
+			return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
+		}
+		return ctrl.Result{}, r.fail(ctx, b, v1.ReasonWorkflowMissing, fmt.Sprintf("the Workflow %s of this Backup was deleted before it finished", compiler.WorkflowName(b.Name)))
+	}
+	access, err := storageref.Resolve(ctx, r.Client, b.Spec.Storage.StorageReference, b.Namespace)
+	if err != nil {
+		return r.storageProblem(ctx, b, err)
+	}
+	wf, err := compiler.Backup(compiler.BackupInput{Backup: b, Storage: access}, r.Compiler)
+	if err != nil {
+		return ctrl.Result{}, r.fail(ctx, b, v1.ReasonInvalidSpec, err.Error())
+	}
+	if err := controllerutil.SetControllerReference(b, wf, r.Scheme()); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.Create(ctx, wf); err != nil {
+		if apierrors.IsAlreadyExists(err) {
+			// Created by an earlier reconcile the cache has not seen yet.
+			return ctrl.Result{RequeueAfter: time.Second}, nil
+		}
+		return ctrl.Result{}, fmt.Errorf("creating Workflow: %w", err)
+	}
+	log.FromContext(ctx).Info("created Workflow", "workflow", wf.Name)
+	r.Recorder.Eventf(b, corev1.EventTypeNormal, "WorkflowCreated", "Created Workflow %s", wf.Name)
+	patch := client.MergeFrom(b.DeepCopy())
+	b.Status.WorkflowName = wf.Name
+	b.Status.Phase = v1.PhasePending
+	b.Status.ObservedGeneration = b.Generation
+	b.Status.Message = "waiting for Argo to start the Workflow"
+	meta.SetStatusCondition(&b.Status.Conditions, metav1.Condition{
+		Type: v1.ConditionSucceeded, Status: metav1.ConditionUnknown, Reason: v1.ReasonWorkflowCreated,
+		Message: "Workflow " + wf.Name + " created", ObservedGeneration: b.Generation,
+	})
+	return ctrl.Result{}, r.Status().Patch(ctx, b, patch)
+}
+
+// storageProblem reports a storage that cannot be used yet and retries.
+func (r *Reconciler) storageProblem(ctx context.Context, b *v1.Backup, err error) (ctrl.Result, error) {
+	reason := v1.ReasonStorageNotFound
+	switch {
+	case errors.Is(err, storageref.ErrForbidden):
+		reason = v1.ReasonStorageForbidden
+	case !errors.Is(err, storageref.ErrNotFound):
+		return ctrl.Result{}, err
+	}
+	patch := client.MergeFrom(b.DeepCopy())
+	b.Status.Phase = v1.PhasePending
+	b.Status.ObservedGeneration = b.Generation
+	b.Status.Message = err.Error()
+	changed := meta.SetStatusCondition(&b.Status.Conditions, metav1.Condition{
+		Type: v1.ConditionSucceeded, Status: metav1.ConditionUnknown, Reason: reason, Message: err.Error(), ObservedGeneration: b.Generation,
+	})
+	if changed {
+		r.Recorder.Event(b, corev1.EventTypeWarning, reason, err.Error())
+	}
+	return ctrl.Result{RequeueAfter: retryAfter}, r.Status().Patch(ctx, b, patch)
+}
+
+// fail marks a Backup failed for a reason of its own (not a step's).
+func (r *Reconciler) fail(ctx context.Context, b *v1.Backup, reason, message string) error {
+	if b.Status.Phase == v1.PhaseFailed && b.Status.Message == message {
+		return nil
+	}
+	patch := client.MergeFrom(b.DeepCopy())
+	b.Status.Phase = v1.PhaseFailed
+	b.Status.ObservedGeneration = b.Generation
+	b.Status.Message = message
+	meta.SetStatusCondition(&b.Status.Conditions, metav1.Condition{
+		Type: v1.ConditionSucceeded, Status: metav1.ConditionFalse, Reason: reason, Message: message, ObservedGeneration: b.Generation,
+	})
+	r.Recorder.Event(b, corev1.EventTypeWarning, "Failed", message)
+	return r.Status().Patch(ctx, b, patch)
+}
+
+// finalize deletes the object of a Backup whose deletionPolicy is Delete.
+func (r *Reconciler) finalize(ctx context.Context, b *v1.Backup) error {
+	if !controllerutil.ContainsFinalizer(b, Finalizer) {
+		return nil
+	}
+	if loc := b.Status.Location; loc != nil && loc.Key != "" {
+		var st v1.BackupStorage
+		key := client.ObjectKey{Namespace: b.Spec.Storage.StorageNamespace(b.Namespace), Name: b.Spec.Storage.Name}
+		if err := r.Get(ctx, key, &st); err != nil {
+			return fmt.Errorf("deleting the object of Backup %s: %w", b.Name, err)
+		}
+		backend, err := storageref.Open(ctx, r.Client, &st)
+		if err != nil {
+			return err
+		}
+		for _, k := range []string{loc.Key + ".backflow.json", loc.Key} {
+			if err := backend.Delete(ctx, k); err != nil {
+				r.Recorder.Eventf(b, corev1.EventTypeWarning, "DeleteFailed", "Deleting %s: %v", k, err)
+				return err
+			}
+		}
+		r.Recorder.Eventf(b, corev1.EventTypeNormal, "Deleted", "Deleted %s from %s", loc.Key, st.Name)
+	}
+	controllerutil.RemoveFinalizer(b, Finalizer)
+	return r.Update(ctx, b)
+}
+
+// SetupWithManager watches Backups, the Workflows that run them and the
+// BackupStorages they wait for.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1.Backup{}).
+		Named("backup").
+		// A Workflow runs the Backup of the same name: created by this
+		// controller, or by a schedule's CronWorkflow.
+		Watches(&wfv1.Workflow{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+			labels := o.GetLabels()
+			if labels[v1.LabelBackup] == "" && labels[v1.LabelSchedule] == "" {
+				return nil
+			}
+			return []reconcile.Request{{NamespacedName: client.ObjectKeyFromObject(o)}}
+		})).
+		Watches(&v1.BackupStorage{}, handler.EnqueueRequestsFromMapFunc(r.backupsWaitingFor)).
+		Complete(r)
+}
+
+// backupsWaitingFor are the pending Backups that may be waiting for a
+// storage that changed.
+func (r *Reconciler) backupsWaitingFor(ctx context.Context, o client.Object) []reconcile.Request {
+	var list v1.BackupList
+	if err := r.List(ctx, &list); err != nil {
+		return nil
+	}
+	var reqs []reconcile.Request
+	for _, b := range list.Items {
+		if b.Spec.Storage.Name == o.GetName() && b.Spec.Storage.StorageNamespace(b.Namespace) == o.GetNamespace() && b.Status.WorkflowName == "" {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&b)})
+		}
+	}
+	return reqs
+}

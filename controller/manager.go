@@ -1,0 +1,100 @@
+// Package controller assembles backflow's reconcilers into a
+// controller-runtime manager.
+package controller
+
+import (
+	"fmt"
+	"time"
+
+	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
+	"github.com/backflow-dev/backflow/controller/backup"
+	"github.com/backflow-dev/backflow/controller/compiler"
+	"github.com/backflow-dev/backflow/controller/restore"
+	"github.com/backflow-dev/backflow/controller/schedule"
+	"github.com/backflow-dev/backflow/controller/storage"
+)
+
+// Options configure the manager.
+type Options struct {
+	Compiler compiler.Options
+	// Namespaces to watch; all when empty.
+	Namespaces []string
+	// MetricsAddr and ProbeAddr are where metrics and probes are served
+	// ("0" turns one off).
+	MetricsAddr string
+	ProbeAddr   string
+	// LeaderElection makes one of several replicas active.
+	LeaderElection          bool
+	LeaderElectionNamespace string
+	// StorageCheckInterval is how often a BackupStorage's bucket is checked.
+	StorageCheckInterval time.Duration
+}
+
+// Scheme knows the kinds backflow reads and writes.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1.AddToScheme, wfv1.AddToScheme} {
+		if err := add(s); err != nil {
+			panic(err)
+		}
+	}
+	return s
+}
+
+// NewManager builds a manager with every backflow reconciler.
+func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
+	cacheOpts := cache.Options{}
+	if len(opts.Namespaces) > 0 {
+		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range opts.Namespaces {
+			cacheOpts.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                  Scheme(),
+		Cache:                   cacheOpts,
+		Metrics:                 metricsserver.Options{BindAddress: opts.MetricsAddr},
+		HealthProbeBindAddress:  opts.ProbeAddr,
+		LeaderElection:          opts.LeaderElection,
+		LeaderElectionID:        "controller.backflow.dev",
+		LeaderElectionNamespace: opts.LeaderElectionNamespace,
+		// Secrets are read when needed, never cached: a cluster's Secrets do
+		// not belong in the controller's memory.
+		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}}}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	recorder := mgr.GetEventRecorderFor("backflow")
+	reconcilers := []interface{ SetupWithManager(ctrl.Manager) error }{
+		&backup.Reconciler{Client: mgr.GetClient(), Recorder: recorder, Compiler: opts.Compiler},
+		&schedule.Reconciler{Client: mgr.GetClient(), Recorder: recorder, Compiler: opts.Compiler},
+		&restore.Reconciler{Client: mgr.GetClient(), Recorder: recorder, Compiler: opts.Compiler},
+		&storage.Reconciler{Client: mgr.GetClient(), Recorder: recorder, Interval: opts.StorageCheckInterval},
+	}
+	for _, r := range reconcilers {
+		if err := r.SetupWithManager(mgr); err != nil {
+			return nil, fmt.Errorf("setting up %T: %w", r, err)
+		}
+	}
+	if opts.ProbeAddr != "" && opts.ProbeAddr != "0" {
+		if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+			return nil, err
+		}
+		if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+			return nil, err
+		}
+	}
+	return mgr, nil
+}

@@ -1,0 +1,57 @@
+// Package metrics defines backflow's Prometheus metrics, served on the
+// controller-runtime metrics endpoint beside its reconcile metrics.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+var (
+	// BackupTotal counts finished backups.
+	BackupTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "backflow_backup_total",
+		Help: "Backups that finished, by namespace, schedule (empty for one-shot backups) and status (succeeded or failed).",
+	}, []string{"namespace", "schedule", "status"})
+	// BackupDuration observes how long backups ran.
+	BackupDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "backflow_backup_duration_seconds",
+		Help:    "Duration of finished backups, from the Workflow's start to its end.",
+		Buckets: prometheus.ExponentialBuckets(5, 2, 14), // 5 s to ~11 h
+	}, []string{"namespace", "schedule", "status"})
+	// BackupSize is the stored size of the latest successful backup.
+	BackupSize = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "backflow_backup_size_bytes",
+		Help: "Stored (compressed, encrypted) size of the latest successful backup of a series.",
+	}, []string{"namespace", "schedule", "series"})
+	// ScheduleLastSuccess is when a schedule last produced a good backup.
+	ScheduleLastSuccess = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "backflow_schedule_last_success_timestamp_seconds",
+		Help: "Unix time of the last successful backup of a BackupSchedule.",
+	}, []string{"namespace", "schedule"})
+	// ScheduleNextRun is when a schedule runs next.
+	ScheduleNextRun = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "backflow_schedule_next_run_timestamp_seconds",
+		Help: "Unix time of the next run of a BackupSchedule (absent while suspended).",
+	}, []string{"namespace", "schedule"})
+	// ScheduleIntervalSeconds is the interval between runs, for alerting on missed backups.
+	ScheduleIntervalSeconds = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "backflow_schedule_interval_seconds",
+		Help: "Seconds between two runs of a BackupSchedule.",
+	}, []string{"namespace", "schedule"})
+	// RestoreTotal counts finished restores.
+	RestoreTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "backflow_restore_total",
+		Help: "Restores that finished, by namespace and status (succeeded or failed).",
+	}, []string{"namespace", "status"})
+	// VerifyFailedTotal counts backups whose verification failed.
+	VerifyFailedTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "backflow_verify_failed_total",
+		Help: "Backups whose verify step failed, by namespace and schedule.",
+	}, []string{"namespace", "schedule"})
+)
+
+func init() {
+	metrics.Registry.MustRegister(BackupTotal, BackupDuration, BackupSize, ScheduleLastSuccess, ScheduleNextRun,
+		ScheduleIntervalSeconds, RestoreTotal, VerifyFailedTotal)
+}

@@ -1,0 +1,197 @@
+// Package runstatus reads what Argo reports about a Workflow (its phase, the
+// state of each step and the steps' outputs) into the shape the status of a
+// Backup or Restore takes.
+package runstatus
+
+import (
+	"context"
+
+	"fmt"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sort"
+	"strconv"
+
+	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
+	"github.com/argoproj/argo-workflows/v3/workflow/packer"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
+	"github.com/backflow-dev/backflow/controller/compiler"
+)
+
+// Run is what a Workflow says about a backup or restore.
+type Run struct {
+	Phase       v1.RunPhase
+	StartedAt   *metav1.Time
+	CompletedAt *metav1.Time
+	Progress    string
+	// Stages are the steps in DAG order, those that exist in the Workflow.
+	Stages []v1.StageStatus
+	// Outputs are the output parameters of each step, by step name.
+	Outputs map[string]map[string]string
+	// FailedStep and Message say what went wrong, when it did.
+	FailedStep string
+	Message    string
+}
+
+// Stage returns the stage of a step, if the Workflow has it.
+func (r *Run) Stage(name string) (v1.StageStatus, bool) {
+	for _, s := range r.Stages {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return v1.StageStatus{}, false
+}
+
+// TaskResult is the outputs Argo's executor reported for a node, from a
+// WorkflowTaskResult, for when the Workflow's nodes do not carry them (yet).
+type TaskResult struct {
+	NodeID  string
+	Outputs *wfv1.Outputs
+}
+
+// FromWorkflow reads a Workflow. Compressed node status is inflated; outputs
+// missing from the nodes are taken from the task results.
+func FromWorkflow(wf *wfv1.Workflow, steps []string, results []TaskResult) (*Run, error) {
+	wf = wf.DeepCopy()
+	if wf.Status.CompressedNodes != "" {
+		if err := packer.DecompressWorkflow(wf); err != nil {
+			return nil, fmt.Errorf("reading the compressed status of Workflow %s: %w", wf.Name, err)
+		}
+	}
+	if wf.Status.IsOffloadNodeStatus() && len(wf.Status.Nodes) == 0 {
+		return nil, fmt.Errorf("workflow %s has its node status offloaded to Argo's database, which backflow cannot read; disable nodeStatusOffLoad for backflow's namespaces", wf.Name)
+	}
+	run := &Run{Phase: phaseOf(wf.Status.Phase), Progress: string(wf.Status.Progress), Outputs: map[string]map[string]string{}}
+	if !wf.Status.StartedAt.IsZero() {
+		run.StartedAt = &wf.Status.StartedAt
+	}
+	if !wf.Status.FinishedAt.IsZero() {
+		run.CompletedAt = &wf.Status.FinishedAt
+	}
+	resultsByNode := map[string]*wfv1.Outputs{}
+	for _, r := range results {
+		resultsByNode[r.NodeID] = r.Outputs
+	}
+	nodes := stepNodes(wf, steps)
+	for _, name := range steps {
+		node, ok := nodes[name]
+		if !ok {
+			continue
+		}
+		stage := v1.StageStatus{Name: name, Phase: string(node.Phase), Message: node.Message}
+		if !node.StartedAt.IsZero() {
+			stage.StartedAt = ptr(node.StartedAt)
+		}
+		if !node.FinishedAt.IsZero() {
+			stage.FinishedAt = ptr(node.FinishedAt)
+		}
+		run.Stages = append(run.Stages, stage)
+		outputs := node.Outputs
+		if outputs == nil || len(outputs.Parameters) == 0 {
+			outputs = resultsByNode[node.ID]
+			for _, child := range node.Children {
+				if outputs == nil {
+					outputs = resultsByNode[child]
+				}
+			}
+		}
+		if outputs != nil {
+			params := map[string]string{}
+			for _, p := range outputs.Parameters {
+				if p.Value != nil {
+					params[p.Name] = p.Value.String()
+				}
+			}
+			run.Outputs[name] = params
+		}
+		if run.FailedStep == "" && (node.Phase == wfv1.NodeFailed || node.Phase == wfv1.NodeError) {
+			run.FailedStep = name
+			run.Message = fmt.Sprintf("step %s failed: %s", name, orDefault(node.Message, string(node.Phase)))
+		}
+	}
+	if run.Phase == v1.PhaseFailed && run.Message == "" {
+		run.Message = orDefault(wf.Status.Message, "the Workflow failed")
+	}
+	return run, nil
+}
+
+// stepNodes finds the node of each step: the retry node when the step has
+// retries, else its pod (or skipped/omitted) node.
+func stepNodes(wf *wfv1.Workflow, steps []string) map[string]wfv1.NodeStatus {
+	wanted := map[string]bool{}
+	for _, s := range steps {
+		wanted[s] = true
+	}
+	out := map[string]wfv1.NodeStatus{}
+	ids := make([]string, 0, len(wf.Status.Nodes))
+	for id := range wf.Status.Nodes {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		n := wf.Status.Nodes[id]
+		if !wanted[n.DisplayName] || n.Type == wfv1.NodeTypeDAG || n.Type == wfv1.NodeTypeTaskGroup {
+			continue
+		}
+		prev, seen := out[n.DisplayName]
+		// A retry node stands for all its attempts.
+		if !seen || (n.Type == wfv1.NodeTypeRetry && prev.Type != wfv1.NodeTypeRetry) {
+			out[n.DisplayName] = n
+		}
+	}
+	return out
+}
+
+func phaseOf(p wfv1.WorkflowPhase) v1.RunPhase {
+	switch p {
+	case wfv1.WorkflowRunning:
+		return v1.PhaseRunning
+	case wfv1.WorkflowSucceeded:
+		return v1.PhaseSucceeded
+	case wfv1.WorkflowFailed, wfv1.WorkflowError:
+		return v1.PhaseFailed
+	default:
+		return v1.PhasePending
+	}
+}
+
+// Int64 parses an integer output, or nil.
+func Int64(outputs map[string]string, name string) *int64 {
+	v, err := strconv.ParseInt(outputs[name], 10, 64)
+	if err != nil {
+		return nil
+	}
+	return &v
+}
+
+// BackupSteps and RestoreSteps are the steps of the compiled Workflows, in
+// DAG order.
+var (
+	BackupSteps  = []string{compiler.StepPreHook, compiler.StepDump, compiler.StepVerify, compiler.StepPostHook, compiler.StepRotate}
+	RestoreSteps = []string{compiler.StepPreHook, compiler.StepVerify, compiler.StepRestore, compiler.StepPostHook}
+)
+
+func ptr[T any](v T) *T { return &v }
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+// TaskResults lists the outputs Argo's executors reported for a Workflow's
+// nodes.
+func TaskResults(ctx context.Context, c client.Reader, wf *wfv1.Workflow) ([]TaskResult, error) {
+	var list wfv1.WorkflowTaskResultList
+	if err := c.List(ctx, &list, client.InNamespace(wf.Namespace), client.MatchingLabels{"workflows.argoproj.io/workflow": wf.Name}); err != nil {
+		return nil, fmt.Errorf("listing the task results of Workflow %s: %w", wf.Name, err)
+	}
+	out := make([]TaskResult, 0, len(list.Items))
+	for i := range list.Items {
+		out = append(out, TaskResult{NodeID: list.Items[i].Name, Outputs: list.Items[i].Outputs})
+	}
+	return out, nil
+}

@@ -1,0 +1,205 @@
+// Package schedule reconciles BackupSchedules: it keeps their CronWorkflow in
+// step with the spec, gives every Workflow the CronWorkflow starts a Backup
+// of the same name, applies the history limits to those Backups, and
+// computes the schedule's status.
+package schedule
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/record"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
+	"github.com/backflow-dev/backflow/controller/compiler"
+	"github.com/backflow-dev/backflow/controller/storageref"
+)
+
+// Reconciler reconciles BackupSchedules.
+type Reconciler struct {
+	client.Client
+	Recorder record.EventRecorder
+	Compiler compiler.Options
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+func (r *Reconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var s v1.BackupSchedule
+	if err := r.Get(ctx, req.NamespacedName, &s); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !s.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil // the CronWorkflow and the Backups go with it (owner references)
+	}
+	old := s.Status.DeepCopy()
+	ready := metav1.Condition{Type: v1.ConditionReady, ObservedGeneration: s.Generation}
+	cron, err := r.reconcileCronWorkflow(ctx, &s)
+	switch {
+	case errors.Is(err, storageref.ErrNotFound) || errors.Is(err, storageref.ErrForbidden):
+		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, v1.ReasonStorageNotFound, err.Error()
+		if errors.Is(err, storageref.ErrForbidden) {
+			ready.Reason = v1.ReasonStorageForbidden
+		}
+	case errors.Is(err, errInvalidSpec):
+		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, v1.ReasonInvalidSpec, err.Error()
+	case err != nil:
+		return ctrl.Result{}, err
+	case s.Spec.Suspend:
+		ready.Status, ready.Reason, ready.Message = metav1.ConditionTrue, v1.ReasonSuspended, "CronWorkflow "+cron.Name+" is suspended"
+	default:
+		ready.Status, ready.Reason, ready.Message = metav1.ConditionTrue, v1.ReasonScheduled, "CronWorkflow "+cron.Name+" runs on "+s.Spec.Schedule
+	}
+	if meta.SetStatusCondition(&s.Status.Conditions, ready) && ready.Status == metav1.ConditionFalse {
+		r.Recorder.Event(&s, corev1.EventTypeWarning, ready.Reason, ready.Message)
+	}
+	if cron != nil {
+		s.Status.CronWorkflowName = cron.Name
+		if err := r.trigger(ctx, &s, cron); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	if err := r.adoptWorkflows(ctx, &s); err != nil {
+		return ctrl.Result{}, err
+	}
+	backups, err := r.applyHistoryLimits(ctx, &s)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	requeue := r.computeStatus(&s, cron, backups)
+	if !statusEqual(old, &s.Status) {
+		base := s.DeepCopy()
+		base.Status = *old
+		if err := r.Status().Patch(ctx, &s, client.MergeFrom(base)); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	return ctrl.Result{RequeueAfter: requeue}, nil
+}
+
+var errInvalidSpec = errors.New("invalid spec")
+
+// reconcileCronWorkflow creates or updates the CronWorkflow.
+func (r *Reconciler) reconcileCronWorkflow(ctx context.Context, s *v1.BackupSchedule) (*wfv1.CronWorkflow, error) {
+	if _, err := parseSchedule(s.Spec.Schedule, s.Spec.Timezone); err != nil {
+		return nil, fmt.Errorf("%w: spec.schedule: %v", errInvalidSpec, err)
+	}
+	access, err := storageref.Resolve(ctx, r.Client, s.Spec.Template.Spec.Storage.StorageReference, s.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	want, err := compiler.Schedule(compiler.ScheduleInput{Schedule: s, Storage: access}, r.Compiler)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errInvalidSpec, err)
+	}
+	cron := &wfv1.CronWorkflow{ObjectMeta: metav1.ObjectMeta{Namespace: want.Namespace, Name: want.Name}}
+	op, err := controllerutil.CreateOrUpdate(ctx, r.Client, cron, func() error {
+		if !metav1.IsControlledBy(cron, s) && !cron.CreationTimestamp.IsZero() {
+			return fmt.Errorf("%w: a CronWorkflow named %s exists that backflow did not create", errInvalidSpec, cron.Name)
+		}
+		cron.Labels, cron.Annotations = want.Labels, want.Annotations
+		cron.Spec = want.Spec
+		return controllerutil.SetControllerReference(s, cron, r.Scheme())
+	})
+	if err != nil {
+		return nil, err
+	}
+	if op != controllerutil.OperationResultNone {
+		log.FromContext(ctx).Info("CronWorkflow "+string(op), "cronworkflow", cron.Name)
+	}
+	return cron, nil
+}
+
+// trigger starts a run now when the schedule's trigger annotation holds a
+// value not seen before. The Workflow's name derives from the value, so each
+// value starts exactly one run whatever happens to the controller.
+func (r *Reconciler) trigger(ctx context.Context, s *v1.BackupSchedule, cron *wfv1.CronWorkflow) error {
+	token := s.Annotations[v1.AnnotationTrigger]
+	if token == "" {
+		return nil
+	}
+	sum := sha256.Sum256([]byte(token))
+	name := fmt.Sprintf("%s-manual-%s", s.Name, hex.EncodeToString(sum[:])[:8])
+	wf := &wfv1.Workflow{
+		ObjectMeta: metav1.ObjectMeta{Namespace: s.Namespace, Name: name, Labels: map[string]string{}, Annotations: map[string]string{}},
+		Spec:       *cron.Spec.WorkflowSpec.DeepCopy(),
+	}
+	if md := cron.Spec.WorkflowMetadata; md != nil {
+		for k, v := range md.Labels {
+			wf.Labels[k] = v
+		}
+		for k, v := range md.Annotations {
+			wf.Annotations[k] = v
+		}
+	}
+	wf.Annotations[v1.AnnotationTrigger] = token
+	if err := controllerutil.SetControllerReference(s, wf, r.Scheme()); err != nil {
+		return err
+	}
+	err := r.Create(ctx, wf)
+	if apierrors.IsAlreadyExists(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	r.Recorder.Eventf(s, corev1.EventTypeNormal, "Triggered", "Started Workflow %s by request (%s=%s)", name, v1.AnnotationTrigger, token)
+	return nil
+}
+
+// SetupWithManager watches BackupSchedules, their CronWorkflows, the
+// Workflows and Backups of their runs, and the storages they use.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	bySchedule := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+		name := o.GetLabels()[v1.LabelSchedule]
+		if name == "" {
+			return nil
+		}
+		return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: o.GetNamespace(), Name: name}}}
+	})
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1.BackupSchedule{}).
+		Named("backupschedule").
+		Owns(&wfv1.CronWorkflow{}).
+		Watches(&wfv1.Workflow{}, bySchedule).
+		Watches(&v1.Backup{}, bySchedule).
+		Watches(&v1.BackupStorage{}, handler.EnqueueRequestsFromMapFunc(r.schedulesUsing)).
+		Complete(r)
+}
+
+func (r *Reconciler) schedulesUsing(ctx context.Context, o client.Object) []reconcile.Request {
+	var list v1.BackupScheduleList
+	if err := r.List(ctx, &list); err != nil {
+		return nil
+	}
+	var reqs []reconcile.Request
+	for _, s := range list.Items {
+		ref := s.Spec.Template.Spec.Storage
+		if ref.Name == o.GetName() && ref.StorageNamespace(s.Namespace) == o.GetNamespace() {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&s)})
+		}
+	}
+	return reqs
+}

@@ -1,0 +1,228 @@
+package schedule
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
+	"github.com/robfig/cron/v3"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
+	"github.com/backflow-dev/backflow/controller/metrics"
+)
+
+// adoptWorkflows gives every Workflow of the schedule a Backup of the same
+// name, so that scheduled backups appear in `kubectl get backups` like
+// one-shot ones; the Backup reconciler mirrors the Workflow into it.
+func (r *Reconciler) adoptWorkflows(ctx context.Context, s *v1.BackupSchedule) error {
+	var wfs wfv1.WorkflowList
+	if err := r.List(ctx, &wfs, client.InNamespace(s.Namespace), client.MatchingLabels{v1.LabelSchedule: s.Name}); err != nil {
+		return err
+	}
+	for i := range wfs.Items {
+		wf := &wfs.Items[i]
+		if !wf.DeletionTimestamp.IsZero() {
+			continue
+		}
+		b := &v1.Backup{
+			ObjectMeta: metav1.ObjectMeta{
+				Namespace: s.Namespace, Name: wf.Name,
+				Labels:      map[string]string{},
+				Annotations: map[string]string{},
+			},
+			Spec: *s.Spec.Template.Spec.DeepCopy(),
+		}
+		for k, v := range s.Spec.Template.Metadata.Labels {
+			b.Labels[k] = v
+		}
+		for k, v := range s.Spec.Template.Metadata.Annotations {
+			b.Annotations[k] = v
+		}
+		b.Labels[v1.LabelSchedule] = s.Name
+		if err := controllerutil.SetControllerReference(s, b, r.Scheme()); err != nil {
+			return err
+		}
+		if err := r.Create(ctx, b); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("creating Backup %s for Workflow %s: %w", b.Name, wf.Name, err)
+		}
+	}
+	return nil
+}
+
+// applyHistoryLimits deletes the oldest finished Backups of the schedule
+// beyond its history limits, with their Workflows, and returns the rest.
+// Their stored objects stay: retention removes those.
+func (r *Reconciler) applyHistoryLimits(ctx context.Context, s *v1.BackupSchedule) ([]v1.Backup, error) {
+	var list v1.BackupList
+	if err := r.List(ctx, &list, client.InNamespace(s.Namespace), client.MatchingLabels{v1.LabelSchedule: s.Name}); err != nil {
+		return nil, err
+	}
+	backups := list.Items
+	sort.Slice(backups, func(i, j int) bool { return newer(&backups[i], &backups[j]) })
+	limits := map[v1.RunPhase]int{v1.PhaseSucceeded: int(valueOr(s.Spec.SuccessfulBackupsHistoryLimit, 3)), v1.PhaseFailed: int(valueOr(s.Spec.FailedBackupsHistoryLimit, 1))}
+	seen := map[v1.RunPhase]int{}
+	var kept []v1.Backup
+	for i := range backups {
+		b := &backups[i]
+		if !b.DeletionTimestamp.IsZero() {
+			continue
+		}
+		if limit, ok := limits[b.Status.Phase]; ok {
+			seen[b.Status.Phase]++
+			if seen[b.Status.Phase] > limit {
+				if err := r.deleteRun(ctx, b); err != nil {
+					return nil, err
+				}
+				continue
+			}
+		}
+		kept = append(kept, *b)
+	}
+	return kept, nil
+}
+
+// deleteRun deletes a Backup of the schedule and the Workflow that ran it;
+// the Workflow first, so that it is not adopted again.
+func (r *Reconciler) deleteRun(ctx context.Context, b *v1.Backup) error {
+	wf := &wfv1.Workflow{ObjectMeta: metav1.ObjectMeta{Namespace: b.Namespace, Name: b.Name}}
+	if err := r.Delete(ctx, wf, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
+		return err
+	}
+	return client.IgnoreNotFound(r.Delete(ctx, b))
+}
+
+func newer(a, b *v1.Backup) bool {
+	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+		return a.CreationTimestamp.After(b.CreationTimestamp.Time)
+	}
+	return a.Name > b.Name
+}
+
+// recentRunsShown is how many runs status.recentRuns lists.
+const recentRunsShown = 10
+
+// computeStatus fills the schedule's status from its CronWorkflow and
+// Backups, and says when to look again (the next run, or when the last
+// backup becomes too old).
+func (r *Reconciler) computeStatus(s *v1.BackupSchedule, cronWf *wfv1.CronWorkflow, backups []v1.Backup) time.Duration {
+	now := r.now()
+	st := &s.Status
+	st.ObservedGeneration = s.Generation
+	if cronWf != nil && cronWf.Status.LastScheduledTime != nil {
+		st.LastScheduleTime = cronWf.Status.LastScheduledTime
+	}
+	st.Active, st.RecentRuns = nil, nil
+	for _, b := range backups {
+		switch b.Status.Phase {
+		case v1.PhaseSucceeded:
+			if t := b.Status.CompletedAt; t != nil && (st.LastSuccessfulTime == nil || t.After(st.LastSuccessfulTime.Time)) {
+				st.LastSuccessfulTime = t
+			}
+		case v1.PhaseFailed:
+			t := b.Status.CompletedAt
+			if t == nil {
+				t = &b.CreationTimestamp
+			}
+			if st.LastFailedTime == nil || t.After(st.LastFailedTime.Time) {
+				st.LastFailedTime = t
+			}
+		default:
+			st.Active = append(st.Active, b.Name)
+		}
+		if len(st.RecentRuns) < recentRunsShown {
+			st.RecentRuns = append(st.RecentRuns, v1.ScheduledRun{
+				Name: b.Name, Phase: b.Status.Phase, Size: b.Status.Size, Checksum: b.Status.Checksum,
+				StartedAt: b.Status.StartedAt, CompletedAt: b.Status.CompletedAt,
+			})
+		}
+	}
+	labels := []string{s.Namespace, s.Name}
+	if st.LastSuccessfulTime != nil {
+		metrics.ScheduleLastSuccess.WithLabelValues(labels...).Set(float64(st.LastSuccessfulTime.Unix()))
+	}
+	sched, err := parseSchedule(s.Spec.Schedule, s.Spec.Timezone)
+	if err != nil {
+		st.NextScheduleTime = nil
+		st.Message = err.Error()
+		return 0
+	}
+	next := sched.Next(now)
+	interval := sched.Next(next).Sub(next)
+	metrics.ScheduleIntervalSeconds.WithLabelValues(labels...).Set(interval.Seconds())
+	requeue := time.Until(next)
+	if s.Spec.Suspend {
+		st.NextScheduleTime = nil
+		metrics.ScheduleNextRun.DeleteLabelValues(labels...)
+	} else {
+		st.NextScheduleTime = &metav1.Time{Time: next}
+		metrics.ScheduleNextRun.WithLabelValues(labels...).Set(float64(next.Unix()))
+	}
+
+	// A schedule misses its backup when the last success (or, without one,
+	// the schedule's creation) is older than missingAfterIntervals intervals.
+	threshold := time.Duration(max(s.Spec.MissingAfterIntervals, 1)) * interval
+	since := s.CreationTimestamp.Time
+	if st.LastSuccessfulTime != nil {
+		since = st.LastSuccessfulTime.Time
+	}
+	missing := metav1.Condition{Type: v1.ConditionBackupMissing, ObservedGeneration: s.Generation}
+	switch age := now.Sub(since); {
+	case s.Spec.Suspend:
+		missing.Status, missing.Reason, missing.Message = metav1.ConditionFalse, v1.ReasonSuspended, "the schedule is suspended"
+	case age > threshold:
+		missing.Status, missing.Reason = metav1.ConditionTrue, v1.ReasonBackupMissing
+		missing.Message = fmt.Sprintf("no successful backup for %s, more than %d schedule intervals (%s)", age.Round(time.Second), max(s.Spec.MissingAfterIntervals, 1), interval)
+	default:
+		missing.Status, missing.Reason = metav1.ConditionFalse, v1.ReasonBackupRecent
+		missing.Message = fmt.Sprintf("last successful backup %s ago", age.Round(time.Second))
+		requeue = min(requeue, threshold-age)
+	}
+	// The message holds an age; update it only when the state changes, or the
+	// status would change on every reconcile.
+	if c := meta.FindStatusCondition(st.Conditions, v1.ConditionBackupMissing); c == nil || c.Status != missing.Status || c.Reason != missing.Reason {
+		meta.SetStatusCondition(&st.Conditions, missing)
+	}
+
+	switch {
+	case len(st.RecentRuns) > 0 && st.RecentRuns[0].Phase == v1.PhaseFailed:
+		st.Message = fmt.Sprintf("the last backup %s failed", st.RecentRuns[0].Name)
+		for _, b := range backups {
+			if b.Name == st.RecentRuns[0].Name && b.Status.Message != "" {
+				st.Message += ": " + b.Status.Message
+			}
+		}
+	case missing.Status == metav1.ConditionTrue:
+		st.Message = missing.Message
+	default:
+		st.Message = ""
+	}
+	return max(requeue, time.Second) + time.Second
+}
+
+// parseSchedule parses a cron schedule as Argo does, in its time zone.
+func parseSchedule(spec, timezone string) (cron.Schedule, error) {
+	if timezone != "" {
+		if _, err := time.LoadLocation(timezone); err != nil {
+			return nil, fmt.Errorf("unknown time zone %q", timezone)
+		}
+		spec = "CRON_TZ=" + timezone + " " + spec
+	}
+	return cron.ParseStandard(spec)
+}
+
+func valueOr(v *int32, def int32) int32 {
+	if v == nil {
+		return def
+	}
+	return *v
+}
+
+func statusEqual(a, b *v1.BackupScheduleStatus) bool { return equality.Semantic.DeepEqual(a, b) }

@@ -1,0 +1,103 @@
+// Package storage reconciles BackupStorages: it checks that the bucket is
+// reachable with the credentials and reports it in the Ready condition.
+package storage
+
+import (
+	"context"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/record"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
+	"github.com/backflow-dev/backflow/controller/storageref"
+)
+
+// Reconciler reconciles BackupStorages.
+type Reconciler struct {
+	client.Client
+	Recorder record.EventRecorder
+	// Interval between checks of a reachable bucket; an unreachable one is
+	// checked four times as often.
+	Interval time.Duration
+}
+
+// checkTimeout bounds one check of a bucket.
+const checkTimeout = 15 * time.Second
+
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var st v1.BackupStorage
+	if err := r.Get(ctx, req.NamespacedName, &st); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	old := st.Status.DeepCopy()
+	cond := metav1.Condition{Type: v1.ConditionReady, ObservedGeneration: st.Generation}
+	backend, err := storageref.Open(ctx, r.Client, &st)
+	if err != nil {
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, v1.ReasonCredentialsError, err.Error()
+	} else {
+		check, cancel := context.WithTimeout(ctx, checkTimeout)
+		err = backend.CheckBucket(check)
+		cancel()
+		if err != nil {
+			cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, v1.ReasonUnreachable, err.Error()
+		} else {
+			cond.Status, cond.Reason, cond.Message = metav1.ConditionTrue, v1.ReasonReachable, "bucket "+st.Spec.S3.Bucket+" is reachable with the credentials"
+		}
+	}
+	prev := meta.FindStatusCondition(st.Status.Conditions, v1.ConditionReady)
+	if prev == nil || prev.Status != cond.Status {
+		kind := corev1.EventTypeNormal
+		if cond.Status != metav1.ConditionTrue {
+			kind = corev1.EventTypeWarning
+		}
+		r.Recorder.Event(&st, kind, cond.Reason, cond.Message)
+	}
+	meta.SetStatusCondition(&st.Status.Conditions, cond)
+	st.Status.ObservedGeneration = st.Generation
+	st.Status.LastCheckedTime = &metav1.Time{Time: time.Now().Truncate(time.Second)}
+	if !equality.Semantic.DeepEqual(old, &st.Status) {
+		base := st.DeepCopy()
+		base.Status = *old
+		if err := r.Status().Patch(ctx, &st, client.MergeFrom(base)); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	interval := r.Interval
+	if interval == 0 {
+		interval = 5 * time.Minute
+	}
+	if cond.Status != metav1.ConditionTrue {
+		interval /= 4
+	}
+	return ctrl.Result{RequeueAfter: interval}, nil
+}
+
+// SetupWithManager watches BackupStorages and their credentials Secrets.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1.BackupStorage{}).
+		Named("backupstorage").
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+			var list v1.BackupStorageList
+			if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace())); err != nil {
+				return nil
+			}
+			var reqs []reconcile.Request
+			for _, st := range list.Items {
+				if st.Spec.S3.Credentials.SecretRef.Name == o.GetName() {
+					reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&st)})
+				}
+			}
+			return reqs
+		}), builder.OnlyMetadata).
+		Complete(r)
+}

@@ -1,0 +1,139 @@
+// Package storageref resolves the BackupStorage a resource names into what
+// its Workflow needs in the resource's own namespace.
+package storageref
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
+	"github.com/backflow-dev/backflow/controller/compiler"
+	"github.com/backflow-dev/backflow/stages/storage"
+)
+
+// Errors that say why a storage cannot be used; the reconcilers turn them
+// into condition reasons.
+var (
+	ErrNotFound  = errors.New("storage not found")
+	ErrForbidden = errors.New("storage not allowed")
+)
+
+// LabelCopiedFrom marks the Secrets and ConfigMaps copied from a storage's
+// namespace, with the storage's namespace and name.
+const LabelCopiedFrom = "backflow.dev/copied-from-storage"
+
+// Resolve finds the storage ref names for a resource in namespace ns. A
+// storage in another namespace must allow ns; its credentials Secret (and CA
+// bundle) are then copied into ns, because step pods can mount Secrets of
+// their own namespace only.
+func Resolve(ctx context.Context, c client.Client, ref v1.StorageReference, ns string) (compiler.StorageAccess, error) {
+	var st v1.BackupStorage
+	key := client.ObjectKey{Namespace: ref.StorageNamespace(ns), Name: ref.Name}
+	if err := c.Get(ctx, key, &st); err != nil {
+		if apierrors.IsNotFound(err) {
+			return compiler.StorageAccess{}, fmt.Errorf("%w: BackupStorage %s does not exist", ErrNotFound, key)
+		}
+		return compiler.StorageAccess{}, err
+	}
+	access := compiler.StorageAccess{Storage: &st, CredentialsSecret: st.Spec.S3.Credentials.SecretRef.Name}
+	if tls := st.Spec.S3.TLS; tls != nil {
+		access.CASecret, access.CAConfigMap = tls.CASecretRef, tls.CAConfigMapRef
+	}
+	if st.Namespace == ns {
+		return access, nil
+	}
+	if !st.AllowsNamespace(ns) {
+		return compiler.StorageAccess{}, fmt.Errorf("%w: BackupStorage %s does not list namespace %s in spec.allowedNamespaces", ErrForbidden, key, ns)
+	}
+	copyName := fmt.Sprintf("backflow-storage-%s-%s", st.Namespace, st.Name)
+	if err := copySecret(ctx, c, st.Namespace, access.CredentialsSecret, ns, copyName, key); err != nil {
+		return compiler.StorageAccess{}, err
+	}
+	access.CredentialsSecret = copyName
+	if access.CASecret != nil {
+		if err := copySecret(ctx, c, st.Namespace, access.CASecret.Name, ns, copyName+"-ca", key); err != nil {
+			return compiler.StorageAccess{}, err
+		}
+		access.CASecret = &v1.SecretKeySelector{Name: copyName + "-ca", Key: access.CASecret.Key}
+	}
+	if cm := access.CAConfigMap; cm != nil {
+		var src corev1.ConfigMap
+		if err := c.Get(ctx, client.ObjectKey{Namespace: st.Namespace, Name: cm.Name}, &src); err != nil {
+			return compiler.StorageAccess{}, fmt.Errorf("CA ConfigMap of BackupStorage %s: %w", key, err)
+		}
+		dst := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: copyName + "-ca"}}
+		if _, err := controllerutil.CreateOrUpdate(ctx, c, dst, func() error {
+			dst.Labels = map[string]string{LabelCopiedFrom: st.Namespace + "." + st.Name}
+			dst.Data = src.Data
+			return nil
+		}); err != nil {
+			return compiler.StorageAccess{}, err
+		}
+		access.CAConfigMap = &v1.ConfigMapKeySelector{Name: dst.Name, Key: cm.Key}
+	}
+	return access, nil
+}
+
+func copySecret(ctx context.Context, c client.Client, fromNS, fromName, toNS, toName string, storage client.ObjectKey) error {
+	var src corev1.Secret
+	if err := c.Get(ctx, client.ObjectKey{Namespace: fromNS, Name: fromName}, &src); err != nil {
+		return fmt.Errorf("Secret %s/%s of BackupStorage %s: %w", fromNS, fromName, storage, err)
+	}
+	dst := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: toNS, Name: toName}}
+	_, err := controllerutil.CreateOrUpdate(ctx, c, dst, func() error {
+		dst.Labels = map[string]string{LabelCopiedFrom: storage.Namespace + "." + storage.Name}
+		dst.Type = src.Type
+		dst.Data = src.Data
+		return nil
+	})
+	return err
+}
+
+// Open opens the storage from the controller, reading the credentials from
+// the storage's Secret, for the checks and deletions the controller does
+// itself.
+func Open(ctx context.Context, c client.Client, st *v1.BackupStorage) (*storage.S3Backend, error) {
+	creds := st.Spec.S3.Credentials
+	var secret corev1.Secret
+	if err := c.Get(ctx, client.ObjectKey{Namespace: st.Namespace, Name: creds.SecretRef.Name}, &secret); err != nil {
+		return nil, fmt.Errorf("credentials Secret %s: %w", creds.SecretRef.Name, err)
+	}
+	get := func(key, def string) (string, error) {
+		if key == "" {
+			key = def
+		}
+		v, ok := secret.Data[key]
+		if !ok && def != "" {
+			return "", fmt.Errorf("credentials Secret %s has no key %s", creds.SecretRef.Name, key)
+		}
+		return string(v), nil
+	}
+	id, err := get(creds.AccessKeyIDKey, "AWS_ACCESS_KEY_ID")
+	if err != nil {
+		return nil, err
+	}
+	secretKey, err := get(creds.SecretAccessKeyKey, "AWS_SECRET_ACCESS_KEY")
+	if err != nil {
+		return nil, err
+	}
+	token := ""
+	if creds.SessionTokenKey != "" {
+		token = string(secret.Data[creds.SessionTokenKey])
+	}
+	cfg := storage.S3Config{
+		Endpoint: st.Spec.S3.Endpoint, Bucket: st.Spec.S3.Bucket, Prefix: st.Spec.S3.Prefix, Region: st.Spec.S3.Region,
+		PathStyle: st.Spec.S3.ForcePathStyle, PartSizeMiB: int(st.Spec.S3.PartSizeMiB),
+		Credentials: storage.Credentials{AccessKeyID: id, SecretAccessKey: secretKey, SessionToken: token},
+	}
+	if tls := st.Spec.S3.TLS; tls != nil {
+		cfg.InsecureSkipVerify = tls.InsecureSkipVerify
+	}
+	return storage.NewS3Backend(cfg)
+}
