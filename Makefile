@@ -38,12 +38,12 @@ check-generated:
 deps: ## Install the Debian packages the tests need (apt-get, when missing).
 	test/tools/install-deps.sh
 
-.PHONY: envtest-assets
-envtest-assets: ## Build kube-apiserver and etcd for envtest into the cache (once).
-	@$(TOOLS) kube-apiserver etcd >/dev/null
+.PHONY: test-assets
+test-assets: ## Build what the tests run (kube-apiserver, etcd, Argo's controller, KWOK, MinIO) into the cache, once.
+	@$(TOOLS) kube-apiserver etcd workflow-controller kwok minio >/dev/null
 
 .PHONY: test
-test: check-generated envtest-assets ## Run the tests (envtest against a real kube-apiserver + etcd).
+test: check-generated test-assets ## Run the tests (envtest against a real kube-apiserver + etcd).
 	KUBEBUILDER_ASSETS=$$(dirname $$($(TOOLS) kube-apiserver)) BACKFLOW_MINIO=$$($(TOOLS) minio) go test -count=1 ./...
 
 .PHONY: lint

@@ -14,6 +14,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -39,6 +40,10 @@ type Options struct {
 	LeaderElectionNamespace string
 	// StorageCheckInterval is how often a BackupStorage's bucket is checked.
 	StorageCheckInterval time.Duration
+	// AllowRestart lets a process start a second manager after the first
+	// stopped (controller names are unique per process otherwise); tests use
+	// it to restart the controller.
+	AllowRestart bool
 }
 
 // Scheme knows the kinds backflow reads and writes.
@@ -71,16 +76,17 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		LeaderElectionNamespace: opts.LeaderElectionNamespace,
 		// Secrets are read when needed, never cached: a cluster's Secrets do
 		// not belong in the controller's memory.
-		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}}}},
+		Client:     client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}}}},
+		Controller: config.Controller{SkipNameValidation: &opts.AllowRestart},
 	})
 	if err != nil {
 		return nil, err
 	}
 	recorder := mgr.GetEventRecorderFor("backflow")
 	reconcilers := []interface{ SetupWithManager(ctrl.Manager) error }{
-		&backup.Reconciler{Client: mgr.GetClient(), Recorder: recorder, Compiler: opts.Compiler},
+		&backup.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder, Compiler: opts.Compiler},
 		&schedule.Reconciler{Client: mgr.GetClient(), Recorder: recorder, Compiler: opts.Compiler},
-		&restore.Reconciler{Client: mgr.GetClient(), Recorder: recorder, Compiler: opts.Compiler},
+		&restore.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder, Compiler: opts.Compiler},
 		&storage.Reconciler{Client: mgr.GetClient(), Recorder: recorder, Interval: opts.StorageCheckInterval},
 	}
 	for _, r := range reconcilers {

@@ -34,8 +34,11 @@ const Finalizer = "backflow.dev/delete-object"
 // Reconciler reconciles Backups.
 type Reconciler struct {
 	client.Client
-	Recorder record.EventRecorder
-	Compiler compiler.Options
+	// APIReader reads past the cache, to tell a Workflow the cache has not
+	// seen yet from one that is gone.
+	APIReader client.Reader
+	Recorder  record.EventRecorder
+	Compiler  compiler.Options
 }
 
 // retryAfter is how soon a Backup whose storage is missing is looked at
@@ -89,10 +92,15 @@ func (r *Reconciler) reconcileMissingWorkflow(ctx context.Context, b *v1.Backup)
 		return ctrl.Result{}, nil
 	}
 	if b.Status.WorkflowName != "" || b.Labels[v1.LabelSchedule] != "" {
-		if b.Labels[v1.LabelSchedule] != "" && b.Status.WorkflowName == "" && time.Since(b.CreationTimestamp.Time) < time.Minute {
-			// The schedule controller creates the Backup right after Argo
-			// created the Workflow; the cache may not have it yet.
-			return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
+		// The Workflow existed (this controller created it, or a schedule's
+		// CronWorkflow did): ask the API server, as the cache may lag.
+		var wf wfv1.Workflow
+		err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: b.Namespace, Name: compiler.WorkflowName(b.Name)}, &wf)
+		if err == nil {
+			return ctrl.Result{RequeueAfter: time.Second}, nil
+		}
+		if !apierrors.IsNotFound(err) {
+			return ctrl.Result{}, err
 		}
 		return ctrl.Result{}, r.fail(ctx, b, v1.ReasonWorkflowMissing, fmt.Sprintf("the Workflow %s of this Backup was deleted before it finished", compiler.WorkflowName(b.Name)))
 	}

@@ -32,8 +32,11 @@ import (
 // Reconciler reconciles Restores.
 type Reconciler struct {
 	client.Client
-	Recorder record.EventRecorder
-	Compiler compiler.Options
+	// APIReader reads past the cache, to tell a Workflow the cache has not
+	// seen yet from one that is gone.
+	APIReader client.Reader
+	Recorder  record.EventRecorder
+	Compiler  compiler.Options
 }
 
 // errWaiting says the Restore cannot start yet and will be retried.
@@ -55,6 +58,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			return ctrl.Result{}, nil
 		}
 		if rs.Status.WorkflowName != "" {
+			if err := r.APIReader.Get(ctx, req.NamespacedName, &wf); err == nil {
+				return ctrl.Result{RequeueAfter: time.Second}, nil // the cache lags
+			} else if !apierrors.IsNotFound(err) {
+				return ctrl.Result{}, err
+			}
 			return ctrl.Result{}, r.setFailed(ctx, &rs, v1.ReasonWorkflowMissing, "the Workflow of this Restore was deleted before it finished")
 		}
 		return r.start(ctx, &rs)

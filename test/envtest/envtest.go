@@ -50,7 +50,7 @@ func AssetsDir() (string, error) {
 	}
 	for _, name := range []string{"kube-apiserver", "etcd"} {
 		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
-			return "", fmt.Errorf("envtest binary %s missing in %s: run `make envtest-assets` (or `make test`, which builds them)", name, dir)
+			return "", fmt.Errorf("envtest binary %s missing in %s: run `make test-assets` (make test does)", name, dir)
 		}
 	}
 	return dir, nil
@@ -75,18 +75,39 @@ type Cluster struct {
 	Client client.Client
 }
 
-// Start starts kube-apiserver and etcd with backflow's CRDs and any extra CRD
-// directories installed. Stop it with Stop.
-func Start(extraCRDDirs ...string) (*Cluster, error) {
+// Option adjusts the environment before it starts.
+type Option func(*envtest.Environment)
+
+// WithCRDs installs the CRDs of more directories.
+func WithCRDs(dirs ...string) Option {
+	return func(e *envtest.Environment) { e.CRDDirectoryPaths = append(e.CRDDirectoryPaths, dirs...) }
+}
+
+// WithAPIServerArg sets a flag of kube-apiserver.
+func WithAPIServerArg(name string, values ...string) Option {
+	return func(e *envtest.Environment) { e.ControlPlane.GetAPIServer().Configure().Set(name, values...) }
+}
+
+// WithScheme replaces the scheme of the client.
+func WithScheme(s *runtime.Scheme) Option {
+	return func(e *envtest.Environment) { e.Scheme = s }
+}
+
+// Start starts kube-apiserver and etcd with backflow's CRDs installed. Stop
+// it with Stop.
+func Start(opts ...Option) (*Cluster, error) {
 	assets, err := AssetsDir()
 	if err != nil {
 		return nil, err
 	}
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: assets,
-		CRDDirectoryPaths:     append([]string{CRDDir()}, extraCRDDirs...),
+		CRDDirectoryPaths:     []string{CRDDir()},
 		ErrorIfCRDPathMissing: true,
 		Scheme:                Scheme(),
+	}
+	for _, opt := range opts {
+		opt(env)
 	}
 	cfg, err := env.Start()
 	if err != nil {
@@ -105,8 +126,8 @@ func (c *Cluster) Stop() error { return c.Env.Stop() }
 
 // Main runs a test package's tests against one shared Cluster, stored in
 // *into, and exits with their result.
-func Main(m *testing.M, into **Cluster, extraCRDDirs ...string) {
-	c, err := Start(extraCRDDirs...)
+func Main(m *testing.M, into **Cluster, opts ...Option) {
+	c, err := Start(opts...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

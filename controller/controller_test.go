@@ -1,0 +1,630 @@
+package controller_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap/zapcore"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/yaml"
+
+	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
+	"github.com/backflow-dev/backflow/controller"
+	"github.com/backflow-dev/backflow/controller/compiler"
+	"github.com/backflow-dev/backflow/controller/metrics"
+	"github.com/backflow-dev/backflow/test/argotest"
+	"github.com/backflow-dev/backflow/test/envtest"
+	"github.com/backflow-dev/backflow/test/servers"
+)
+
+var (
+	stack       *argotest.Stack
+	minioServer *servers.MinIO
+	stopManager func()
+)
+
+func TestMain(m *testing.M) {
+	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapLevel())))
+	var err error
+	if minioServer, err = servers.StartMinIO(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if stack, err = argotest.Start(); err != nil {
+		minioServer.Stop()
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	stack.Driver.DefaultOutputs = fakeOutputs
+	if err := installWorkflowTemplates(); err != nil {
+		stack.Stop()
+		minioServer.Stop()
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	stopManager = startManager()
+	code := m.Run()
+	stopManager()
+	if code != 0 {
+		fmt.Fprintln(os.Stderr, "--- workflow-controller log (tail) ---")
+		logs := stack.Logs("workflow-controller")
+		fmt.Fprintln(os.Stderr, logs[max(0, len(logs)-4000):])
+	}
+	stack.Stop()
+	minioServer.Stop()
+	os.Exit(code)
+}
+
+func zapLevel() zapcore.Level {
+	if os.Getenv("BACKFLOW_TEST_VERBOSE") != "" {
+		return zapcore.DebugLevel
+	}
+	return zapcore.ErrorLevel
+}
+
+// installWorkflowTemplates installs the stage templates of
+// workflowtemplates/, as a user does.
+func installWorkflowTemplates() error {
+	files, err := filepath.Glob(filepath.Join(envtest.RepoRoot(), "workflowtemplates", "*.yaml"))
+	if err != nil || len(files) == 0 {
+		return fmt.Errorf("no workflowtemplates: %v", err)
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		var cwt wfv1.ClusterWorkflowTemplate
+		if err := yaml.UnmarshalStrict(data, &cwt); err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+		if err := stack.Client.Create(context.Background(), &cwt); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fakeOutputs are what the executor of a step would report.
+func fakeOutputs(workflow, step string) map[string]string {
+	switch step {
+	case compiler.StepDump, compiler.StepVerify, compiler.StepRestore:
+		return map[string]string{
+			compiler.OutputKey:         "apps/" + workflow + "/20261122T030000Z.bin.zst",
+			compiler.OutputSize:        "43200000",
+			compiler.OutputRawSize:     "250000000",
+			compiler.OutputChecksum:    "sha256:" + strings.Repeat("ab", 32),
+			compiler.OutputRawChecksum: "sha256:" + strings.Repeat("cd", 32),
+		}
+	}
+	return nil
+}
+
+func compilerOptions() compiler.Options {
+	o := compiler.DefaultOptions()
+	o.Image = "backflow.test/backflow:dev"
+	return o
+}
+
+// startManager runs the controller in this process and returns its stop.
+func startManager() func() {
+	mgr, err := controller.NewManager(stack.Config, controller.Options{
+		Compiler: compilerOptions(), MetricsAddr: "0", ProbeAddr: "0", AllowRestart: true,
+		StorageCheckInterval: 2 * time.Second,
+	})
+	if err != nil {
+		panic(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := mgr.Start(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "manager:", err)
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// newNamespace makes a namespace with the workflow service account and a
+// BackupStorage "minio" on the test MinIO.
+func newNamespace(t *testing.T) string {
+	t.Helper()
+	ctx := context.Background()
+	c := stack.Client
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "ctrl-"}}
+	if err := c.Create(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	for _, obj := range []client.Object{
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "backflow-workflow"}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "minio"}, StringData: map[string]string{
+			"AWS_ACCESS_KEY_ID": minioServer.AccessKey, "AWS_SECRET_ACCESS_KEY": minioServer.SecretKey,
+		}},
+		&v1.BackupStorage{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "minio"}, Spec: v1.BackupStorageSpec{S3: v1.S3Storage{
+			Endpoint: minioServer.Endpoint, Bucket: minioServer.Bucket, ForcePathStyle: true,
+			Credentials: v1.S3Credentials{SecretRef: v1.LocalObjectReference{Name: "minio"}},
+		}}},
+	} {
+		if err := c.Create(ctx, obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ns.Name
+}
+
+func backupSpec() v1.BackupSpec {
+	return v1.BackupSpec{
+		Source:  v1.BackupSource{Command: &v1.CommandSource{Image: "busybox", Command: []string{"cat", "/data"}}},
+		Storage: v1.BackupStorageTarget{StorageReference: v1.StorageReference{Name: "minio"}},
+	}
+}
+
+func withHooksAndRetention(spec v1.BackupSpec) v1.BackupSpec {
+	hook := func(cmd string) *v1.Hook {
+		return &v1.Hook{Exec: &v1.ExecHook{PodName: "app", Command: []string{cmd}}, OnError: v1.HookErrorFail, TimeoutSeconds: 60}
+	}
+	spec.Hooks = &v1.Hooks{Pre: hook("freeze"), Post: hook("thaw")}
+	spec.Retention = &v1.Retention{KeepLast: ptr(int32(3))}
+	return spec
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// waitFor polls until cond holds, failing the test after timeout.
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	last := ""
+	for time.Now().Before(deadline) {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		last = state
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s; last state: %s", what, last)
+}
+
+func getBackup(t *testing.T, ns, name string) *v1.Backup {
+	t.Helper()
+	var b v1.Backup
+	if err := stack.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &b); err != nil {
+		t.Fatal(err)
+	}
+	return &b
+}
+
+func waitForPhase(t *testing.T, ns, name string, phase v1.RunPhase) *v1.Backup {
+	t.Helper()
+	var b *v1.Backup
+	waitFor(t, fmt.Sprintf("Backup %s to be %s", name, phase), 60*time.Second, func() (bool, string) {
+		b = getBackup(t, ns, name)
+		if b.Status.Phase != phase && b.Status.Phase.IsFinished() {
+			t.Fatalf("Backup %s ended %s, want %s: %q %+v", name, b.Status.Phase, phase, b.Status.Message, b.Status.Stages)
+		}
+		return b.Status.Phase == phase, fmt.Sprintf("%s %q %+v", b.Status.Phase, b.Status.Message, b.Status.Stages)
+	})
+	return b
+}
+
+func stagePhases(b *v1.Backup) map[string]string {
+	out := map[string]string{}
+	for _, s := range b.Status.Stages {
+		out[s.Name] = s.Phase
+	}
+	return out
+}
+
+func events(t *testing.T, ns, name string) map[string]string {
+	t.Helper()
+	var list corev1.EventList
+	if err := stack.Client.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, e := range list.Items {
+		if e.InvolvedObject.Name == name {
+			out[e.Reason] = e.Type + ": " + e.Message
+		}
+	}
+	return out
+}
+
+func workflow(t *testing.T, ns, name string) *wfv1.Workflow {
+	t.Helper()
+	var wf wfv1.Workflow
+	if err := stack.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &wf); err != nil {
+		t.Fatal(err)
+	}
+	return &wf
+}
+
+func TestBackupSucceeds(t *testing.T) {
+	ns := newNamespace(t)
+	before := testutil.ToFloat64(metrics.BackupTotal.WithLabelValues(ns, "", "succeeded"))
+	b := &v1.Backup{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "nightly"}, Spec: withHooksAndRetention(backupSpec())}
+	if err := stack.Client.Create(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	b = waitForPhase(t, ns, "nightly", v1.PhaseSucceeded)
+
+	want := map[string]string{"pre-hook": "Succeeded", "dump": "Succeeded", "verify": "Succeeded", "post-hook": "Succeeded", "rotate": "Succeeded"}
+	if got := stagePhases(b); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("stages %v, want %v", got, want)
+	}
+	if names := []string{b.Status.Stages[0].Name, b.Status.Stages[4].Name}; names[0] != "pre-hook" || names[1] != "rotate" {
+		t.Errorf("stages out of DAG order: %v", b.Status.Stages)
+	}
+	out := fakeOutputs("nightly", "dump")
+	if b.Status.Location == nil || b.Status.Location.Key != out["key"] || b.Status.Location.Bucket != minioServer.Bucket {
+		t.Errorf("location %+v", b.Status.Location)
+	}
+	if b.Status.Size == nil || *b.Status.Size != 43200000 || b.Status.DisplaySize != "41.2MiB" || *b.Status.RawSize != 250000000 {
+		t.Errorf("sizes %v %q %v", b.Status.Size, b.Status.DisplaySize, b.Status.RawSize)
+	}
+	if b.Status.Checksum != out["checksum"] || b.Status.RawChecksum != out["raw-checksum"] {
+		t.Errorf("checksums %q %q", b.Status.Checksum, b.Status.RawChecksum)
+	}
+	if b.Status.StartedAt == nil || b.Status.CompletedAt == nil || b.Status.WorkflowName != "nightly" || b.Status.ObservedGeneration != b.Generation {
+		t.Errorf("status %+v", b.Status)
+	}
+	for _, cond := range []string{v1.ConditionSucceeded, v1.ConditionVerified} {
+		if !meta.IsStatusConditionTrue(b.Status.Conditions, cond) {
+			t.Errorf("condition %s not true: %+v", cond, b.Status.Conditions)
+		}
+	}
+	waitFor(t, "events", 10*time.Second, func() (bool, string) {
+		ev := events(t, ns, "nightly")
+		for _, reason := range []string{"WorkflowCreated", "Started", "Uploaded", "Verified", "Rotated"} {
+			if _, ok := ev[reason]; !ok {
+				return false, fmt.Sprint(ev)
+			}
+		}
+		return true, ""
+	})
+	if got := testutil.ToFloat64(metrics.BackupTotal.WithLabelValues(ns, "", "succeeded")) - before; got != 1 {
+		t.Errorf("backflow_backup_total{status=succeeded} rose by %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(metrics.BackupSize.WithLabelValues(ns, "", "nightly")); got != 43200000 {
+		t.Errorf("backflow_backup_size_bytes = %v", got)
+	}
+	wf := workflow(t, ns, "nightly")
+	if wf.Status.Phase != wfv1.WorkflowSucceeded || !metav1.IsControlledBy(wf, b) || wf.Labels[v1.LabelBackup] != "nightly" {
+		t.Errorf("workflow %s %v %v", wf.Status.Phase, wf.OwnerReferences, wf.Labels)
+	}
+}
+
+func TestFailingDumpRunsPostHookButNotRotate(t *testing.T) {
+	ns := newNamespace(t)
+	stack.Driver.Set("broken", compiler.StepDump, argotest.Outcome{Fail: true, Message: "pg_dump failed: exit code 1: connection refused"})
+	b := &v1.Backup{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "broken"}, Spec: withHooksAndRetention(backupSpec())}
+	if err := stack.Client.Create(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	b = waitForPhase(t, ns, "broken", v1.PhaseFailed)
+	phases := stagePhases(b)
+	if phases["dump"] != "Failed" || phases["post-hook"] != "Succeeded" || phases["pre-hook"] != "Succeeded" {
+		t.Errorf("stages %v: the post-hook must run after a failed dump", phases)
+	}
+	if p, ok := phases["rotate"]; ok && p != "Omitted" && p != "Skipped" {
+		t.Errorf("rotate ran after a failed dump: %v", phases)
+	}
+	if p, ok := phases["verify"]; ok && p != "Omitted" && p != "Skipped" {
+		t.Errorf("verify ran after a failed dump: %v", phases)
+	}
+	if !strings.Contains(b.Status.Message, "step dump failed") || !strings.Contains(b.Status.Message, "connection refused") {
+		t.Errorf("message %q must name the failed step and say why", b.Status.Message)
+	}
+	c := meta.FindStatusCondition(b.Status.Conditions, v1.ConditionSucceeded)
+	if c == nil || c.Status != metav1.ConditionFalse || c.Reason != v1.ReasonFailed {
+		t.Errorf("Succeeded condition %+v", c)
+	}
+	if wf := workflow(t, ns, "broken"); wf.Status.Phase != wfv1.WorkflowFailed {
+		t.Errorf("the Workflow must fail when the dump fails, even though the post-hook ran: %s", wf.Status.Phase)
+	}
+	waitFor(t, "a Warning event naming the step", 10*time.Second, func() (bool, string) {
+		ev := events(t, ns, "broken")
+		e := ev["StepFailed"]
+		return strings.HasPrefix(e, "Warning") && strings.Contains(e, "step dump failed"), fmt.Sprint(ev)
+	})
+}
+
+func TestFailingVerify(t *testing.T) {
+	ns := newNamespace(t)
+	before := testutil.ToFloat64(metrics.VerifyFailedTotal.WithLabelValues(ns, ""))
+	stack.Driver.Set("unverified", compiler.StepVerify, argotest.Outcome{Fail: true, Message: "checksum mismatch: the object is corrupted"})
+	spec := backupSpec()
+	spec.Retention = &v1.Retention{Days: ptr(int32(7))}
+	b := &v1.Backup{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "unverified"}, Spec: spec}
+	if err := stack.Client.Create(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	b = waitForPhase(t, ns, "unverified", v1.PhaseFailed)
+	phases := stagePhases(b)
+	if phases["dump"] != "Succeeded" || phases["verify"] != "Failed" {
+		t.Errorf("stages %v", phases)
+	}
+	if p, ok := phases["rotate"]; ok && p != "Omitted" {
+		t.Errorf("rotate ran after a failed verify: %v", phases)
+	}
+	c := meta.FindStatusCondition(b.Status.Conditions, v1.ConditionVerified)
+	if c == nil || c.Status != metav1.ConditionFalse || c.Reason != v1.ReasonVerifyFailed || !strings.Contains(c.Message, "checksum mismatch") {
+		t.Errorf("Verified condition %+v", c)
+	}
+	if got := testutil.ToFloat64(metrics.VerifyFailedTotal.WithLabelValues(ns, "")) - before; got != 1 {
+		t.Errorf("backflow_verify_failed_total rose by %v", got)
+	}
+}
+
+// A restarted controller finds the Workflow it created and never makes a
+// second one.
+func TestRestartMidRunCreatesNoDuplicate(t *testing.T) {
+	ns := newNamespace(t)
+	stack.Driver.Set("long", compiler.StepDump, argotest.Outcome{Hold: true})
+	b := &v1.Backup{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "long"}, Spec: backupSpec()}
+	if err := stack.Client.Create(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	waitForPhase(t, ns, "long", v1.PhaseRunning)
+	stopManager()
+	stopManager = startManager()
+	time.Sleep(2 * time.Second) // the new manager resyncs while the dump still runs
+	stack.Driver.Set("long", compiler.StepDump, argotest.Outcome{Outputs: fakeOutputs("long", "dump")})
+	waitForPhase(t, ns, "long", v1.PhaseSucceeded)
+	var wfs wfv1.WorkflowList
+	if err := stack.Client.List(context.Background(), &wfs, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	if len(wfs.Items) != 1 || wfs.Items[0].Name != "long" {
+		var names []string
+		for _, wf := range wfs.Items {
+			names = append(names, wf.Name)
+		}
+		t.Errorf("Workflows after a restart: %v, want exactly [long]", names)
+	}
+}
+
+func TestBackupWaitsForItsStorage(t *testing.T) {
+	ns := newNamespace(t)
+	spec := backupSpec()
+	spec.Storage.Name = "later"
+	b := &v1.Backup{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "waiting"}, Spec: spec}
+	if err := stack.Client.Create(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "StorageNotFound", 20*time.Second, func() (bool, string) {
+		b := getBackup(t, ns, "waiting")
+		c := meta.FindStatusCondition(b.Status.Conditions, v1.ConditionSucceeded)
+		return c != nil && c.Reason == v1.ReasonStorageNotFound && b.Status.Phase == v1.PhasePending, fmt.Sprintf("%+v", b.Status)
+	})
+	st := &v1.BackupStorage{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "later"}, Spec: v1.BackupStorageSpec{S3: v1.S3Storage{
+		Endpoint: minioServer.Endpoint, Bucket: minioServer.Bucket, ForcePathStyle: true,
+		Credentials: v1.S3Credentials{SecretRef: v1.LocalObjectReference{Name: "minio"}},
+	}}}
+	if err := stack.Client.Create(context.Background(), st); err != nil {
+		t.Fatal(err)
+	}
+	waitForPhase(t, ns, "waiting", v1.PhaseSucceeded)
+}
+
+func TestStorageInAnotherNamespace(t *testing.T) {
+	home := newNamespace(t)
+	apps := newNamespace(t)
+	b := &v1.Backup{ObjectMeta: metav1.ObjectMeta{Namespace: apps, Name: "cross"}, Spec: backupSpec()}
+	b.Spec.Storage.Namespace = home
+	if err := stack.Client.Create(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "StorageForbidden", 20*time.Second, func() (bool, string) {
+		b := getBackup(t, apps, "cross")
+		c := meta.FindStatusCondition(b.Status.Conditions, v1.ConditionSucceeded)
+		return c != nil && c.Reason == v1.ReasonStorageForbidden, fmt.Sprintf("%+v", b.Status)
+	})
+	var st v1.BackupStorage
+	if err := stack.Client.Get(context.Background(), client.ObjectKey{Namespace: home, Name: "minio"}, &st); err != nil {
+		t.Fatal(err)
+	}
+	st.Spec.AllowedNamespaces = []string{apps}
+	if err := stack.Client.Update(context.Background(), &st); err != nil {
+		t.Fatal(err)
+	}
+	waitForPhase(t, apps, "cross", v1.PhaseSucceeded)
+	var copied corev1.Secret
+	name := fmt.Sprintf("backflow-storage-%s-minio", home)
+	if err := stack.Client.Get(context.Background(), client.ObjectKey{Namespace: apps, Name: name}, &copied); err != nil {
+		t.Fatalf("credentials not copied into the Backup's namespace: %v", err)
+	}
+	wf := workflow(t, apps, "cross")
+	for _, task := range wf.Spec.Templates[0].DAG.Tasks {
+		for _, p := range task.Arguments.Parameters {
+			if p.Name == compiler.ParamStorageSecret && p.Value.String() != name {
+				t.Errorf("%s uses storage secret %s, want the copy %s", task.Name, p.Value, name)
+			}
+		}
+	}
+}
+
+func TestBackupStorageReadiness(t *testing.T) {
+	ns := newNamespace(t)
+	waitFor(t, "Ready", 20*time.Second, func() (bool, string) {
+		var st v1.BackupStorage
+		_ = stack.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "minio"}, &st)
+		c := meta.FindStatusCondition(st.Status.Conditions, v1.ConditionReady)
+		return c != nil && c.Status == metav1.ConditionTrue && c.Reason == v1.ReasonReachable && st.Status.LastCheckedTime != nil, fmt.Sprintf("%+v", st.Status)
+	})
+	bad := &v1.BackupStorage{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "nobucket"}, Spec: v1.BackupStorageSpec{S3: v1.S3Storage{
+		Endpoint: minioServer.Endpoint, Bucket: "does-not-exist", ForcePathStyle: true,
+		Credentials: v1.S3Credentials{SecretRef: v1.LocalObjectReference{Name: "minio"}},
+	}}}
+	noSecret := bad.DeepCopy()
+	noSecret.Name, noSecret.Spec.S3.Bucket, noSecret.Spec.S3.Credentials.SecretRef.Name = "nosecret", minioServer.Bucket, "missing"
+	for _, st := range []*v1.BackupStorage{bad, noSecret} {
+		if err := stack.Client.Create(context.Background(), st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, reason := range map[string]string{"nobucket": v1.ReasonUnreachable, "nosecret": v1.ReasonCredentialsError} {
+		waitFor(t, name+" not Ready", 20*time.Second, func() (bool, string) {
+			var st v1.BackupStorage
+			_ = stack.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &st)
+			c := meta.FindStatusCondition(st.Status.Conditions, v1.ConditionReady)
+			return c != nil && c.Status == metav1.ConditionFalse && c.Reason == reason, fmt.Sprintf("%+v", st.Status)
+		})
+	}
+}
+
+func TestScheduleRunsBecomeBackups(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	s := &v1.BackupSchedule{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hourly"}, Spec: v1.BackupScheduleSpec{
+		Schedule: "0 * * * *", Timezone: "Europe/Berlin", ConcurrencyPolicy: v1.ConcurrencyAllow,
+		SuccessfulBackupsHistoryLimit: ptr(int32(2)), FailedBackupsHistoryLimit: ptr(int32(1)), MissingAfterIntervals: 2,
+		Template: v1.BackupTemplate{Metadata: v1.BackupTemplateMetadata{Labels: map[string]string{"team": "shop"}}, Spec: withHooksAndRetention(backupSpec())},
+	}}
+	if err := stack.Client.Create(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	var cron wfv1.CronWorkflow
+	waitFor(t, "the CronWorkflow", 20*time.Second, func() (bool, string) {
+		err := stack.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "hourly"}, &cron)
+		return err == nil, fmt.Sprint(err)
+	})
+	if cron.Spec.Schedules[0] != "0 * * * *" || cron.Spec.Timezone != "Europe/Berlin" || cron.Spec.ConcurrencyPolicy != wfv1.AllowConcurrent ||
+		*cron.Spec.SuccessfulJobsHistoryLimit != 2 || cron.Spec.WorkflowMetadata.Labels[v1.LabelSchedule] != "hourly" {
+		t.Errorf("CronWorkflow spec %+v", cron.Spec)
+	}
+	// Three manual runs: the oldest successful Backup falls out of the history.
+	for i := 1; i <= 3; i++ {
+		updateSchedule(t, s, func() {
+			if s.Annotations == nil {
+				s.Annotations = map[string]string{}
+			}
+			s.Annotations[v1.AnnotationTrigger] = fmt.Sprint(i)
+		})
+		waitFor(t, fmt.Sprintf("run %d to succeed", i), 60*time.Second, func() (bool, string) {
+			// The run is the Workflow the trigger started; its Backup has its name.
+			var wfs wfv1.WorkflowList
+			_ = stack.Client.List(ctx, &wfs, client.InNamespace(ns), client.MatchingLabels{v1.LabelSchedule: "hourly"})
+			run := ""
+			for _, wf := range wfs.Items {
+				if wf.Annotations[v1.AnnotationTrigger] == fmt.Sprint(i) {
+					run = wf.Name
+				}
+			}
+			var list v1.BackupList
+			_ = stack.Client.List(ctx, &list, client.InNamespace(ns), client.MatchingLabels{v1.LabelSchedule: "hourly"})
+			done := false
+			var states []string
+			for _, b := range list.Items {
+				states = append(states, b.Name+"="+string(b.Status.Phase))
+				done = done || (b.Name == run && b.Status.Phase == v1.PhaseSucceeded)
+			}
+			return done && len(list.Items) == min(i, 2), fmt.Sprint(run, states)
+		})
+	}
+	var list v1.BackupList
+	if err := stack.Client.List(ctx, &list, client.InNamespace(ns), client.MatchingLabels{v1.LabelSchedule: "hourly"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range list.Items {
+		if b.Labels["team"] != "shop" || !metav1.IsControlledBy(&b, s) || b.Status.Checksum == "" || b.Status.Size == nil {
+			t.Errorf("scheduled Backup %s: labels %v, owners %v, status %+v", b.Name, b.Labels, b.OwnerReferences, b.Status)
+		}
+	}
+	waitFor(t, "the schedule's status", 20*time.Second, func() (bool, string) {
+		if err := stack.Client.Get(ctx, client.ObjectKeyFromObject(s), s); err != nil {
+			return false, err.Error()
+		}
+		st := s.Status
+		ok := st.LastSuccessfulTime != nil && st.NextScheduleTime != nil && len(st.RecentRuns) == 2 &&
+			meta.IsStatusConditionTrue(st.Conditions, v1.ConditionReady) && meta.IsStatusConditionFalse(st.Conditions, v1.ConditionBackupMissing)
+		return ok, fmt.Sprintf("%+v", st)
+	})
+	if next := s.Status.NextScheduleTime.Time; next.Minute() != 0 || time.Until(next) > time.Hour {
+		t.Errorf("nextScheduleTime %v is not the next full hour", next)
+	}
+	if got := testutil.ToFloat64(metrics.ScheduleLastSuccess.WithLabelValues(ns, "hourly")); got != float64(s.Status.LastSuccessfulTime.Unix()) {
+		t.Errorf("backflow_schedule_last_success_timestamp_seconds = %v", got)
+	}
+	if got := testutil.ToFloat64(metrics.ScheduleNextRun.WithLabelValues(ns, "hourly")); got != float64(s.Status.NextScheduleTime.Unix()) {
+		t.Errorf("backflow_schedule_next_run_timestamp_seconds = %v", got)
+	}
+
+	// Suspending reaches the CronWorkflow and clears the next run.
+	updateSchedule(t, s, func() { s.Spec.Suspend = true })
+	waitFor(t, "suspension", 20*time.Second, func() (bool, string) {
+		_ = stack.Client.Get(ctx, client.ObjectKeyFromObject(s), s)
+		_ = stack.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "hourly"}, &cron)
+		c := meta.FindStatusCondition(s.Status.Conditions, v1.ConditionReady)
+		return cron.Spec.Suspend && s.Status.NextScheduleTime == nil && c != nil && c.Reason == v1.ReasonSuspended, fmt.Sprintf("%+v", s.Status)
+	})
+}
+
+// updateSchedule applies change to the newest version of s.
+func updateSchedule(t *testing.T, s *v1.BackupSchedule, change func()) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := stack.Client.Get(context.Background(), client.ObjectKeyFromObject(s), s); err != nil {
+			return err
+		}
+		change()
+		return stack.Client.Update(context.Background(), s)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRestoreFromBackup(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	b := &v1.Backup{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "source"}, Spec: backupSpec()}
+	r := &v1.Restore{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "back"}, Spec: v1.RestoreSpec{
+		From:   v1.RestoreSource{BackupRef: &v1.LocalObjectReference{Name: "source"}},
+		Target: v1.RestoreTarget{Command: &v1.CommandTarget{Image: "busybox", Command: []string{"sh", "-c", "cat > /dev/null"}}},
+	}}
+	// The Restore comes first and waits for its Backup.
+	if err := stack.Client.Create(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if err := stack.Client.Create(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the Restore to succeed", 60*time.Second, func() (bool, string) {
+		_ = stack.Client.Get(ctx, client.ObjectKeyFromObject(r), r)
+		return r.Status.Phase == v1.PhaseSucceeded, fmt.Sprintf("%+v", r.Status)
+	})
+	if r.Status.BackupName != "source" || r.Status.Location == nil || r.Status.Location.Key != fakeOutputs("source", "dump")["key"] {
+		t.Errorf("restore status %+v", r.Status)
+	}
+	phases := map[string]string{}
+	for _, s := range r.Status.Stages {
+		phases[s.Name] = s.Phase
+	}
+	if phases["verify"] != "Succeeded" || phases["restore"] != "Succeeded" {
+		t.Errorf("restore stages %v", phases)
+	}
+	wf := workflow(t, ns, "back")
+	for _, task := range wf.Spec.Templates[0].DAG.Tasks {
+		for _, p := range task.Arguments.Parameters {
+			if p.Name == compiler.ParamKey && p.Value.String() != r.Status.Location.Key {
+				t.Errorf("%s restores %s", task.Name, p.Value)
+			}
+		}
+	}
+}

@@ -1,0 +1,310 @@
+// Package argotest runs the real Argo workflow-controller against an envtest
+// control plane, with KWOK faking a node whose pods end the way the test
+// says. No kubelet runs: the test stands in for Argo's executor by reporting
+// step outputs as WorkflowTaskResults, as Argo's wait container would.
+package argotest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	goruntime "runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlenvtest "sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/backflow-dev/backflow/controller"
+	"github.com/backflow-dev/backflow/test/envtest"
+)
+
+// NodeName is the fake node every step pod is placed on.
+const NodeName = "kwok-node"
+
+// Annotations the pod driver sets for KWOK's stages.
+const (
+	annotationOutcome = "backflow.test/outcome"
+	annotationMessage = "backflow.test/message"
+)
+
+// Stack is envtest plus Argo's workflow-controller plus KWOK.
+type Stack struct {
+	*envtest.Cluster
+	Driver *PodDriver
+	dir    string
+	procs  []*exec.Cmd
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func cacheTool(name, version string) (string, error) {
+	cache := os.Getenv("BACKFLOW_CACHE")
+	if cache == "" {
+		home, _ := os.UserHomeDir()
+		cache = filepath.Join(home, ".cache", "backflow")
+	}
+	matches, _ := filepath.Glob(filepath.Join(cache, "tools", version, name))
+	if len(matches) == 0 {
+		return "", fmt.Errorf("%s not built: run `test/tools/build.sh %s` (make test does)", name, name)
+	}
+	return matches[0], nil
+}
+
+// argoCRDDir is where the argo module keeps its CRDs.
+func argoCRDDir() (string, error) {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/argoproj/argo-workflows/v3").Output()
+	if err != nil {
+		return "", fmt.Errorf("locating the argo-workflows module: %w", err)
+	}
+	return filepath.Join(strings.TrimSpace(string(out)), "manifests", "base", "crds", "minimal"), nil
+}
+
+func here() string {
+	_, file, _, _ := goruntime.Caller(0)
+	return filepath.Dir(file)
+}
+
+// Start starts the control plane with backflow's and Argo's CRDs, Argo's
+// workflow-controller and KWOK.
+func Start() (*Stack, error) {
+	argo, err := cacheTool("workflow-controller", "argo-*")
+	if err != nil {
+		return nil, err
+	}
+	kwok, err := cacheTool("kwok", "kwok-*")
+	if err != nil {
+		return nil, err
+	}
+	crds, err := argoCRDDir()
+	if err != nil {
+		return nil, err
+	}
+	cluster, err := envtest.Start(envtest.WithCRDs(crds), envtest.WithScheme(controller.Scheme()),
+		// Without kube-controller-manager nothing would lift the not-ready taint
+		// this plugin puts on new nodes.
+		envtest.WithAPIServerArg("disable-admission-plugins", "TaintNodesByCondition"))
+	if err != nil {
+		return nil, err
+	}
+	s := &Stack{Cluster: cluster, done: make(chan struct{})}
+	fail := func(err error) (*Stack, error) { s.Stop(); return nil, err }
+	if s.dir, err = os.MkdirTemp("", "backflow-argotest-"); err != nil {
+		return fail(err)
+	}
+	kubeconfig, err := s.writeKubeconfig()
+	if err != nil {
+		return fail(err)
+	}
+	ctx := context.Background()
+	c := cluster.Client
+	for _, obj := range []client.Object{
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "argo"}},
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "argo", Name: "workflow-controller-configmap"}, Data: map[string]string{
+			// No scheduler runs: Argo places every pod on the fake node.
+			"workflowDefaults": fmt.Sprintf("spec:\n  podSpecPatch: '{\"nodeName\": %q}'\n", NodeName),
+			"metricsConfig":    "enabled: false\n",
+			"telemetryConfig":  "enabled: false\n",
+		}},
+		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: NodeName, Annotations: map[string]string{"kwok.x-k8s.io/node": "fake"},
+			Labels: map[string]string{"kubernetes.io/hostname": NodeName, "type": "kwok"}}},
+	} {
+		if err := c.Create(ctx, obj); err != nil {
+			return fail(err)
+		}
+	}
+	if err := s.start("workflow-controller", argo, []string{"--kubeconfig", kubeconfig, "--executor-image", "quay.io/argoproj/argoexec:v3.7.18",
+		"--loglevel", "warn", "--workflow-workers", "4", "--pod-cleanup-workers", "2"},
+		"LEADER_ELECTION_DISABLE=true", "DEFAULT_REQUEUE_TIME=200ms"); err != nil {
+		return fail(err)
+	}
+	if err := s.start("kwok", kwok, []string{"--kubeconfig", kubeconfig, "--manage-nodes-with-annotation-selector", "kwok.x-k8s.io/node=fake",
+		"--config", filepath.Join(here(), "stages.yaml"), "-v", "WARN"}); err != nil {
+		return fail(err)
+	}
+	driverCtx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.Driver = &PodDriver{client: c, rules: map[string]Outcome{}}
+	go func() { defer close(s.done); s.Driver.run(driverCtx) }()
+	return s, nil
+}
+
+func (s *Stack) writeKubeconfig() (string, error) {
+	user, err := s.Env.ControlPlane.AddUser(ctrlenvtest.User{Name: "argo", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return "", err
+	}
+	data, err := user.KubeConfig()
+	if err != nil {
+		return "", err
+	}
+	cfg, err := clientcmd.Load(data)
+	if err != nil {
+		return "", err
+	}
+	for _, ctx := range cfg.Contexts {
+		ctx.Namespace = "argo" // Argo's controller reads its configmap from its context's namespace
+	}
+	path := filepath.Join(s.dir, "kubeconfig")
+	return path, clientcmd.WriteToFile(*cfg, path)
+}
+
+func (s *Stack) start(name, bin string, args []string, env ...string) error {
+	log, err := os.Create(filepath.Join(s.dir, name+".log"))
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.Env = append(os.Environ(), env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting %s: %w", name, err)
+	}
+	s.procs = append(s.procs, cmd)
+	return nil
+}
+
+// Logs returns what a started process logged, for failure messages.
+func (s *Stack) Logs(name string) string {
+	data, _ := os.ReadFile(filepath.Join(s.dir, name+".log"))
+	return string(data)
+}
+
+// Stop stops KWOK and Argo first (they would otherwise hold the apiserver's
+// shutdown up), then the control plane.
+func (s *Stack) Stop() {
+	if s.cancel != nil {
+		s.cancel()
+		<-s.done
+	}
+	for _, p := range s.procs {
+		_ = syscall.Kill(-p.Process.Pid, syscall.SIGKILL)
+		_ = p.Wait()
+	}
+	if s.Cluster != nil {
+		_ = s.Cluster.Stop()
+	}
+	if s.dir != "" && os.Getenv("BACKFLOW_KEEP_LOGS") == "" {
+		os.RemoveAll(s.dir)
+	}
+}
+
+// Outcome says how a step's pod ends and what it reports.
+type Outcome struct {
+	Fail    bool
+	Message string
+	// Outputs are the step's output parameters, reported as Argo's executor
+	// would.
+	Outputs map[string]string
+	// Hold keeps the pod running until the rule changes.
+	Hold bool
+}
+
+// PodDriver ends the pods of Workflows: by default they succeed; rules set
+// per Workflow and step make them fail, report outputs or wait.
+type PodDriver struct {
+	client client.Client
+	mu     sync.Mutex
+	rules  map[string]Outcome // "<workflow>/<step>"
+	// DefaultOutputs gives the outputs of a step without a rule.
+	DefaultOutputs func(workflow, step string) map[string]string
+}
+
+// Set says how the pods of one step of one Workflow end.
+func (d *PodDriver) Set(workflow, step string, o Outcome) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.rules[workflow+"/"+step] = o
+}
+
+func (d *PodDriver) outcome(workflow, step string) Outcome {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if o, ok := d.rules[workflow+"/"+step]; ok {
+		return o
+	}
+	o := Outcome{}
+	if d.DefaultOutputs != nil {
+		o.Outputs = d.DefaultOutputs(workflow, step)
+	}
+	return o
+}
+
+func (d *PodDriver) run(ctx context.Context) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			var pods corev1.PodList
+			if err := d.client.List(ctx, &pods, client.HasLabels{"workflows.argoproj.io/workflow"}); err != nil {
+				continue
+			}
+			for i := range pods.Items {
+				if err := d.drive(ctx, &pods.Items[i]); err != nil && !errors.Is(err, context.Canceled) {
+					fmt.Fprintln(os.Stderr, "pod driver:", err)
+				}
+			}
+		}
+	}
+}
+
+// stepOf is the step a pod runs: its node name is <workflow>.<step>, with
+// "(N)" after the step for an attempt of a retried step.
+func stepOf(pod *corev1.Pod) (workflow, step string) {
+	workflow = pod.Labels["workflows.argoproj.io/workflow"]
+	name := strings.TrimPrefix(pod.Annotations["workflows.argoproj.io/node-name"], workflow+".")
+	if i := strings.Index(name, "("); i >= 0 {
+		name = name[:i]
+	}
+	return workflow, name
+}
+
+func (d *PodDriver) drive(ctx context.Context, pod *corev1.Pod) error {
+	if pod.Status.Phase != corev1.PodRunning || pod.Annotations[annotationOutcome] != "" || !pod.DeletionTimestamp.IsZero() {
+		return nil
+	}
+	workflow, step := stepOf(pod)
+	o := d.outcome(workflow, step)
+	if o.Hold {
+		return nil
+	}
+	result := &wfv1.WorkflowTaskResult{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: pod.Namespace, Name: pod.Annotations["workflows.argoproj.io/node-id"],
+			Labels: map[string]string{"workflows.argoproj.io/workflow": workflow, "workflows.argoproj.io/report-outputs-completed": "true"},
+		},
+	}
+	if len(o.Outputs) > 0 && !o.Fail {
+		result.Outputs = &wfv1.Outputs{}
+		for k, v := range o.Outputs {
+			result.Outputs.Parameters = append(result.Outputs.Parameters, wfv1.Parameter{Name: k, Value: wfv1.AnyStringPtr(v)})
+		}
+	}
+	if err := d.client.Create(ctx, result); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	patch := client.MergeFrom(pod.DeepCopy())
+	if pod.Annotations == nil {
+		pod.Annotations = map[string]string{}
+	}
+	pod.Annotations[annotationOutcome] = "succeed"
+	if o.Fail {
+		pod.Annotations[annotationOutcome] = "fail"
+		pod.Annotations[annotationMessage] = o.Message
+	}
+	return d.client.Patch(ctx, pod, patch)
+}
