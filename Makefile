@@ -55,3 +55,7 @@ lint: ## go vet, gofmt and staticcheck.
 .PHONY: help
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+.PHONY: bench-stages
+bench-stages: deps build ## Benchmark dump/restore against the gzip|age|mc shell pipeline (1 GiB and 8 GiB inputs).
+	BACKFLOW_BIN=$(CURDIR)/$(BIN) BACKFLOW_MC=$$($(TOOLS) mc) BACKFLOW_MINIO=$$($(TOOLS) minio) go run ./test/bench/stages

@@ -11,8 +11,8 @@ import (
 
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/record"
@@ -124,7 +124,7 @@ func (r *Reconciler) resolve(ctx context.Context, rs *v1.Restore) (*source, erro
 		return nil, errors.New("spec.from names nothing to restore")
 	}
 	if b.Status.Location == nil || b.Status.Location.Key == "" {
-		return nil, fmt.Errorf("Backup %s has no stored object in its status", b.Name)
+		return nil, fmt.Errorf("backup %s has no stored object in its status", b.Name)
 	}
 	src := &source{storage: b.Spec.Storage.StorageReference, key: b.Status.Location.Key, backup: b.Name, identity: rs.Spec.IdentitySecretRef,
 		size: b.Status.Size, checksum: b.Status.Checksum}

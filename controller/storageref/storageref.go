@@ -66,7 +66,7 @@ func Resolve(ctx context.Context, c client.Client, ref v1.StorageReference, ns s
 	if cm := access.CAConfigMap; cm != nil {
 		var src corev1.ConfigMap
 		if err := c.Get(ctx, client.ObjectKey{Namespace: st.Namespace, Name: cm.Name}, &src); err != nil {
-			return compiler.StorageAccess{}, fmt.Errorf("CA ConfigMap of BackupStorage %s: %w", key, err)
+			return compiler.StorageAccess{}, fmt.Errorf("reading the CA ConfigMap of BackupStorage %s: %w", key, err)
 		}
 		dst := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: copyName + "-ca"}}
 		if _, err := controllerutil.CreateOrUpdate(ctx, c, dst, func() error {
@@ -84,7 +84,7 @@ func Resolve(ctx context.Context, c client.Client, ref v1.StorageReference, ns s
 func copySecret(ctx context.Context, c client.Client, fromNS, fromName, toNS, toName string, storage client.ObjectKey) error {
 	var src corev1.Secret
 	if err := c.Get(ctx, client.ObjectKey{Namespace: fromNS, Name: fromName}, &src); err != nil {
-		return fmt.Errorf("Secret %s/%s of BackupStorage %s: %w", fromNS, fromName, storage, err)
+		return fmt.Errorf("reading Secret %s/%s of BackupStorage %s: %w", fromNS, fromName, storage, err)
 	}
 	dst := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: toNS, Name: toName}}
 	_, err := controllerutil.CreateOrUpdate(ctx, c, dst, func() error {

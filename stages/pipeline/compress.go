@@ -166,10 +166,19 @@ func newParallelZstdWriter(w io.Writer, level, workers int) (*parallelZstdWriter
 		frames: make(chan *zstdFrame, workers),
 		done:   make(chan struct{}),
 	}
-	z.pool.New = func() any { return make([]byte, 0, zstdChunkSize) }
-	z.buf = z.pool.Get().([]byte)
+	z.pool.New = func() any { b := make([]byte, 0, zstdChunkSize); return &b }
+	z.buf = z.getBuffer()
 	go z.writeFrames()
 	return z, nil
+}
+
+// getBuffer and putBuffer recycle chunk buffers, so memory stays at the
+// chunks in flight whatever the stream's length.
+func (z *parallelZstdWriter) getBuffer() []byte { return (*z.pool.Get().(*[]byte))[:0] }
+
+func (z *parallelZstdWriter) putBuffer(b []byte) {
+	b = b[:0]
+	z.pool.Put(&b)
 }
 
 // writeFrames writes the frames in order as they become ready.
@@ -182,8 +191,8 @@ func (z *parallelZstdWriter) writeFrames() {
 				z.fail(err)
 			}
 		}
-		z.pool.Put(f.in[:0])
-		z.pool.Put(f.out[:0])
+		z.putBuffer(f.in)
+		z.putBuffer(f.out)
 	}
 }
 
@@ -207,8 +216,8 @@ func (z *parallelZstdWriter) flushChunk() {
 	if len(z.buf) == 0 {
 		return
 	}
-	f := &zstdFrame{in: z.buf, out: z.pool.Get().([]byte), ready: make(chan struct{})}
-	z.buf = z.pool.Get().([]byte)
+	f := &zstdFrame{in: z.buf, out: z.getBuffer(), ready: make(chan struct{})}
+	z.buf = z.getBuffer()
 	z.frames <- f
 	go func() {
 		f.out = z.enc.EncodeAll(f.in, f.out[:0])

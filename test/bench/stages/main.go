@@ -1,0 +1,220 @@
+// Command stages benchmarks backflow's data plane against the shell pipeline
+// users write today, on one ~1 GiB SQL dump and one local MinIO:
+//
+//	shell_gzip6   gzip -6 | age -r ... | mc pipe
+//	zstd_alone    zstd -3 -T0 on the file (the ceiling of this machine)
+//	dump_zstd     backflow dump, zstd at its default level, age, sha256, MinIO
+//	dump_gzip     backflow dump with gzip
+//	restore_zstd  backflow restore of the zstd object into a command's stdin
+//	dump_8g       backflow dump of the same file eight times over, for memory
+//
+// It ends with `ratio NAME VALUE` and `rss NAME MIB` lines, one per figure,
+// so that runs can be compared. Run it with `make bench-stages`.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"filippo.io/age"
+
+	"github.com/backflow-dev/backflow/test/servers"
+)
+
+type result struct {
+	name    string
+	seconds float64
+	bytes   int64
+	rssMiB  float64
+}
+
+func (r result) mbps() float64 { return float64(r.bytes) / 1e6 / r.seconds }
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench-stages:", err)
+		os.Exit(1)
+	}
+}
+
+func cacheDir() string {
+	if c := os.Getenv("BACKFLOW_CACHE"); c != "" {
+		return c
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".cache", "backflow")
+}
+
+func run() error {
+	for _, tool := range []string{"gzip", "zstd", "age", "pg_dump"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("%s not installed: run make deps", tool)
+		}
+	}
+	mc := os.Getenv("BACKFLOW_MC")
+	backflow := os.Getenv("BACKFLOW_BIN")
+	if mc == "" || backflow == "" {
+		return fmt.Errorf("set BACKFLOW_MC and BACKFLOW_BIN (make bench-stages does)")
+	}
+	dump, err := ensureDump()
+	if err != nil {
+		return err
+	}
+	fi, err := os.Stat(dump)
+	if err != nil {
+		return err
+	}
+	size := fi.Size()
+	fmt.Printf("input: %s, %.2f GiB of pg_dump output\n", dump, float64(size)/(1<<30))
+
+	minio, err := servers.StartMinIO()
+	if err != nil {
+		return err
+	}
+	defer minio.Stop()
+	work, err := os.MkdirTemp("", "backflow-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		return err
+	}
+	identity := filepath.Join(work, "identity.txt")
+	if err := os.WriteFile(identity, []byte(id.String()+"\n"), 0o600); err != nil {
+		return err
+	}
+	recipient := id.Recipient().String()
+	env := append(os.Environ(),
+		"AWS_ACCESS_KEY_ID="+minio.AccessKey, "AWS_SECRET_ACCESS_KEY="+minio.SecretKey,
+		"MC_HOST_bench="+strings.Replace(minio.Endpoint, "http://", "http://"+minio.AccessKey+":"+minio.SecretKey+"@", 1),
+		"MC_CONFIG_DIR="+filepath.Join(work, "mc"))
+	storage := minio.StorageURL("bench")
+	source := func(cmd ...string) string {
+		return fmt.Sprintf(`{"command":{"image":"x","command":[%s]}}`, quoteAll(cmd))
+	}
+	eight := `for i in 1 2 3 4 5 6 7 8; do cat "$0"; done`
+
+	var results []result
+	measure := func(name string, bytes int64, args ...string) error {
+		fmt.Printf("running %s ...\n", name)
+		r, err := timed(name, bytes, env, args...)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("  %-13s %7.1f s %8.1f MB/s  peak RSS %6.1f MiB\n", r.name, r.seconds, r.mbps(), r.rssMiB)
+		results = append(results, r)
+		return nil
+	}
+	steps := []struct {
+		name  string
+		bytes int64
+		args  []string
+	}{
+		{"shell_gzip6", size, []string{"sh", "-c", `gzip -6 < "$0" | age -r "$1" | "$2" pipe --quiet bench/backups/shell/dump.sql.gz.age`, dump, recipient, mc}},
+		{"zstd_alone", size, []string{"sh", "-c", `zstd -3 -T0 -q -c "$0" > /dev/null`, dump}},
+		{"dump_zstd", size, []string{backflow, "dump", "--storage", storage, "--name", "zstd", "--path", "{{ .Name }}{{ .Extension }}",
+			"--recipient", recipient, "--source", source("cat", dump)}},
+		{"dump_gzip", size, []string{backflow, "dump", "--storage", storage, "--name", "gzip", "--path", "{{ .Name }}{{ .Extension }}",
+			"--compression", "gzip", "--recipient", recipient, "--source", source("cat", dump)}},
+		{"restore_zstd", size, []string{backflow, "restore", "--storage", storage, "--key", "zstd.bin.zst.age", "--identity-file", identity,
+			"--verify-first=false", "--target", source("sh", "-c", "cat > /dev/null")}},
+		{"dump_8g", 8 * size, []string{backflow, "dump", "--storage", storage, "--name", "eight", "--path", "{{ .Name }}{{ .Extension }}",
+			"--recipient", recipient, "--source", source("sh", "-c", eight, dump)}},
+	}
+	for _, s := range steps {
+		if err := measure(s.name, s.bytes, s.args...); err != nil {
+			return err
+		}
+	}
+	by := map[string]result{}
+	for _, r := range results {
+		by[r.name] = r
+	}
+	ratio := func(a, b string) float64 { return by[a].mbps() / by[b].mbps() }
+	fmt.Println()
+	fmt.Printf("ratio zstd_vs_shell_gzip6 %.2f\n", ratio("dump_zstd", "shell_gzip6"))
+	fmt.Printf("ratio zstd_vs_zstd_alone %.2f\n", ratio("dump_zstd", "zstd_alone"))
+	fmt.Printf("ratio gzip_vs_shell_gzip6 %.2f\n", ratio("dump_gzip", "shell_gzip6"))
+	fmt.Printf("ratio restore_vs_dump %.2f\n", ratio("restore_zstd", "dump_zstd"))
+	fmt.Printf("ratio rss_8g_vs_1g %.2f\n", by["dump_8g"].rssMiB/by["dump_zstd"].rssMiB)
+	fmt.Printf("rss dump_1g %.0f\n", by["dump_zstd"].rssMiB)
+	fmt.Printf("rss dump_gzip_1g %.0f\n", by["dump_gzip"].rssMiB)
+	fmt.Printf("rss dump_8g %.0f\n", by["dump_8g"].rssMiB)
+	fmt.Printf("rss restore_1g %.0f\n", by["restore_zstd"].rssMiB)
+	return nil
+}
+
+func quoteAll(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		q[i] = fmt.Sprintf("%q", a)
+	}
+	return strings.Join(q, ",")
+}
+
+// timed runs a command and measures its wall time and peak RSS.
+func timed(name string, bytes int64, env []string, args ...string) (result, error) {
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Env = env
+	cmd.Stdout = nil
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		return result{}, fmt.Errorf("%s: %v: %s", name, err, stderr.String())
+	}
+	elapsed := time.Since(start).Seconds()
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	return result{name: name, seconds: elapsed, bytes: bytes, rssMiB: float64(ru.Maxrss) / 1024}, nil
+}
+
+// ensureDump makes the ~1 GiB plain pg_dump of a pgbench database once and
+// keeps it in the cache.
+func ensureDump() (string, error) {
+	path := filepath.Join(cacheDir(), "bench", "pgbench-s70.sql")
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	fmt.Println("making the input: pgbench scale 70 and pg_dump (once; cached)")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return "", err
+	}
+	pg, err := servers.StartPostgreSQL()
+	if err != nil {
+		return "", err
+	}
+	defer pg.Stop()
+	if _, err := pg.Query("postgres", "CREATE DATABASE bench"); err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	init := exec.CommandContext(ctx, filepath.Join(pg.BinDir, "pgbench"), "--initialize", "--scale=70", "--quiet", "bench")
+	init.Env = append(os.Environ(), pg.Env("bench")...)
+	if out, err := init.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("pgbench: %v: %s", err, out)
+	}
+	out, err := os.Create(path + ".tmp")
+	if err != nil {
+		return "", err
+	}
+	dump := exec.CommandContext(ctx, "pg_dump", "--format=plain", "bench")
+	dump.Env = append(os.Environ(), pg.Env("bench")...)
+	dump.Stdout = out
+	if err := dump.Run(); err != nil {
+		out.Close()
+		return "", fmt.Errorf("pg_dump: %w", err)
+	}
+	if err := out.Close(); err != nil {
+		return "", err
+	}
+	return path, os.Rename(path+".tmp", path)
+}
