@@ -10,7 +10,7 @@ export CGO_ENABLED ?= 0
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 BIN := bin/backflow
 CRD_DIR := charts/backflow/crds
-GENERATED = api/v1alpha1/zz_generated.deepcopy.go $(CRD_DIR)/*.yaml workflowtemplates/*.yaml
+GENERATED = api/v1alpha1/zz_generated.deepcopy.go $(CRD_DIR)/*.yaml workflowtemplates/*.yaml health/argocd-cm.yaml health/backflow.dev/Restore/health.lua
 TOOLS := test/tools/build.sh
 
 .PHONY: build
@@ -22,6 +22,8 @@ generate: ## Regenerate deep-copy code and the CRDs from the API's markers.
 	go tool controller-gen object paths=./api/...
 	go tool controller-gen crd:crdVersions=v1 paths=./api/... output:crd:dir=$(CRD_DIR)
 	go run ./cmd/backflow workflowtemplates --out-dir workflowtemplates
+	cp health/backflow.dev/Backup/health.lua health/backflow.dev/Restore/health.lua
+	go run ./cmd/backflow argocd-config > health/argocd-cm.yaml
 
 # Regenerates and fails when anything generated changed, so stale generated
 # files never land.

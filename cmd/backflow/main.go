@@ -33,6 +33,7 @@ func newRootCommand() *cobra.Command {
 		newHookCommand(),
 		newInstallCommand(),
 		newWorkflowTemplatesCommand(),
+		newArgoCDConfigCommand(),
 	)
 	return root
 }

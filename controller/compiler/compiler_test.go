@@ -241,6 +241,22 @@ func TestWorkflowTemplatesAreCurrent(t *testing.T) {
 	}
 }
 
+// The example of a platform team's own Workflow that calls the stage
+// templates, in workflowtemplates/examples, passes Argo's validation.
+func TestOwnWorkflowExampleIsValid(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(repoRoot(), "workflowtemplates", "examples", "own-workflow.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wf wfv1.Workflow
+	if err := yaml.UnmarshalStrict(data, &wf); err != nil {
+		t.Fatal(err)
+	}
+	if err := validate.ValidateWorkflow(noTemplates{}, clusterTemplates(DefaultOptions()), &wf, nil, validate.ValidateOpts{}); err != nil {
+		t.Errorf("Argo rejects the example: %v", err)
+	}
+}
+
 // Secrets travel only as references: no compiled object holds a value of
 // the Secrets the examples name, and every env var that comes from a Secret
 // uses secretKeyRef.
