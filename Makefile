@@ -61,3 +61,11 @@ help:
 .PHONY: bench-stages
 bench-stages: deps build ## Benchmark dump/restore against the gzip|age|mc shell pipeline (1 GiB and 8 GiB inputs).
 	BACKFLOW_BIN=$(CURDIR)/$(BIN) BACKFLOW_MC=$$($(TOOLS) mc) BACKFLOW_MINIO=$$($(TOOLS) minio) go run ./test/bench/stages
+
+.PHONY: demo
+demo: deps build ## The main job: a real PostgreSQL backed up by backflow into a real MinIO, verified and restored.
+	BACKFLOW_BIN=$(CURDIR)/$(BIN) BACKFLOW_MINIO=$$($(TOOLS) minio) go run ./test/demo
+
+.PHONY: bench-controller
+bench-controller: test-assets ## Measure how fast a Workflow's status reaches its Backup (p50, p95), against envtest + Argo + KWOK.
+	KUBEBUILDER_ASSETS=$$(dirname $$($(TOOLS) kube-apiserver)) BACKFLOW_MINIO=$$($(TOOLS) minio) go test -run '^$$' -bench BenchmarkStatusLatency -benchtime 20x ./controller/

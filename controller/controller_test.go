@@ -10,14 +10,18 @@ import (
 	"time"
 
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
+	gitopshealth "github.com/argoproj/gitops-engine/pkg/health"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/yaml"
 
@@ -25,6 +29,7 @@ import (
 	"github.com/backflow-dev/backflow/controller"
 	"github.com/backflow-dev/backflow/controller/compiler"
 	"github.com/backflow-dev/backflow/controller/metrics"
+	"github.com/backflow-dev/backflow/health"
 	"github.com/backflow-dev/backflow/test/argotest"
 	"github.com/backflow-dev/backflow/test/envtest"
 	"github.com/backflow-dev/backflow/test/servers"
@@ -141,7 +146,7 @@ func startManager() func() {
 
 // newNamespace makes a namespace with the workflow service account and a
 // BackupStorage "minio" on the test MinIO.
-func newNamespace(t *testing.T) string {
+func newNamespace(t testing.TB) string {
 	t.Helper()
 	ctx := context.Background()
 	c := stack.Client
@@ -184,8 +189,38 @@ func withHooksAndRetention(spec v1.BackupSpec) v1.BackupSpec {
 
 func ptr[T any](v T) *T { return &v }
 
+// checkHealth runs backflow's Argo CD health check on an object the
+// controller produced, so that the Lua rules and the real status shape
+// cannot drift apart.
+func checkHealth(t *testing.T, obj client.Object, want gitopshealth.HealthStatusCode) {
+	t.Helper()
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gvk, err := apiutil.GVKForObject(obj, stack.Client.Scheme())
+	if err != nil {
+		t.Fatal(err)
+	}
+	scripts, err := health.Scripts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	un := &unstructured.Unstructured{Object: u}
+	un.SetGroupVersionKind(gvk)
+	for _, mode := range []health.Mode{health.OpenLibs, health.SafeLibs} {
+		got, err := health.Evaluate(scripts[gvk.Kind], un, mode)
+		if err != nil {
+			t.Fatalf("health of %s %s: %v", gvk.Kind, obj.GetName(), err)
+		}
+		if got.Status != string(want) {
+			t.Errorf("health of %s %s (%s): %+v, want %s", gvk.Kind, obj.GetName(), mode, got, want)
+		}
+	}
+}
+
 // waitFor polls until cond holds, failing the test after timeout.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() (bool, string)) {
+func waitFor(t testing.TB, what string, timeout time.Duration, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	last := ""
@@ -200,7 +235,7 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() (bool
 	t.Fatalf("timed out waiting for %s; last state: %s", what, last)
 }
 
-func getBackup(t *testing.T, ns, name string) *v1.Backup {
+func getBackup(t testing.TB, ns, name string) *v1.Backup {
 	t.Helper()
 	var b v1.Backup
 	if err := stack.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &b); err != nil {
@@ -209,7 +244,7 @@ func getBackup(t *testing.T, ns, name string) *v1.Backup {
 	return &b
 }
 
-func waitForPhase(t *testing.T, ns, name string, phase v1.RunPhase) *v1.Backup {
+func waitForPhase(t testing.TB, ns, name string, phase v1.RunPhase) *v1.Backup {
 	t.Helper()
 	var b *v1.Backup
 	waitFor(t, fmt.Sprintf("Backup %s to be %s", name, phase), 60*time.Second, func() (bool, string) {
@@ -303,6 +338,7 @@ func TestBackupSucceeds(t *testing.T) {
 	if got := testutil.ToFloat64(metrics.BackupSize.WithLabelValues(ns, "", "nightly")); got != 43200000 {
 		t.Errorf("backflow_backup_size_bytes = %v", got)
 	}
+	checkHealth(t, b, gitopshealth.HealthStatusHealthy)
 	wf := workflow(t, ns, "nightly")
 	if wf.Status.Phase != wfv1.WorkflowSucceeded || !metav1.IsControlledBy(wf, b) || wf.Labels[v1.LabelBackup] != "nightly" {
 		t.Errorf("workflow %s %v %v", wf.Status.Phase, wf.OwnerReferences, wf.Labels)
@@ -334,6 +370,7 @@ func TestFailingDumpRunsPostHookButNotRotate(t *testing.T) {
 	if c == nil || c.Status != metav1.ConditionFalse || c.Reason != v1.ReasonFailed {
 		t.Errorf("Succeeded condition %+v", c)
 	}
+	checkHealth(t, b, gitopshealth.HealthStatusDegraded)
 	if wf := workflow(t, ns, "broken"); wf.Status.Phase != wfv1.WorkflowFailed {
 		t.Errorf("the Workflow must fail when the dump fails, even though the post-hook ran: %s", wf.Status.Phase)
 	}
@@ -467,6 +504,11 @@ func TestBackupStorageReadiness(t *testing.T) {
 		c := meta.FindStatusCondition(st.Status.Conditions, v1.ConditionReady)
 		return c != nil && c.Status == metav1.ConditionTrue && c.Reason == v1.ReasonReachable && st.Status.LastCheckedTime != nil, fmt.Sprintf("%+v", st.Status)
 	})
+	var ready v1.BackupStorage
+	if err := stack.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "minio"}, &ready); err != nil {
+		t.Fatal(err)
+	}
+	checkHealth(t, &ready, gitopshealth.HealthStatusHealthy)
 	bad := &v1.BackupStorage{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "nobucket"}, Spec: v1.BackupStorageSpec{S3: v1.S3Storage{
 		Endpoint: minioServer.Endpoint, Bucket: "does-not-exist", ForcePathStyle: true,
 		Credentials: v1.S3Credentials{SecretRef: v1.LocalObjectReference{Name: "minio"}},
@@ -485,6 +527,11 @@ func TestBackupStorageReadiness(t *testing.T) {
 			c := meta.FindStatusCondition(st.Status.Conditions, v1.ConditionReady)
 			return c != nil && c.Status == metav1.ConditionFalse && c.Reason == reason, fmt.Sprintf("%+v", st.Status)
 		})
+		var st v1.BackupStorage
+		if err := stack.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &st); err != nil {
+			t.Fatal(err)
+		}
+		checkHealth(t, &st, gitopshealth.HealthStatusDegraded)
 	}
 }
 
@@ -555,6 +602,7 @@ func TestScheduleRunsBecomeBackups(t *testing.T) {
 			meta.IsStatusConditionTrue(st.Conditions, v1.ConditionReady) && meta.IsStatusConditionFalse(st.Conditions, v1.ConditionBackupMissing)
 		return ok, fmt.Sprintf("%+v", st)
 	})
+	checkHealth(t, s, gitopshealth.HealthStatusHealthy)
 	if next := s.Status.NextScheduleTime.Time; next.Minute() != 0 || time.Until(next) > time.Hour {
 		t.Errorf("nextScheduleTime %v is not the next full hour", next)
 	}
@@ -573,6 +621,7 @@ func TestScheduleRunsBecomeBackups(t *testing.T) {
 		c := meta.FindStatusCondition(s.Status.Conditions, v1.ConditionReady)
 		return cron.Spec.Suspend && s.Status.NextScheduleTime == nil && c != nil && c.Reason == v1.ReasonSuspended, fmt.Sprintf("%+v", s.Status)
 	})
+	checkHealth(t, s, gitopshealth.HealthStatusSuspended)
 }
 
 // updateSchedule applies change to the newest version of s.
@@ -609,6 +658,7 @@ func TestRestoreFromBackup(t *testing.T) {
 		_ = stack.Client.Get(ctx, client.ObjectKeyFromObject(r), r)
 		return r.Status.Phase == v1.PhaseSucceeded, fmt.Sprintf("%+v", r.Status)
 	})
+	checkHealth(t, r, gitopshealth.HealthStatusHealthy)
 	if r.Status.BackupName != "source" || r.Status.Location == nil || r.Status.Location.Key != fakeOutputs("source", "dump")["key"] {
 		t.Errorf("restore status %+v", r.Status)
 	}

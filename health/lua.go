@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/argoproj/gitops-engine/pkg/health"
 	lua "github.com/yuin/gopher-lua"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
@@ -29,13 +28,30 @@ func (m Mode) String() string {
 	return "safe libraries"
 }
 
+// Status is what a health script returns, with Argo CD's JSON shape (the
+// tests decode it into gitops-engine's health.HealthStatus as well).
+type Status struct {
+	Status  string `json:"status"`
+	Message string `json:"message,omitempty"`
+}
+
+// Health status codes Argo CD accepts.
+const (
+	Healthy     = "Healthy"
+	Progressing = "Progressing"
+	Degraded    = "Degraded"
+	Suspended   = "Suspended"
+	Missing     = "Missing"
+	Unknown     = "Unknown"
+)
+
 // timeout is Argo CD's limit on one script run.
 const timeout = time.Second
 
 // Evaluate runs a health script against an object as Argo CD does: a fresh
 // sandboxed VM, the object as the global obj, a one second limit, and the
 // returned table decoded into a HealthStatus.
-func Evaluate(script string, obj *unstructured.Unstructured, mode Mode) (*health.HealthStatus, error) {
+func Evaluate(script string, obj *unstructured.Unstructured, mode Mode) (*Status, error) {
 	l := lua.NewState(lua.Options{SkipOpenLibs: mode == SafeLibs})
 	defer l.Close()
 	for _, lib := range []struct {
@@ -67,7 +83,7 @@ func Evaluate(script string, obj *unstructured.Unstructured, mode Mode) (*health
 	if err != nil {
 		return nil, err
 	}
-	var hs health.HealthStatus
+	var hs Status
 	if err := json.Unmarshal(data, &hs); err != nil {
 		return nil, err
 	}
@@ -77,29 +93,12 @@ func Evaluate(script string, obj *unstructured.Unstructured, mode Mode) (*health
 	return &hs, nil
 }
 
-func validStatus(s health.HealthStatusCode) bool {
+func validStatus(s string) bool {
 	switch s {
-	case health.HealthStatusHealthy, health.HealthStatusProgressing, health.HealthStatusDegraded,
-		health.HealthStatusSuspended, health.HealthStatusMissing, health.HealthStatusUnknown:
+	case Healthy, Progressing, Degraded, Suspended, Missing, Unknown:
 		return true
 	}
 	return false
-}
-
-// Override runs a kind's script in gitops-engine's GetResourceHealth, the way
-// Argo CD plugs its Lua checks in.
-type Override struct {
-	Scripts map[string]string
-	Mode    Mode
-}
-
-// GetResourceHealth implements gitops-engine's health.HealthOverride.
-func (o Override) GetResourceHealth(obj *unstructured.Unstructured) (*health.HealthStatus, error) {
-	script, ok := o.Scripts[obj.GetKind()]
-	if !ok || obj.GroupVersionKind().Group != Group {
-		return nil, nil
-	}
-	return Evaluate(script, obj, o.Mode)
 }
 
 // toLua converts decoded JSON into Lua values.

@@ -162,7 +162,7 @@ func TestParseAlgorithm(t *testing.T) {
 		wantLevel int
 		err       string
 	}{
-		{"", 0, Zstd, 3, ""},
+		{"", 0, Zstd, 1, ""},
 		{"zstd", 19, Zstd, 19, ""},
 		{"gzip", 0, Gzip, 6, ""},
 		{"gzip", 10, "", 0, "out of range 1-9"},
