@@ -209,7 +209,9 @@ func TestPostgreSQLRoundTrip(t *testing.T) {
 func TestPostgreSQLRestoreTests(t *testing.T) {
 	ctx := context.Background()
 	pgQuery(t, "postgres", "CREATE DATABASE small; ")
-	pgQuery(t, "small", "CREATE TABLE t (v text); INSERT INTO t VALUES ('a'), ('b');")
+	// Larger than the pipe buffers: pg_restore --list stops reading after the
+	// table of contents, and verify must still read the object to its end.
+	pgQuery(t, "small", "CREATE TABLE t (v text); INSERT INTO t SELECT md5(i::text) FROM generate_series(1, 200000) i;")
 	pgQuery(t, "postgres", "CREATE DATABASE scratch")
 	backend := s3(t)
 	m, err := stages.Dump(ctx, stages.DumpConfig{
@@ -231,8 +233,8 @@ func TestPostgreSQLRestoreTests(t *testing.T) {
 	scratch := v1.RestoreTarget{PostgreSQL: &v1.PostgreSQLTarget{Clean: true}}
 	opts := source.Options{Getenv: pgEnv("scratch")}
 	for query, wantErr := range map[string]string{
-		"SELECT count(*) FROM t HAVING count(*) = 2": "",
-		"SELECT 1 FROM t WHERE v = 'zzz'":            "check query returned no rows",
+		"SELECT count(*) FROM t HAVING count(*) = 200000": "",
+		"SELECT 1 FROM t WHERE v = 'zzz'":                 "check query returned no rows",
 	} {
 		_, err := stages.Verify(ctx, stages.VerifyConfig{Storage: backend, Key: m.Key, SourceOptions: opts,
 			RestoreTest: &stages.RestoreTestConfig{Target: &scratch, CheckQuery: query}})

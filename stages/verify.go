@@ -2,7 +2,6 @@ package stages
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -107,21 +106,7 @@ func startRestoreTest(ctx context.Context, cfg VerifyConfig, m *Manifest) (*sour
 	if m.Format != "pg-custom" && m.Format != "pg-tar" {
 		return nil, fmt.Errorf("a restore test without a scratch database needs a PostgreSQL custom or tar backup, not %s", m.Format)
 	}
-	pr, pw := io.Pipe()
-	proc := source.Process{Args: []string{"pg_restore", "--list"}, Stdin: pr, Stdout: io.Discard}
-	running, err := proc.Start(ctx, cfg.Stderr)
-	if err != nil {
-		return nil, err
-	}
-	return &source.Consumer{
-		Input: pw,
-		Wait: func() error {
-			err := running.Wait()
-			pr.CloseWithError(io.ErrClosedPipe)
-			return err
-		},
-		Abort: func() { pw.CloseWithError(errors.New("aborted")); running.Stop() },
-	}, nil
+	return source.Process{Args: []string{"pg_restore", "--list"}, Stdout: io.Discard}.StartConsumer(ctx, cfg.Stderr)
 }
 
 // finishRestore releases the held-back tail to a target and waits for it.

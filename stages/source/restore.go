@@ -47,20 +47,38 @@ func StartRestore(ctx context.Context, target v1.RestoreTarget, format string, o
 	if err != nil {
 		return nil, err
 	}
-	pr, pw := io.Pipe()
-	proc.Stdin = pr
 	proc.Stdout = stdout
-	running, err := proc.Start(ctx, stderr)
+	return proc.StartConsumer(ctx, stderr)
+}
+
+// StartConsumer starts a process that reads a stream on its standard input.
+// A process may stop reading before the end (pg_restore --list reads only
+// the table of contents): once it exited successfully, the rest of the
+// stream is discarded, so that the caller can still read its source to the
+// end and check it; once it failed, writes fail at once with its error.
+func (p Process) StartConsumer(ctx context.Context, stderr io.Writer) (*Consumer, error) {
+	pr, pw := io.Pipe()
+	p.Stdin = pr
+	running, err := p.Start(ctx, stderr)
 	if err != nil {
 		return nil, err
 	}
+	done := make(chan struct{})
+	var waitErr error
+	go func() {
+		waitErr = running.Wait()
+		if waitErr != nil {
+			pr.CloseWithError(waitErr)
+		} else {
+			pr.CloseWithError(errConsumerDone)
+		}
+		close(done)
+	}()
 	return &Consumer{
-		Input: pw,
+		Input: &consumerInput{pw: pw},
 		Wait: func() error {
-			err := running.Wait()
-			// The process may exit before reading everything; unblock the writer.
-			pr.CloseWithError(io.ErrClosedPipe)
-			return err
+			<-done
+			return waitErr
 		},
 		Abort: func() {
 			pw.CloseWithError(errors.New("restore aborted"))
@@ -68,6 +86,25 @@ func StartRestore(ctx context.Context, target v1.RestoreTarget, format string, o
 		},
 	}, nil
 }
+
+// errConsumerDone closes the input of a consumer that exited successfully.
+var errConsumerDone = errors.New("the consumer finished")
+
+// consumerInput discards what is written after its consumer finished
+// successfully.
+type consumerInput struct {
+	pw *io.PipeWriter
+}
+
+func (c *consumerInput) Write(p []byte) (int, error) {
+	n, err := c.pw.Write(p)
+	if errors.Is(err, errConsumerDone) {
+		return len(p), nil
+	}
+	return n, err
+}
+
+func (c *consumerInput) Close() error { return c.pw.Close() }
 
 // RestoreProcess is the command that restores a stream of the given format
 // into a database or a user's command.

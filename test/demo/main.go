@@ -8,6 +8,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -134,7 +135,7 @@ func run() error {
 	}
 
 	step("the bucket")
-	objects := minio.Client().ListObjects(nil, minio.Bucket, minioListOptions())
+	objects := minio.Client().ListObjects(context.Background(), minio.Bucket, minioListOptions())
 	for o := range objects {
 		fmt.Printf("    %s  %d bytes\n", o.Key, o.Size)
 	}
