@@ -24,6 +24,7 @@ import (
 
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
 	"github.com/backflow-dev/backflow/controller/compiler"
+	"github.com/backflow-dev/backflow/controller/runstatus"
 	"github.com/backflow-dev/backflow/controller/storageref"
 )
 
@@ -112,15 +113,12 @@ func (r *Reconciler) reconcileMissingWorkflow(ctx context.Context, b *v1.Backup)
 	if err != nil {
 		return ctrl.Result{}, r.fail(ctx, b, v1.ReasonInvalidSpec, err.Error())
 	}
-	if err := controllerutil.SetControllerReference(b, wf, r.Scheme()); err != nil {
+	created, err := runstatus.CreateWorkflow(ctx, r.Client, b, wf)
+	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if err := r.Create(ctx, wf); err != nil {
-		if apierrors.IsAlreadyExists(err) {
-			// Created by an earlier reconcile the cache has not seen yet.
-			return ctrl.Result{RequeueAfter: time.Second}, nil
-		}
-		return ctrl.Result{}, fmt.Errorf("creating Workflow: %w", err)
+	if !created {
+		return ctrl.Result{RequeueAfter: time.Second}, nil
 	}
 	log.FromContext(ctx).Info("created Workflow", "workflow", wf.Name)
 	r.Recorder.Eventf(b, corev1.EventTypeNormal, "WorkflowCreated", "Created Workflow %s", wf.Name)

@@ -18,7 +18,6 @@ import (
 	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -154,14 +153,12 @@ func (r *Reconciler) start(ctx context.Context, rs *v1.Restore) (ctrl.Result, er
 	if err != nil {
 		return ctrl.Result{}, r.setFailed(ctx, rs, v1.ReasonInvalidSpec, err.Error())
 	}
-	if err := controllerutil.SetControllerReference(rs, wf, r.Scheme()); err != nil {
+	created, err := runstatus.CreateWorkflow(ctx, r.Client, rs, wf)
+	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if err := r.Create(ctx, wf); err != nil {
-		if apierrors.IsAlreadyExists(err) {
-			return ctrl.Result{RequeueAfter: time.Second}, nil
-		}
-		return ctrl.Result{}, err
+	if !created {
+		return ctrl.Result{RequeueAfter: time.Second}, nil
 	}
 	r.Recorder.Eventf(rs, corev1.EventTypeNormal, "WorkflowCreated", "Created Workflow %s to restore %s", wf.Name, src.key)
 	patch := client.MergeFrom(rs.DeepCopy())

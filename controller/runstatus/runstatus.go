@@ -7,7 +7,9 @@ import (
 	"context"
 
 	"fmt"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sort"
 	"strconv"
 
@@ -194,4 +196,20 @@ func TaskResults(ctx context.Context, c client.Reader, wf *wfv1.Workflow) ([]Tas
 		out = append(out, TaskResult{NodeID: list.Items[i].Name, Outputs: list.Items[i].Outputs})
 	}
 	return out, nil
+}
+
+// CreateWorkflow creates the Workflow of a run, controlled by the resource it
+// runs. It returns false when the Workflow exists already: created by an
+// earlier reconcile that the cache has not caught up with.
+func CreateWorkflow(ctx context.Context, c client.Client, owner client.Object, wf *wfv1.Workflow) (bool, error) {
+	if err := controllerutil.SetControllerReference(owner, wf, c.Scheme()); err != nil {
+		return false, err
+	}
+	if err := c.Create(ctx, wf); err != nil {
+		if apierrors.IsAlreadyExists(err) {
+			return false, nil
+		}
+		return false, fmt.Errorf("creating Workflow %s: %w", wf.Name, err)
+	}
+	return true, nil
 }
