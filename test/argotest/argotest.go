@@ -21,9 +21,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	ctrlenvtest "sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/backflow-dev/backflow/controller"
 	"github.com/backflow-dev/backflow/test/envtest"
@@ -102,7 +100,8 @@ func Start() (*Stack, error) {
 	if s.dir, err = os.MkdirTemp("", "backflow-argotest-"); err != nil {
 		return fail(err)
 	}
-	kubeconfig, err := s.writeKubeconfig()
+	// Argo's controller reads its configmap from its context's namespace.
+	kubeconfig, err := cluster.WriteKubeconfig(s.dir, "argo")
 	if err != nil {
 		return fail(err)
 	}
@@ -137,26 +136,6 @@ func Start() (*Stack, error) {
 	s.Driver = &PodDriver{client: c, rules: map[string]Outcome{}}
 	go func() { defer close(s.done); s.Driver.run(driverCtx) }()
 	return s, nil
-}
-
-func (s *Stack) writeKubeconfig() (string, error) {
-	user, err := s.Env.ControlPlane.AddUser(ctrlenvtest.User{Name: "argo", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		return "", err
-	}
-	data, err := user.KubeConfig()
-	if err != nil {
-		return "", err
-	}
-	cfg, err := clientcmd.Load(data)
-	if err != nil {
-		return "", err
-	}
-	for _, ctx := range cfg.Contexts {
-		ctx.Namespace = "argo" // Argo's controller reads its configmap from its context's namespace
-	}
-	path := filepath.Join(s.dir, "kubeconfig")
-	return path, clientcmd.WriteToFile(*cfg, path)
 }
 
 func (s *Stack) start(name, bin string, args []string, env ...string) error {

@@ -16,8 +16,6 @@ import (
 	"strings"
 	"time"
 
-	"filippo.io/age"
-
 	"github.com/backflow-dev/backflow/test/servers"
 )
 
@@ -66,12 +64,8 @@ func run() error {
 		return err
 	}
 	defer os.RemoveAll(work)
-	id, err := age.GenerateX25519Identity()
+	identity, recipient, err := servers.AgeIdentity(work)
 	if err != nil {
-		return err
-	}
-	identity := filepath.Join(work, "identity.txt")
-	if err := os.WriteFile(identity, []byte(id.String()+"\n"), 0o600); err != nil {
 		return err
 	}
 	storage := minio.StorageURL("demo")
@@ -97,7 +91,7 @@ func run() error {
 	start := time.Now()
 	if _, err := bf("shop", "dump", "--storage", storage, "--namespace", "demo", "--name", "shop-1", "--series", "shop",
 		"--path", "{{ .Namespace }}/{{ .Series }}/{{ .Name }}{{ .Extension }}",
-		"--source", `{"postgresql": {"connection": `+conn+`, "format": "custom"}}`, "--recipient", id.Recipient().String()); err != nil {
+		"--source", `{"postgresql": {"connection": `+conn+`, "format": "custom"}}`, "--recipient", recipient); err != nil {
 		return err
 	}
 	key := "demo/shop/shop-1.pgdump.zst.age"

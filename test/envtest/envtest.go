@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
@@ -138,4 +139,27 @@ func Main(m *testing.M, into **Cluster, opts ...Option) {
 		fmt.Fprintln(os.Stderr, "stopping envtest:", err)
 	}
 	os.Exit(code)
+}
+
+// WriteKubeconfig writes a kubeconfig for an admin of the cluster into dir,
+// with namespace as its context's default (none when empty), for processes
+// the tests start.
+func (c *Cluster) WriteKubeconfig(dir, namespace string) (string, error) {
+	user, err := c.Env.ControlPlane.AddUser(envtest.User{Name: "admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return "", err
+	}
+	data, err := user.KubeConfig()
+	if err != nil {
+		return "", err
+	}
+	cfg, err := clientcmd.Load(data)
+	if err != nil {
+		return "", err
+	}
+	for _, ctx := range cfg.Contexts {
+		ctx.Namespace = namespace
+	}
+	path := filepath.Join(dir, "kubeconfig")
+	return path, clientcmd.WriteToFile(*cfg, path)
 }

@@ -22,9 +22,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	ctrlenvtest "sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
 	"github.com/backflow-dev/backflow/controller"
@@ -99,11 +97,15 @@ func run() error {
 	}
 	fmt.Printf("  created in %s\n", time.Since(start).Round(time.Millisecond))
 
-	kubeconfig, err := writeKubeconfig(cluster)
+	dir, err := os.MkdirTemp("", "backflow-resync-")
 	if err != nil {
 		return err
 	}
-	defer os.Remove(kubeconfig)
+	defer os.RemoveAll(dir)
+	kubeconfig, err := cluster.WriteKubeconfig(dir, "")
+	if err != nil {
+		return err
+	}
 
 	// First start: every status is empty, so every object is written.
 	elapsed, peak, err := runUntil(bin, kubeconfig, func(metrics string) (bool, error) {
@@ -254,25 +256,4 @@ func highWaterMark(pid int) int64 {
 		}
 	}
 	return 0
-}
-
-func writeKubeconfig(cluster *envtest.Cluster) (string, error) {
-	user, err := cluster.Env.ControlPlane.AddUser(ctrlenvtest.User{Name: "backflow", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		return "", err
-	}
-	data, err := user.KubeConfig()
-	if err != nil {
-		return "", err
-	}
-	cfg, err := clientcmd.Load(data)
-	if err != nil {
-		return "", err
-	}
-	f, err := os.CreateTemp("", "backflow-resync-kubeconfig-")
-	if err != nil {
-		return "", err
-	}
-	f.Close()
-	return f.Name(), clientcmd.WriteToFile(*cfg, f.Name())
 }

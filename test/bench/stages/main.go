@@ -23,8 +23,6 @@ import (
 	"syscall"
 	"time"
 
-	"filippo.io/age"
-
 	"github.com/backflow-dev/backflow/test/servers"
 )
 
@@ -84,15 +82,10 @@ func run() error {
 		return err
 	}
 	defer os.RemoveAll(work)
-	id, err := age.GenerateX25519Identity()
+	identity, recipient, err := servers.AgeIdentity(work)
 	if err != nil {
 		return err
 	}
-	identity := filepath.Join(work, "identity.txt")
-	if err := os.WriteFile(identity, []byte(id.String()+"\n"), 0o600); err != nil {
-		return err
-	}
-	recipient := id.Recipient().String()
 	env := append(os.Environ(),
 		"AWS_ACCESS_KEY_ID="+minio.AccessKey, "AWS_SECRET_ACCESS_KEY="+minio.SecretKey,
 		"MC_HOST_bench="+strings.Replace(minio.Endpoint, "http://", "http://"+minio.AccessKey+":"+minio.SecretKey+"@", 1),
