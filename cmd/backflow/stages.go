@@ -15,19 +15,13 @@ import (
 	"sigs.k8s.io/yaml"
 
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
+	"github.com/backflow-dev/backflow/controller/compiler"
 	"github.com/backflow-dev/backflow/stages"
 	"github.com/backflow-dev/backflow/stages/pathtemplate"
 	"github.com/backflow-dev/backflow/stages/pipeline"
 	"github.com/backflow-dev/backflow/stages/source"
 	"github.com/backflow-dev/backflow/stages/storage"
 )
-
-// DefaultPathTemplate is the object key template when none is given; the
-// CRD's default for spec.storage.path is the same.
-const DefaultPathTemplate = `{{ .Namespace }}/{{ .Series }}/{{ .Timestamp | date "20060102T150405Z" }}{{ .Extension }}`
-
-// DefaultVolumeRoot is where a PVC is mounted in a step.
-const DefaultVolumeRoot = "/backflow/volume"
 
 // storageFlags are the flags every stage that touches storage has.
 type storageFlags struct {
@@ -73,9 +67,21 @@ func decodeSpec(flag, value string, into any) error {
 	return nil
 }
 
-// readIdentities reads age identity files, and every file in dir when dir
+// identityFlags are the flags of the stages that decrypt.
+type identityFlags struct {
+	files []string
+	dir   string
+}
+
+func (i *identityFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringArrayVar(&i.files, "identity-file", nil, "age identity file; repeatable")
+	cmd.Flags().StringVar(&i.dir, "identity-dir", "", "directory whose files are age identities, if it exists")
+}
+
+// read reads the identity files, and every file in the directory when it
 // exists (a mounted Secret; its absence means the step has no identity).
-func readIdentities(files []string, dir string) ([]age.Identity, error) {
+func (i *identityFlags) read() ([]age.Identity, error) {
+	files, dir := append([]string(nil), i.files...), i.dir
 	if dir != "" {
 		entries, err := os.ReadDir(dir)
 		if err != nil && !os.IsNotExist(err) {
@@ -220,7 +226,7 @@ BACKFLOW_DB_USERNAME, BACKFLOW_DB_PASSWORD, BACKFLOW_DB_DATABASE and BACKFLOW_DB
 	st.register(cmd)
 	f := cmd.Flags()
 	f.StringVar(&sourceSpec, "source", "", "the Backup's spec.source as JSON or YAML, or @file")
-	f.StringVar(&pathTemplate, "path", DefaultPathTemplate, "object key template (Go template with safe sprig functions)")
+	f.StringVar(&pathTemplate, "path", compiler.DefaultPath, "object key template (Go template with safe sprig functions)")
 	f.StringVar(&namespace, "namespace", "default", "namespace of the Backup, for the key and Service host names")
 	f.StringVar(&name, "name", "", "name of the Backup")
 	f.StringVar(&series, "series", "", "series of the Backup (its schedule's name); defaults to --name")
@@ -229,7 +235,7 @@ BACKFLOW_DB_USERNAME, BACKFLOW_DB_PASSWORD, BACKFLOW_DB_DATABASE and BACKFLOW_DB
 	f.StringArrayVar(&recipients, "recipient", nil, "age recipient (age1...) to encrypt to; repeatable")
 	f.StringArrayVar(&recipientFiles, "recipients-file", nil, "file with age recipients, one per line; repeatable")
 	f.StringVar(&recipientsEnv, "recipients-env", "", "environment variable with more age recipients, one per line")
-	f.StringVar(&volumeRoot, "volume-root", DefaultVolumeRoot, "where the PVC of a pvc source is mounted")
+	f.StringVar(&volumeRoot, "volume-root", compiler.VolumeRoot, "where the PVC of a pvc source is mounted")
 	f.StringVar(&outputsDir, "outputs-dir", "", "directory to write Argo output parameters into")
 	f.BoolVar(&allowEmpty, "allow-empty", false, "accept a dump of zero bytes")
 	_ = cmd.MarkFlagRequired("source")
@@ -239,14 +245,13 @@ BACKFLOW_DB_USERNAME, BACKFLOW_DB_PASSWORD, BACKFLOW_DB_DATABASE and BACKFLOW_DB
 
 func newVerifyCommand() *cobra.Command {
 	var (
-		st            storageFlags
-		key           string
-		identityFiles []string
-		identityDir   string
-		restoreTest   string
-		engine        string
-		namespace     string
-		outputsDir    string
+		st          storageFlags
+		key         string
+		ids         identityFlags
+		restoreTest string
+		engine      string
+		namespace   string
+		outputsDir  string
 	)
 	cmd := &cobra.Command{
 		Use:   "verify",
@@ -258,12 +263,12 @@ func newVerifyCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ids, err := readIdentities(identityFiles, identityDir)
+			identities, err := ids.read()
 			if err != nil {
 				return err
 			}
 			cfg := stages.VerifyConfig{
-				Storage: backend, Key: key, Identities: ids,
+				Storage: backend, Key: key, Identities: identities,
 				SourceOptions: source.Options{Namespace: namespace, Getenv: os.Getenv},
 				ProgressFile:  os.Getenv("ARGO_PROGRESS_FILE"), Stderr: cmd.ErrOrStderr(),
 			}
@@ -291,10 +296,9 @@ func newVerifyCommand() *cobra.Command {
 		},
 	}
 	st.register(cmd)
+	ids.register(cmd)
 	f := cmd.Flags()
 	f.StringVar(&key, "key", "", "key of the object to verify")
-	f.StringArrayVar(&identityFiles, "identity-file", nil, "age identity file; repeatable")
-	f.StringVar(&identityDir, "identity-dir", "", "directory whose files are age identities, if it exists")
 	f.StringVar(&restoreTest, "restore-test", "", "the Backup's spec.verify.restoreTest as JSON or YAML, or @file")
 	f.StringVar(&engine, "engine", "", "engine of the scratch database of a restore test: postgresql or mysql")
 	f.StringVar(&namespace, "namespace", "default", "namespace, for Service host names")
@@ -321,15 +325,14 @@ func scratchTarget(engine string, conn v1.DatabaseConnection) (*v1.RestoreTarget
 
 func newRestoreCommand() *cobra.Command {
 	var (
-		st            storageFlags
-		key           string
-		identityFiles []string
-		identityDir   string
-		targetSpec    string
-		outputsDir    string
-		verifyFirst   bool
-		namespace     string
-		volumeRoot    string
+		st          storageFlags
+		key         string
+		ids         identityFlags
+		targetSpec  string
+		outputsDir  string
+		verifyFirst bool
+		namespace   string
+		volumeRoot  string
 	)
 	cmd := &cobra.Command{
 		Use:   "restore",
@@ -348,12 +351,12 @@ checked in a first pass, before the target sees a byte.`,
 			if err != nil {
 				return err
 			}
-			ids, err := readIdentities(identityFiles, identityDir)
+			identities, err := ids.read()
 			if err != nil {
 				return err
 			}
 			m, err := stages.Restore(cmd.Context(), stages.RestoreConfig{
-				Storage: backend, Key: key, Identities: ids, Target: target, VerifyFirst: verifyFirst,
+				Storage: backend, Key: key, Identities: identities, Target: target, VerifyFirst: verifyFirst,
 				SourceOptions: source.Options{Namespace: namespace, Getenv: os.Getenv, VolumeRoot: volumeRoot},
 				ProgressFile:  os.Getenv("ARGO_PROGRESS_FILE"), Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr(),
 			})
@@ -365,14 +368,13 @@ checked in a first pass, before the target sees a byte.`,
 		},
 	}
 	st.register(cmd)
+	ids.register(cmd)
 	f := cmd.Flags()
 	f.StringVar(&key, "key", "", "key of the object to restore")
-	f.StringArrayVar(&identityFiles, "identity-file", nil, "age identity file; repeatable")
-	f.StringVar(&identityDir, "identity-dir", "", "directory whose files are age identities, if it exists")
 	f.StringVar(&targetSpec, "target", "", "the Restore's spec.target as JSON or YAML, or @file")
 	f.BoolVar(&verifyFirst, "verify-first", true, "check the object's checksum before the target sees a byte")
 	f.StringVar(&namespace, "namespace", "default", "namespace, for Service host names")
-	f.StringVar(&volumeRoot, "volume-root", DefaultVolumeRoot, "where the PVC of a pvc target is mounted")
+	f.StringVar(&volumeRoot, "volume-root", compiler.VolumeRoot, "where the PVC of a pvc target is mounted")
 	f.StringVar(&outputsDir, "outputs-dir", "", "directory to write Argo output parameters into")
 	_ = cmd.MarkFlagRequired("key")
 	_ = cmd.MarkFlagRequired("target")
