@@ -1,6 +1,7 @@
 package compiler
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -48,8 +49,8 @@ func (a StorageAccess) params() []wfv1.Parameter {
 	return []wfv1.Parameter{
 		value(ParamStorage, a.URL()),
 		value(ParamStorageSecret, a.CredentialsSecret),
-		value(ParamAccessKeyKey, orDefault(creds.AccessKeyIDKey, "AWS_ACCESS_KEY_ID")),
-		value(ParamSecretKeyKey, orDefault(creds.SecretAccessKeyKey, "AWS_SECRET_ACCESS_KEY")),
+		value(ParamAccessKeyKey, cmp.Or(creds.AccessKeyIDKey, "AWS_ACCESS_KEY_ID")),
+		value(ParamSecretKeyKey, cmp.Or(creds.SecretAccessKeyKey, "AWS_SECRET_ACCESS_KEY")),
 	}
 }
 
@@ -249,7 +250,7 @@ func backupWorkflowSpec(namespace string, spec v1.BackupSpec, series string, nam
 // as, for how long, where, and how long Argo keeps the Workflow.
 func workflowSpec(serviceAccount string, deadline *int64, pod *v1.PodOverrides, opts Options) *wfv1.WorkflowSpec {
 	ws := &wfv1.WorkflowSpec{
-		ServiceAccountName:    orDefault(serviceAccount, opts.ServiceAccountName),
+		ServiceAccountName:    cmp.Or(serviceAccount, opts.ServiceAccountName),
 		ActiveDeadlineSeconds: deadline,
 		// Failed pods stay for their logs until the Workflow goes.
 		PodGC: &wfv1.PodGC{Strategy: wfv1.PodGCOnPodSuccess},
@@ -283,7 +284,7 @@ func hookOf(h *v1.Hooks, pre bool) *v1.Hook {
 // hookTask runs a hook: an exec into a pod with the backflow image, or the
 // user's container.
 func hookTask(name string, h *v1.Hook, depends string, opts Options) wfv1.DAGTask {
-	timeout := strconv.Itoa(int(orDefaultInt(h.TimeoutSeconds, 300)))
+	timeout := strconv.Itoa(int(cmp.Or(h.TimeoutSeconds, 300)))
 	task := wfv1.DAGTask{Name: name, Depends: depends}
 	if e := h.Exec; e != nil {
 		command, _ := json.Marshal(e.Command)
@@ -295,7 +296,7 @@ func hookTask(name string, h *v1.Hook, depends string, opts Options) wfv1.DAGTas
 		task.Arguments.Parameters = []wfv1.Parameter{
 			value(ParamImage, opts.Image), value(ParamBackflowImage, opts.Image),
 			value(ParamHookPod, e.PodName), value(ParamHookSelector, selector), value(ParamHookContainer, e.Container),
-			value(ParamHookCommand, string(command)), value(ParamTimeout, timeout), value(ParamHookOnError, string(orDefault(string(h.OnError), "Fail"))),
+			value(ParamHookCommand, string(command)), value(ParamTimeout, timeout), value(ParamHookOnError, string(cmp.Or(string(h.OnError), "Fail"))),
 		}
 		return task
 	}
@@ -314,7 +315,7 @@ func describeBackup(spec v1.BackupSpec, st StorageAccess) string {
 	var what string
 	switch s := spec.Source; {
 	case s.PostgreSQL != nil:
-		what = fmt.Sprintf("PostgreSQL %s with pg_dump (%s)", describeDatabase(s.PostgreSQL.Connection), orDefault(string(s.PostgreSQL.Format), "custom"))
+		what = fmt.Sprintf("PostgreSQL %s with pg_dump (%s)", describeDatabase(s.PostgreSQL.Connection), cmp.Or(string(s.PostgreSQL.Format), "custom"))
 	case s.MySQL != nil:
 		what = fmt.Sprintf("%s %s", map[bool]string{true: "MariaDB", false: "MySQL"}[s.MySQL.Flavor == v1.MySQLFlavorMariaDB], describeDatabase(s.MySQL.Connection))
 	case s.MongoDB != nil:
@@ -380,20 +381,6 @@ func concat(lists []wfv1.Parameter, more []wfv1.Parameter, rest ...wfv1.Paramete
 
 func value(name, v string) wfv1.Parameter {
 	return wfv1.Parameter{Name: name, Value: wfv1.AnyStringPtr(v)}
-}
-
-func orDefault[T ~string](v, def T) T {
-	if v == "" {
-		return def
-	}
-	return v
-}
-
-func orDefaultInt(v, def int32) int32 {
-	if v == 0 {
-		return def
-	}
-	return v
 }
 
 func orDefaultSlice(v []string, def ...string) []string {

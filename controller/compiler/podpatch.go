@@ -1,6 +1,7 @@
 package compiler
 
 import (
+	"cmp"
 	"encoding/json"
 
 	corev1 "k8s.io/api/core/v1"
@@ -42,11 +43,11 @@ func (p *podPatch) connection(c v1.DatabaseConnection) {
 		return
 	}
 	for _, kv := range []struct{ env, key string }{
-		{source.EnvHost, orDefault(ref.HostKey, "host")},
-		{source.EnvPort, orDefault(ref.PortKey, "port")},
-		{source.EnvUsername, orDefault(ref.UsernameKey, "username")},
-		{source.EnvPassword, orDefault(ref.PasswordKey, "password")},
-		{source.EnvDatabase, orDefault(ref.DatabaseKey, "database")},
+		{source.EnvHost, cmp.Or(ref.HostKey, "host")},
+		{source.EnvPort, cmp.Or(ref.PortKey, "port")},
+		{source.EnvUsername, cmp.Or(ref.UsernameKey, "username")},
+		{source.EnvPassword, cmp.Or(ref.PasswordKey, "password")},
+		{source.EnvDatabase, cmp.Or(ref.DatabaseKey, "database")},
 		{source.EnvURI, ref.URIKey},
 	} {
 		if kv.key != "" {

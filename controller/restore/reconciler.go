@@ -3,6 +3,7 @@
 package restore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -100,7 +101,7 @@ func (r *Reconciler) resolve(ctx context.Context, rs *v1.Restore) (*source, erro
 			return nil, err
 		}
 		if got.Status.Phase != v1.PhaseSucceeded {
-			return nil, fmt.Errorf("%w: Backup %s has not succeeded (it is %s)", errWaiting, got.Name, orDefault(string(got.Status.Phase), "Pending"))
+			return nil, fmt.Errorf("%w: Backup %s has not succeeded (it is %s)", errWaiting, got.Name, cmp.Or(string(got.Status.Phase), "Pending"))
 		}
 		b = &got
 	case from.ScheduleRef != nil:
@@ -272,11 +273,4 @@ func (r *Reconciler) waitingRestores(ctx context.Context, o client.Object) []rec
 		}
 	}
 	return reqs
-}
-
-func orDefault(v, def string) string {
-	if v == "" {
-		return def
-	}
-	return v
 }

@@ -4,6 +4,7 @@
 package runstatus
 
 import (
+	"cmp"
 	"context"
 
 	"fmt"
@@ -110,11 +111,11 @@ func FromWorkflow(wf *wfv1.Workflow, steps []string, results []TaskResult) (*Run
 		}
 		if run.FailedStep == "" && (node.Phase == wfv1.NodeFailed || node.Phase == wfv1.NodeError) {
 			run.FailedStep = name
-			run.Message = fmt.Sprintf("step %s failed: %s", name, orDefault(node.Message, string(node.Phase)))
+			run.Message = fmt.Sprintf("step %s failed: %s", name, cmp.Or(node.Message, string(node.Phase)))
 		}
 	}
 	if run.Phase == v1.PhaseFailed && run.Message == "" {
-		run.Message = orDefault(wf.Status.Message, "the Workflow failed")
+		run.Message = cmp.Or(wf.Status.Message, "the Workflow failed")
 	}
 	return run, nil
 }
@@ -176,13 +177,6 @@ var (
 )
 
 func ptr[T any](v T) *T { return &v }
-
-func orDefault(v, def string) string {
-	if v == "" {
-		return def
-	}
-	return v
-}
 
 // TaskResults lists the outputs Argo's executors reported for a Workflow's
 // nodes.
