@@ -17,6 +17,14 @@ TOOLS := test/tools/build.sh
 build: ## Build the static backflow binary into bin/.
 	go build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN) ./cmd/backflow
 
+# The image reference; test/cluster/images.sh is the one place that names it.
+IMAGE ?= $(shell test/cluster/images.sh ref backflow)
+
+.PHONY: image
+image: build ## Build the backflow image (the static binary, non-root) into bin/backflow-image.tar, a docker archive.
+	go run ./cmd/build-image --tag $(IMAGE) --out bin/backflow-image.tar --user 65532 --entrypoint backflow \
+		--file usr/local/bin/backflow=$(BIN) --file etc/ssl/certs/ca-certificates.crt=/etc/ssl/certs/ca-certificates.crt
+
 .PHONY: generate
 generate: ## Regenerate deep-copy code and the CRDs from the API's markers.
 	go tool controller-gen object paths=./api/...
@@ -41,8 +49,8 @@ deps: ## Install the Debian packages the tests need (apt-get, when missing).
 	test/tools/install-deps.sh
 
 .PHONY: test-assets
-test-assets: ## Build what the tests run (kube-apiserver, etcd, Argo's controller, KWOK, MinIO) into the cache, once.
-	@$(TOOLS) kube-apiserver etcd workflow-controller kwok minio >/dev/null
+test-assets: ## Build what the tests run (kube-apiserver, etcd, kubectl, Argo's controller, KWOK, MinIO, helm, promtool) into the cache, once.
+	@$(TOOLS) kube-apiserver etcd kubectl workflow-controller kwok minio helm promtool >/dev/null
 
 .PHONY: test
 test: check-generated test-assets ## Run the tests (envtest against a real kube-apiserver + etcd).
@@ -54,6 +62,22 @@ lint: ## go vet, gofmt and staticcheck.
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	go tool staticcheck ./...
 
+CLUSTER := test/cluster/cluster.sh
+E2E_NAMESPACES := e2e-postgresql e2e-failure e2e-files e2e-schedule wiki
+
+.PHONY: up
+up: deps build ## Bring the local single-node cluster up (or reuse it): Kubernetes, Argo, MinIO, PostgreSQL, MariaDB.
+	@$(CLUSTER) up
+
+.PHONY: down
+down: ## Stop the local cluster and remove what it left (processes, mounts, bridge, iptables chains).
+	@$(CLUSTER) down
+
+.PHONY: e2e
+e2e: up ## End-to-end tests on the local cluster, backflow installed by its Helm chart.
+	test/cluster/install-backflow.sh $(E2E_NAMESPACES)
+	go test -tags e2e -count=1 -timeout 20m ./test/e2e
+
 .PHONY: help
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -63,8 +87,8 @@ bench-stages: deps build ## Benchmark dump/restore against the gzip|age|mc shell
 	BACKFLOW_BIN=$(CURDIR)/$(BIN) BACKFLOW_MC=$$($(TOOLS) mc) BACKFLOW_MINIO=$$($(TOOLS) minio) go run ./test/bench/stages
 
 .PHONY: demo
-demo: deps build ## The main job: a real PostgreSQL backed up by backflow into a real MinIO, verified and restored.
-	BACKFLOW_BIN=$(CURDIR)/$(BIN) BACKFLOW_MINIO=$$($(TOOLS) minio) go run ./test/demo
+demo: deps build ## The main job: a local cluster; a PostgreSQL database backed up by an Argo Workflow into MinIO and restored.
+	test/demo/demo.sh
 
 .PHONY: bench-controller
 bench-controller: test-assets ## Measure how fast a Workflow's status reaches its Backup (p50, p95), against envtest + Argo + KWOK.

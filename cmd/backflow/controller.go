@@ -26,6 +26,8 @@ func newControllerCommand() *cobra.Command {
 		burst        int
 		clientImages map[string]string
 		pullPolicy   string
+		successTTL   time.Duration
+		failureTTL   time.Duration
 		zapOpts      = zap.Options{}
 	)
 	cmd := &cobra.Command{
@@ -44,6 +46,8 @@ BackupStorages, and serves Prometheus metrics.`,
 				opts.Compiler.ClientImages[engine] = image
 			}
 			opts.Compiler.ImagePullPolicy = corev1.PullPolicy(pullPolicy)
+			opts.Compiler.SuccessTTLSeconds = int32(successTTL.Seconds())
+			opts.Compiler.FailureTTLSeconds = int32(failureTTL.Seconds())
 			var cfg *rest.Config
 			var err error
 			if kubeconfig != "" {
@@ -81,6 +85,8 @@ BackupStorages, and serves Prometheus metrics.`,
 	f.StringVar(&pullPolicy, "image-pull-policy", string(corev1.PullIfNotPresent), "pull policy of the step images")
 	f.StringToStringVar(&clientImages, "client-image", nil, "database client image per engine, e.g. postgresql=postgres:17-alpine (repeatable)")
 	f.StringVar(&opts.Compiler.ServiceAccountName, "workflow-service-account", opts.Compiler.ServiceAccountName, "service account the steps run as by default")
+	f.DurationVar(&successTTL, "workflow-success-ttl", time.Duration(opts.Compiler.SuccessTTLSeconds)*time.Second, "how long Argo keeps a succeeded Workflow")
+	f.DurationVar(&failureTTL, "workflow-failure-ttl", time.Duration(opts.Compiler.FailureTTLSeconds)*time.Second, "how long Argo keeps a failed Workflow")
 	f.DurationVar(&opts.StorageCheckInterval, "storage-check-interval", 5*time.Minute, "how often BackupStorage buckets are checked")
 	gofs := goflag.NewFlagSet("zap", goflag.ContinueOnError)
 	zapOpts.BindFlags(gofs)

@@ -59,8 +59,8 @@ func cacheTool(name, version string) (string, error) {
 	return matches[0], nil
 }
 
-// argoCRDDir is where the argo module keeps its CRDs.
-func argoCRDDir() (string, error) {
+// CRDDir is where the argo module keeps its CRDs.
+func CRDDir() (string, error) {
 	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/argoproj/argo-workflows/v3").Output()
 	if err != nil {
 		return "", fmt.Errorf("locating the argo-workflows module: %w", err)
@@ -84,7 +84,7 @@ func Start() (*Stack, error) {
 	if err != nil {
 		return nil, err
 	}
-	crds, err := argoCRDDir()
+	crds, err := CRDDir()
 	if err != nil {
 		return nil, err
 	}

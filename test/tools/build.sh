@@ -16,6 +16,8 @@ minio_version=v0.0.0-20260212201848-7aac2a2c5b7c # RELEASE.2026-02-12; MinIO tag
 mc_version=v0.0.0-20250313080218-cf909e1063a9
 argo_version=v3.7.18 # keep in step with test/tools/argo/go.mod
 kwok_version=v0.8.0
+coredns_version=v1.15.0
+helm_version=v3.22.0
 
 export CGO_ENABLED=0 GONOSUMDB=${GONOSUMDB:-github.com/argoproj}
 kube_ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$k8s_version -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=34 -X k8s.io/component-base/version.gitTreeState=clean"
@@ -54,6 +56,16 @@ build_argoexec() {
 	rm -rf "$src"
 }
 
+# extract_promtool OUT: promtool from Debian's prometheus package, unpacked
+# rather than installed so that no Prometheus service is set up.
+extract_promtool() {
+	local tmp
+	tmp=$(mktemp -d)
+	(cd "$tmp" && apt-get download -qq prometheus && dpkg-deb -x prometheus_*.deb root)
+	mv "$tmp/root/usr/bin/promtool" "$1"
+	rm -rf "$tmp"
+}
+
 for name in "$@"; do
 	case $name in
 	kube-apiserver | kube-controller-manager | kube-scheduler | kubelet | kube-proxy | kubectl)
@@ -63,6 +75,9 @@ for name in "$@"; do
 	mc) out=$cache/tools/mc-$mc_version/mc ;;
 	workflow-controller | argoexec) out=$cache/tools/argo-$argo_version/$name ;;
 	kwok) out=$cache/tools/kwok-$kwok_version/kwok ;;
+	coredns) out=$cache/tools/coredns-$coredns_version/coredns ;;
+	helm) out=$cache/tools/helm-$helm_version/helm ;;
+	promtool) out=$cache/tools/promtool-debian/promtool ;;
 	*)
 		echo "build.sh: unknown binary $name" >&2
 		exit 2
@@ -78,6 +93,9 @@ for name in "$@"; do
 		workflow-controller) build_in_module "$here/argo" "$out" github.com/argoproj/argo-workflows/v3/cmd/workflow-controller "-s -w" ;;
 		argoexec) build_argoexec "$out" ;;
 		kwok) install_module "$out" "sigs.k8s.io/kwok/cmd/kwok@$kwok_version" ;;
+		coredns) install_module "$out" "github.com/coredns/coredns@$coredns_version" ;;
+		helm) install_module "$out" "helm.sh/helm/v3/cmd/helm@$helm_version" ;;
+		promtool) extract_promtool "$out" ;;
 		*) build_in_module "$here/kube" "$out" "k8s.io/kubernetes/cmd/$name" "$kube_ldflags" ;;
 		esac
 	fi

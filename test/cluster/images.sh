@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# The images the local stack runs, built without a Docker engine or a registry
+# as docker-archive tarballs (cmd/build-image, on go-containerregistry) that
+# containerd imports. Every image but backflow's own is built once into the
+# cache.
+#
+#   test/cluster/images.sh ref NAME     prints the image reference
+#   test/cluster/images.sh build NAME   builds the tarball when missing, prints its path
+#
+# NAME: backflow (the static binary), pause (the pod sandbox), argoexec and
+# workflow-controller (Argo, from test/tools/build.sh), clients (a Debian
+# root filesystem with the PostgreSQL and MariaDB clients, via debootstrap).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+cache=${BACKFLOW_CACHE:-$HOME/.cache/backflow}/images
+tools=$repo/test/tools/build.sh
+argo_version=v3.7.18 # as in test/tools/build.sh
+clients_packages=postgresql-client-15,mariadb-client,ca-certificates
+debian_mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+
+ref() {
+	case $1 in
+	backflow) echo "${BACKFLOW_IMAGE:-ghcr.io/backflow-dev/backflow:$(cd "$repo" && git describe --tags --always --dirty 2>/dev/null || echo dev)}" ;;
+	pause) echo "backflow.dev/pause:1" ;;
+	argoexec) echo "quay.io/argoproj/argoexec:$argo_version" ;;
+	workflow-controller) echo "quay.io/argoproj/workflow-controller:$argo_version" ;;
+	clients) echo "backflow.dev/clients:bookworm-1" ;;
+	*)
+		echo "images.sh: unknown image $1" >&2
+		exit 2
+		;;
+	esac
+}
+
+build_image() { (cd "$repo" && go run ./cmd/build-image "$@"); }
+
+build() {
+	local name=$1 tag out
+	tag=$(ref "$name")
+	if [ "$name" = backflow ]; then
+		# backflow's own image follows the working tree: always rebuilt.
+		make -C "$repo" --no-print-directory image IMAGE="$tag" >&2
+		echo "$repo/bin/backflow-image.tar"
+		return
+	fi
+	out=$cache/$name.tar
+	if [ ! -f "$out" ] || [ "$(cat "$out.ref" 2>/dev/null)" != "$tag" ]; then
+		echo "building image $tag (once; cached afterwards)" >&2
+		mkdir -p "$cache"
+		case $name in
+		pause)
+			(cd "$repo" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$cache/pause" ./test/cluster/pause)
+			build_image --tag "$tag" --out "$out" --file "pause=$cache/pause" --user 65535 --entrypoint /pause
+			rm -f "$cache/pause"
+			;;
+		argoexec | workflow-controller)
+			build_image --tag "$tag" --out "$out" --file "usr/local/bin/$name=$("$tools" "$name")" --user 8737 --entrypoint "$name"
+			;;
+		clients)
+			local root
+			root=$(mktemp -d)
+			debootstrap --variant=minbase --include="$clients_packages" bookworm "$root/rootfs" "$debian_mirror" >"$root/log" 2>&1 ||
+				{
+					tail -20 "$root/log" >&2
+					exit 1
+				}
+			rm -rf "$root/rootfs/var/cache/apt/archives"/*.deb "$root/rootfs/var/lib/apt/lists"/*
+			tar --numeric-owner --xattrs -C "$root/rootfs" -cf "$root/rootfs.tar" .
+			build_image --tag "$tag" --out "$out" --rootfs-tar "$root/rootfs.tar"
+			rm -rf "$root"
+			;;
+		esac
+		echo "$tag" >"$out.ref"
+	fi
+	echo "$out"
+}
+
+case ${1:-} in
+ref) ref "$2" ;;
+build) build "$2" ;;
+*)
+	echo "usage: $0 ref|build NAME" >&2
+	exit 2
+	;;
+esac

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs backflow into the local stack the way a user does: `helm upgrade
+# --install` of charts/backflow, with the image built by `make image` (already
+# imported into the node's containerd by cluster.sh up) and the stack's
+# database client image.
+#
+#   test/cluster/install-backflow.sh NAMESPACE...   namespaces the workflow steps run in
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+export KUBECONFIG=${KUBECONFIG:-${BACKFLOW_CLUSTER_STATE:-/var/lib/backflow-cluster}/admin.kubeconfig}
+helm=$("$repo/test/tools/build.sh" helm)
+image=$("$here/images.sh" ref backflow)
+clients=$("$here/images.sh" ref clients)
+
+kubectl=$("$repo/test/tools/build.sh" kubectl)
+namespaces=""
+for ns in "$@"; do
+	namespaces+="${namespaces:+,}$ns"
+	"$kubectl" create namespace "$ns" --dry-run=client -o yaml | "$kubectl" apply -f - >/dev/null
+done
+
+"$helm" upgrade --install backflow "$repo/charts/backflow" --namespace backflow-system --create-namespace \
+	--set "image.repository=${image%:*}" --set "image.tag=${image##*:}" --set image.pullPolicy=IfNotPresent \
+	--set "clientImages.postgresql=$clients" --set "clientImages.mysql=$clients" --set "clientImages.mariadb=$clients" \
+	--set "workflow.namespaces={$namespaces}" --set controller.logging.level=debug \
+	--wait --timeout 3m 2> >(grep -v 'found symbolic link in path' >&2) >/dev/null
+# A new image under the same tag (a rebuilt working tree) needs a restart.
+"$kubectl" -n backflow-system rollout restart deployment/backflow-controller >/dev/null
+"$kubectl" -n backflow-system rollout status deployment/backflow-controller --timeout 2m >/dev/null
+echo "backflow installed: $image" >&2
