@@ -62,7 +62,10 @@ func (p *podPatch) identity(sel *v1.SecretKeySelector) {
 		return
 	}
 	p.volume(corev1.Volume{Name: identityVolume, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-		SecretName: sel.Name, DefaultMode: ptr(int32(0o400)),
+		// Readable by the step whatever user its image runs as (the backflow
+		// image is non-root, a client image may be root): the volume is the
+		// pod's own and no other container mounts it.
+		SecretName: sel.Name, DefaultMode: ptr(int32(0o444)),
 		Items: []corev1.KeyToPath{{Key: sel.Key, Path: "identity.txt"}},
 	}}}, IdentityDir, true)
 }

@@ -10,6 +10,23 @@ repo=$(cd "$here/../.." && pwd)
 ns=demo
 t0=$SECONDS
 
+# wait_done KIND NAME: waits until a Backup or Restore ends; fails, showing
+# its status, unless it Succeeded.
+wait_done() {
+	local phase deadline=$((SECONDS + 300))
+	while ((SECONDS < deadline)); do
+		phase=$(k get "$1" "$2" -o jsonpath='{.status.phase}')
+		case $phase in
+		Succeeded) return 0 ;;
+		Failed) break ;;
+		esac
+		sleep 1
+	done
+	k get "$1" "$2" -o yaml >&2
+	echo "$1 $2 did not succeed" >&2
+	exit 1
+}
+
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
 step "Bringing the local cluster up (Kubernetes, Argo Workflows, MinIO, PostgreSQL)"
@@ -76,7 +93,7 @@ spec:
   source:
     postgresql:
       connection:
-        serviceRef: {name: postgres, namespace: databases}
+        host: postgres.databases.svc
         database: shop
         secretRef: {name: shop-db}
       format: custom
@@ -90,11 +107,7 @@ spec:
     restoreTest: {}
   retention: {keepLast: 3}
 EOF
-k wait backup/shop --for=jsonpath='{.status.phase}'=Succeeded --timeout=5m ||
-	{
-		k get backup shop -o yaml
-		exit 1
-	}
+wait_done backup shop
 
 step "Restoring it into 'shop_restored'"
 k apply -f - <<EOF
@@ -106,16 +119,12 @@ spec:
   target:
     postgresql:
       connection:
-        serviceRef: {name: postgres, namespace: databases}
+        host: postgres.databases.svc
         database: shop_restored
         secretRef: {name: shop-db}
   identitySecretRef: {name: backup-age-identity, key: identity.txt}
 EOF
-k wait restore/shop-restored --for=jsonpath='{.status.phase}'=Succeeded --timeout=5m ||
-	{
-		k get restore shop-restored -o yaml
-		exit 1
-	}
+wait_done restore shop-restored
 
 step "Comparing the two databases"
 q="SELECT count(*) || ' orders, md5 ' || md5(string_agg(id || ':' || customer_id || ':' || total || ':' || placed_at, ',' ORDER BY id)) FROM orders"
@@ -134,7 +143,7 @@ wf=$(k get backup shop -o jsonpath='{.status.workflowName}')
 key=$(k get backup shop -o jsonpath='{.status.location.key}')
 cat <<EOF
 
-Done in $((SECONDS - t0))s. The backup is s3://backups/$key (zstd, age-encrypted, with a
+Done in $((SECONDS - t0))s. The backup is s3://backups/demo/$key (zstd, age-encrypted, with a
 .backflow.json manifest beside it).
 
 Where to look:

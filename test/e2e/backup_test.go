@@ -32,6 +32,7 @@ const (
 
 func dbSecret(name string) string {
 	return fmt.Sprintf(`
+---
 apiVersion: v1
 kind: Secret
 metadata: {name: %s}
@@ -65,7 +66,7 @@ spec:
   source:
     postgresql:
       connection:
-        serviceRef: {name: postgres, namespace: databases}
+        host: postgres.databases.svc
         database: e2e_src
         secretRef: {name: pg-app}
   storage: {name: minio}
@@ -112,7 +113,7 @@ spec:
   target:
     postgresql:
       connection:
-        serviceRef: {name: postgres, namespace: databases}
+        host: postgres.databases.svc
         database: e2e_dst
         secretRef: {name: pg-restore}
 `)
@@ -183,6 +184,7 @@ func TestMariaDBExample(t *testing.T) {
 	namespace(t, ns, "backups")
 	mariadb(t, `DROP DATABASE IF EXISTS wiki; DROP DATABASE IF EXISTS wiki_sessions;
 CREATE DATABASE wiki CHARACTER SET utf8mb4; CREATE DATABASE wiki_sessions;
+USE wiki;
 CREATE TABLE wiki.pages (id INT PRIMARY KEY, title VARCHAR(200), body MEDIUMTEXT, thumb VARBINARY(64)) CHARACTER SET utf8mb4;
 INSERT INTO wiki.pages SELECT seq, CONCAT('Seite ', seq, ' 🌍 ümlaut'), REPEAT(CONCAT('line ', seq, '\n'), 50), UNHEX(SHA2(seq, 256)) FROM seq_1_to_5000;
 CREATE TABLE wiki_sessions.sessions (id INT PRIMARY KEY, data BLOB);
@@ -272,8 +274,8 @@ func TestPVCAndCommand(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	kubectl(t, "", "delete", "pv", "e2e-files-src", "e2e-files-dst", "--ignore-not-found", "--wait=false")
-	kubectl(t, "", "patch", "pv", "e2e-files-src", "e2e-files-dst", "--type=merge", "-p", `{"metadata":{"finalizers":null}}`, "--ignore-not-found")
+	kubectl(t, "", "delete", "pvc", "src", "dst", "-n", ns, "--ignore-not-found")
+	kubectl(t, "", "delete", "pv", "e2e-files-src", "e2e-files-dst", "--ignore-not-found")
 	var pvs strings.Builder
 	for _, v := range []struct{ name, path string }{{"src", src}, {"dst", dst}} {
 		fmt.Fprintf(&pvs, `
@@ -299,7 +301,6 @@ spec:
   resources: {requests: {storage: 1Gi}}
 `, v.name, v.path, ns)
 	}
-	kubectl(t, "", "delete", "pvc", "src", "dst", "-n", ns, "--ignore-not-found")
 	apply(t, ns, pvs.String())
 	apply(t, ns, storageManifest(ns, bucket)+fmt.Sprintf(`
 ---
@@ -447,4 +448,3 @@ spec:
 		t.Errorf("schedule status has no last success: %+v", sched.Status)
 	}
 }
-

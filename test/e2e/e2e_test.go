@@ -19,6 +19,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -224,7 +225,12 @@ func checkStoredObject(t testing.TB, b *v1.Backup, bucket string) {
 	if b.Status.Location == nil || b.Status.Size == nil {
 		t.Fatalf("status has no location or size: %+v", b.Status)
 	}
-	size, sum := objectChecksum(t, bucket, b.Status.Location.Key)
+	// The key is relative to the BackupStorage's prefix.
+	var storage v1.BackupStorage
+	if err := st.kube.Get(context.Background(), client.ObjectKey{Namespace: b.Namespace, Name: b.Spec.Storage.Name}, &storage); err != nil {
+		t.Fatal(err)
+	}
+	size, sum := objectChecksum(t, bucket, path.Join(storage.Spec.S3.Prefix, b.Status.Location.Key))
 	if size != *b.Status.Size {
 		t.Errorf("status.size %d, object is %d bytes", *b.Status.Size, size)
 	}
@@ -271,7 +277,8 @@ func workflowSteps(t testing.TB, namespace, name string) map[string]wfv1.NodePha
 	}
 	steps := map[string]wfv1.NodePhase{}
 	for _, n := range wf.Status.Nodes {
-		if n.Type != wfv1.NodeTypeDAG && n.Type != wfv1.NodeTypeRetry {
+		// A step's retry node is named after the task, its pods "task(N)".
+		if n.Type == wfv1.NodeTypeRetry || n.Type == wfv1.NodeTypeSkipped {
 			steps[n.DisplayName] = n.Phase
 		}
 	}
@@ -294,7 +301,7 @@ func psql(t testing.TB, db, sql string) string {
 // mariadb runs SQL on the stack's MariaDB as root.
 func mariadb(t testing.TB, sql string) string {
 	t.Helper()
-	cmd := exec.Command("mariadb", "--no-defaults", "-h", st.env["BACKFLOW_CLUSTER_NODE_IP"], "-P", st.env["BACKFLOW_CLUSTER_MARIADB_PORT"],
+	cmd := exec.Command("mariadb", "--no-defaults", "--default-character-set=utf8mb4", "-h", st.env["BACKFLOW_CLUSTER_NODE_IP"], "-P", st.env["BACKFLOW_CLUSTER_MARIADB_PORT"],
 		"-uroot", "-p"+st.env["BACKFLOW_CLUSTER_DB_PASSWORD"], "-N", "-B", "-e", sql)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -372,4 +379,3 @@ func lines(s string) int {
 	}
 	return n
 }
-
