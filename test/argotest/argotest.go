@@ -25,6 +25,7 @@ import (
 
 	"github.com/backflow-dev/backflow/controller"
 	"github.com/backflow-dev/backflow/test/envtest"
+	"github.com/backflow-dev/backflow/test/tools"
 )
 
 // NodeName is the fake node every step pod is placed on.
@@ -47,12 +48,7 @@ type Stack struct {
 }
 
 func cacheTool(name, version string) (string, error) {
-	cache := os.Getenv("BACKFLOW_CACHE")
-	if cache == "" {
-		home, _ := os.UserHomeDir()
-		cache = filepath.Join(home, ".cache", "backflow")
-	}
-	matches, _ := filepath.Glob(filepath.Join(cache, "tools", version, name))
+	matches, _ := filepath.Glob(filepath.Join(tools.CacheDir(), "tools", version, name))
 	if len(matches) == 0 {
 		return "", fmt.Errorf("%s not built: run `test/tools/build.sh %s` (make test does)", name, name)
 	}

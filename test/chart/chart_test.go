@@ -14,6 +14,7 @@ import (
 
 	"github.com/backflow-dev/backflow/test/argotest"
 	"github.com/backflow-dev/backflow/test/envtest"
+	"github.com/backflow-dev/backflow/test/tools"
 )
 
 var (
@@ -32,11 +33,11 @@ func TestMain(m *testing.M) {
 // tool builds (once, cached) and returns a pinned binary.
 func tool(t *testing.T, name string) string {
 	t.Helper()
-	out, err := exec.Command(filepath.Join(envtest.RepoRoot(), "test", "tools", "build.sh"), name).Output()
+	bin, err := tools.Binary(name)
 	if err != nil {
-		t.Fatalf("building %s: %v", name, err)
+		t.Fatal(err)
 	}
-	return strings.TrimSpace(string(out))
+	return bin
 }
 
 func run(t *testing.T, name string, args ...string) (string, error) {
@@ -54,7 +55,7 @@ func run(t *testing.T, name string, args ...string) (string, error) {
 
 func render(t *testing.T, args ...string) string {
 	t.Helper()
-	out, err := run(t, tool(t, "helm"), append([]string{"template", "backflow", chartDir, "--namespace", "backflow-system", "--kube-version", "v1.34.4"}, args...)...)
+	out, err := run(t, tool(t, "helm"), append([]string{"template", "backflow", chartDir, "--namespace", "backflow-system", "--kube-version", envtest.KubernetesVersion}, args...)...)
 	if err != nil {
 		t.Fatalf("helm template %v: %v\n%s", args, err, out)
 	}

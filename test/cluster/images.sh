@@ -16,16 +16,22 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 cache=${BACKFLOW_CACHE:-$HOME/.cache/backflow}/images
 tools=$repo/test/tools/build.sh
-argo_version=v3.7.18 # as in test/tools/build.sh
 clients_packages=postgresql-client-15,mariadb-client,ca-certificates
 debian_mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+
+# argo_version is the version test/tools/build.sh pins, read off the cache
+# directory it builds Argo into (tools/argo-VERSION).
+argo_version() {
+	local dir
+	dir=$(dirname "$("$tools" argoexec)")
+	echo "${dir##*/argo-}"
+}
 
 ref() {
 	case $1 in
 	backflow) echo "${BACKFLOW_IMAGE:-ghcr.io/backflow-dev/backflow:$(cd "$repo" && git describe --tags --always --dirty 2>/dev/null || echo dev)}" ;;
 	pause) echo "backflow.dev/pause:1" ;;
-	argoexec) echo "quay.io/argoproj/argoexec:$argo_version" ;;
-	workflow-controller) echo "quay.io/argoproj/workflow-controller:$argo_version" ;;
+	argoexec | workflow-controller) echo "quay.io/argoproj/$1:$(argo_version)" ;;
 	clients) echo "backflow.dev/clients:bookworm-1" ;;
 	*)
 		echo "images.sh: unknown image $1" >&2

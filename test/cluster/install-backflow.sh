@@ -20,12 +20,17 @@ for ns in "$@"; do
 	"$kubectl" create namespace "$ns" --dry-run=client -o yaml | "$kubectl" apply -f - >/dev/null
 done
 
+upgrade=""
+"$helm" status backflow --namespace backflow-system >/dev/null 2>&1 && upgrade=1
 "$helm" upgrade --install backflow "$repo/charts/backflow" --namespace backflow-system --create-namespace \
 	--set "image.repository=${image%:*}" --set "image.tag=${image##*:}" --set image.pullPolicy=IfNotPresent \
 	--set "clientImages.postgresql=$clients" --set "clientImages.mysql=$clients" --set "clientImages.mariadb=$clients" \
 	--set "workflow.namespaces={$namespaces}" --set controller.logging.level=debug \
 	--wait --timeout 3m 2> >(grep -v 'found symbolic link in path' >&2) >/dev/null
-# A new image under the same tag (a rebuilt working tree) needs a restart.
-"$kubectl" -n backflow-system rollout restart deployment/backflow-controller >/dev/null
-"$kubectl" -n backflow-system rollout status deployment/backflow-controller --timeout 2m >/dev/null
+# On an upgrade, a new image under the same tag (a rebuilt working tree)
+# needs a restart; a fresh install already runs it.
+if [ -n "$upgrade" ]; then
+	"$kubectl" -n backflow-system rollout restart deployment/backflow-controller >/dev/null
+	"$kubectl" -n backflow-system rollout status deployment/backflow-controller --timeout 2m >/dev/null
+fi
 echo "backflow installed: $image" >&2

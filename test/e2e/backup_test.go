@@ -218,7 +218,6 @@ spec:
 
 	checksums := "SELECT COUNT(*), MD5(GROUP_CONCAT(id, title, body, HEX(thumb) ORDER BY id SEPARATOR ',')) FROM wiki.pages; " +
 		"SELECT COUNT(*), MD5(GROUP_CONCAT(id, HEX(data) ORDER BY id)) FROM wiki_sessions.sessions"
-	mariadb(t, "SET SESSION group_concat_max_len = 1073741824")
 	before := mariadb(t, "SET SESSION group_concat_max_len = 1073741824; "+checksums)
 	mariadb(t, "DROP DATABASE wiki; DROP DATABASE wiki_sessions")
 	apply(t, ns, `
@@ -400,7 +399,7 @@ spec:
 `, st.env["BACKFLOW_CLUSTER_IMAGE_CLIENTS"]))
 	ctx := context.Background()
 	deadline := time.Now().Add(5 * time.Minute)
-	var succeeded map[string]bool = map[string]bool{}
+	succeeded := map[string]bool{}
 	for len(succeeded) < 3 {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d successful runs after 5 minutes", len(succeeded))

@@ -11,7 +11,6 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -20,7 +19,6 @@ import (
 	"os"
 	"os/exec"
 	"path"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -34,7 +32,7 @@ import (
 
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
 	"github.com/backflow-dev/backflow/controller"
-	"github.com/backflow-dev/backflow/test/envtest"
+	"github.com/backflow-dev/backflow/test/tools"
 )
 
 // stack is what test/cluster/cluster.sh wrote into its env file.
@@ -85,18 +83,24 @@ func loadStack() (*stack, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := exec.Command(filepath.Join(envtest.RepoRoot(), "test", "tools", "build.sh"), "kubectl").Output()
+	kubectl, err := tools.Binary("kubectl")
 	if err != nil {
-		return nil, fmt.Errorf("kubectl: %w", err)
+		return nil, err
 	}
-	return &stack{env: env, kube: kube, s3: s3, kubectl: strings.TrimSpace(string(out))}, nil
+	return &stack{env: env, kube: kube, s3: s3, kubectl: kubectl}, nil
+}
+
+// kubectlCommand is kubectl against the stack.
+func kubectlCommand(args ...string) *exec.Cmd {
+	cmd := exec.Command(st.kubectl, args...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+st.env["KUBECONFIG"])
+	return cmd
 }
 
 // kubectl runs kubectl against the stack with stdin, failing the test on error.
 func kubectl(t testing.TB, stdin string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(st.kubectl, args...)
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+st.env["KUBECONFIG"])
+	cmd := kubectlCommand(args...)
 	cmd.Stdin = strings.NewReader(stdin)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -196,9 +200,7 @@ func waitForPhase[T interface {
 
 // workflowLogs are the step pods' logs, for a failure message.
 func workflowLogs(t testing.TB, obj client.Object) string {
-	cmd := exec.Command(st.kubectl, "logs", "-n", obj.GetNamespace(), "-l", "workflows.argoproj.io/workflow", "--all-containers", "--tail=20", "--prefix")
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+st.env["KUBECONFIG"])
-	out, _ := cmd.CombinedOutput()
+	out, _ := kubectlCommand("logs", "-n", obj.GetNamespace(), "-l", "workflows.argoproj.io/workflow", "--all-containers", "--tail=20", "--prefix").CombinedOutput()
 	return string(out)
 }
 
@@ -347,9 +349,7 @@ spec:
 }
 
 func hookRan(t testing.TB, namespace, marker string) bool {
-	cmd := exec.Command(st.kubectl, "exec", "-n", namespace, "worker", "--", "test", "-f", "/tmp/"+marker)
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+st.env["KUBECONFIG"])
-	return cmd.Run() == nil
+	return kubectlCommand("exec", "-n", namespace, "worker", "--", "test", "-f", "/tmp/"+marker).Run() == nil
 }
 
 const hooks = `
@@ -369,13 +369,4 @@ const hooks = `
 func sha256Hex(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
-}
-
-func lines(s string) int {
-	n := 0
-	sc := bufio.NewScanner(strings.NewReader(s))
-	for sc.Scan() {
-		n++
-	}
-	return n
 }

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	backflowv1alpha1 "github.com/backflow-dev/backflow/api/v1alpha1"
+	"github.com/backflow-dev/backflow/test/tools"
 )
 
 // KubernetesVersion is the version of the binaries the tests run against.
@@ -39,15 +40,7 @@ func CRDDir() string { return filepath.Join(RepoRoot(), "charts", "backflow", "c
 func AssetsDir() (string, error) {
 	dir := os.Getenv("KUBEBUILDER_ASSETS")
 	if dir == "" {
-		cache := os.Getenv("BACKFLOW_CACHE")
-		if cache == "" {
-			home, err := os.UserHomeDir()
-			if err != nil {
-				return "", err
-			}
-			cache = filepath.Join(home, ".cache", "backflow")
-		}
-		dir = filepath.Join(cache, "kube-"+KubernetesVersion, "bin")
+		dir = filepath.Join(tools.CacheDir(), "kube-"+KubernetesVersion, "bin")
 	}
 	for _, name := range []string{"kube-apiserver", "etcd"} {
 		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/backflow-dev/backflow/test/tools"
 )
 
 // freePort asks the kernel for a free loopback port.
@@ -79,15 +81,6 @@ func (p *process) stop() {
 	p.log.Close()
 }
 
-// cacheDir is where the project's built binaries are cached.
-func cacheDir() string {
-	if c := os.Getenv("BACKFLOW_CACHE"); c != "" {
-		return c
-	}
-	home, _ := os.UserHomeDir()
-	return filepath.Join(home, ".cache", "backflow")
-}
-
 // MinIO is a running MinIO server with one bucket.
 type MinIO struct {
 	Endpoint  string // http://127.0.0.1:PORT
@@ -103,7 +96,7 @@ func minioBinary() (string, error) {
 	if p := os.Getenv("BACKFLOW_MINIO"); p != "" {
 		return p, nil
 	}
-	matches, _ := filepath.Glob(filepath.Join(cacheDir(), "tools", "minio-*", "minio"))
+	matches, _ := filepath.Glob(filepath.Join(tools.CacheDir(), "tools", "minio-*", "minio"))
 	if len(matches) == 0 {
 		return "", errors.New("no MinIO server: run `test/tools/build.sh minio` (make test does)")
 	}
