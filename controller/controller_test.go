@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,7 +22,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	"sigs.k8s.io/yaml"
 
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
 	"github.com/backflow-dev/backflow/controller"
@@ -31,7 +29,6 @@ import (
 	"github.com/backflow-dev/backflow/controller/metrics"
 	"github.com/backflow-dev/backflow/health"
 	"github.com/backflow-dev/backflow/test/argotest"
-	"github.com/backflow-dev/backflow/test/envtest"
 	"github.com/backflow-dev/backflow/test/servers"
 )
 
@@ -54,7 +51,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	stack.Driver.DefaultOutputs = fakeOutputs
-	if err := installWorkflowTemplates(); err != nil {
+	if err := stack.InstallWorkflowTemplates(); err != nil {
 		stack.Stop()
 		minioServer.Stop()
 		fmt.Fprintln(os.Stderr, err)
@@ -78,29 +75,6 @@ func zapLevel() zapcore.Level {
 		return zapcore.DebugLevel
 	}
 	return zapcore.ErrorLevel
-}
-
-// installWorkflowTemplates installs the stage templates of
-// workflowtemplates/, as a user does.
-func installWorkflowTemplates() error {
-	files, err := filepath.Glob(filepath.Join(envtest.RepoRoot(), "workflowtemplates", "*.yaml"))
-	if err != nil || len(files) == 0 {
-		return fmt.Errorf("no workflowtemplates: %v", err)
-	}
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			return err
-		}
-		var cwt wfv1.ClusterWorkflowTemplate
-		if err := yaml.UnmarshalStrict(data, &cwt); err != nil {
-			return fmt.Errorf("%s: %w", f, err)
-		}
-		if err := stack.Client.Create(context.Background(), &cwt); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // fakeOutputs are what the executor of a step would report.
@@ -144,32 +118,7 @@ func startManager() func() {
 	return func() { cancel(); <-done }
 }
 
-// newNamespace makes a namespace with the workflow service account and a
-// BackupStorage "minio" on the test MinIO.
-func newNamespace(t testing.TB) string {
-	t.Helper()
-	ctx := context.Background()
-	c := stack.Client
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "ctrl-"}}
-	if err := c.Create(ctx, ns); err != nil {
-		t.Fatal(err)
-	}
-	for _, obj := range []client.Object{
-		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "backflow-workflow"}},
-		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "minio"}, StringData: map[string]string{
-			"AWS_ACCESS_KEY_ID": minioServer.AccessKey, "AWS_SECRET_ACCESS_KEY": minioServer.SecretKey,
-		}},
-		&v1.BackupStorage{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "minio"}, Spec: v1.BackupStorageSpec{S3: v1.S3Storage{
-			Endpoint: minioServer.Endpoint, Bucket: minioServer.Bucket, ForcePathStyle: true,
-			Credentials: v1.S3Credentials{SecretRef: v1.LocalObjectReference{Name: "minio"}},
-		}}},
-	} {
-		if err := c.Create(ctx, obj); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return ns.Name
-}
+func newNamespace(t testing.TB) string { return stack.NewNamespace(t, minioServer) }
 
 func backupSpec() v1.BackupSpec {
 	return v1.BackupSpec{
@@ -219,22 +168,6 @@ func checkHealth(t *testing.T, obj client.Object, want gitopshealth.HealthStatus
 	}
 }
 
-// waitFor polls until cond holds, failing the test after timeout.
-func waitFor(t testing.TB, what string, timeout time.Duration, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	last := ""
-	for time.Now().Before(deadline) {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		last = state
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s; last state: %s", what, last)
-}
-
 func getBackup(t testing.TB, ns, name string) *v1.Backup {
 	t.Helper()
 	var b v1.Backup
@@ -247,7 +180,7 @@ func getBackup(t testing.TB, ns, name string) *v1.Backup {
 func waitForPhase(t testing.TB, ns, name string, phase v1.RunPhase) *v1.Backup {
 	t.Helper()
 	var b *v1.Backup
-	waitFor(t, fmt.Sprintf("Backup %s to be %s", name, phase), 60*time.Second, func() (bool, string) {
+	argotest.WaitFor(t, fmt.Sprintf("Backup %s to be %s", name, phase), 60*time.Second, func() (bool, string) {
 		b = getBackup(t, ns, name)
 		if b.Status.Phase != phase && b.Status.Phase.IsFinished() {
 			t.Fatalf("Backup %s ended %s, want %s: %q %+v", name, b.Status.Phase, phase, b.Status.Message, b.Status.Stages)
@@ -323,7 +256,7 @@ func TestBackupSucceeds(t *testing.T) {
 			t.Errorf("condition %s not true: %+v", cond, b.Status.Conditions)
 		}
 	}
-	waitFor(t, "events", 10*time.Second, func() (bool, string) {
+	argotest.WaitFor(t, "events", 10*time.Second, func() (bool, string) {
 		ev := events(t, ns, "nightly")
 		for _, reason := range []string{"WorkflowCreated", "Started", "Uploaded", "Verified", "Rotated"} {
 			if _, ok := ev[reason]; !ok {
@@ -374,7 +307,7 @@ func TestFailingDumpRunsPostHookButNotRotate(t *testing.T) {
 	if wf := workflow(t, ns, "broken"); wf.Status.Phase != wfv1.WorkflowFailed {
 		t.Errorf("the Workflow must fail when the dump fails, even though the post-hook ran: %s", wf.Status.Phase)
 	}
-	waitFor(t, "a Warning event naming the step", 10*time.Second, func() (bool, string) {
+	argotest.WaitFor(t, "a Warning event naming the step", 10*time.Second, func() (bool, string) {
 		ev := events(t, ns, "broken")
 		e := ev["StepFailed"]
 		return strings.HasPrefix(e, "Warning") && strings.Contains(e, "step dump failed"), fmt.Sprint(ev)
@@ -444,7 +377,7 @@ func TestBackupWaitsForItsStorage(t *testing.T) {
 	if err := stack.Client.Create(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "StorageNotFound", 20*time.Second, func() (bool, string) {
+	argotest.WaitFor(t, "StorageNotFound", 20*time.Second, func() (bool, string) {
 		b := getBackup(t, ns, "waiting")
 		c := meta.FindStatusCondition(b.Status.Conditions, v1.ConditionSucceeded)
 		return c != nil && c.Reason == v1.ReasonStorageNotFound && b.Status.Phase == v1.PhasePending, fmt.Sprintf("%+v", b.Status)
@@ -467,7 +400,7 @@ func TestStorageInAnotherNamespace(t *testing.T) {
 	if err := stack.Client.Create(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "StorageForbidden", 20*time.Second, func() (bool, string) {
+	argotest.WaitFor(t, "StorageForbidden", 20*time.Second, func() (bool, string) {
 		b := getBackup(t, apps, "cross")
 		c := meta.FindStatusCondition(b.Status.Conditions, v1.ConditionSucceeded)
 		return c != nil && c.Reason == v1.ReasonStorageForbidden, fmt.Sprintf("%+v", b.Status)
@@ -498,7 +431,7 @@ func TestStorageInAnotherNamespace(t *testing.T) {
 
 func TestBackupStorageReadiness(t *testing.T) {
 	ns := newNamespace(t)
-	waitFor(t, "Ready", 20*time.Second, func() (bool, string) {
+	argotest.WaitFor(t, "Ready", 20*time.Second, func() (bool, string) {
 		var st v1.BackupStorage
 		_ = stack.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "minio"}, &st)
 		c := meta.FindStatusCondition(st.Status.Conditions, v1.ConditionReady)
@@ -521,7 +454,7 @@ func TestBackupStorageReadiness(t *testing.T) {
 		}
 	}
 	for name, reason := range map[string]string{"nobucket": v1.ReasonUnreachable, "nosecret": v1.ReasonCredentialsError} {
-		waitFor(t, name+" not Ready", 20*time.Second, func() (bool, string) {
+		argotest.WaitFor(t, name+" not Ready", 20*time.Second, func() (bool, string) {
 			var st v1.BackupStorage
 			_ = stack.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &st)
 			c := meta.FindStatusCondition(st.Status.Conditions, v1.ConditionReady)
@@ -547,7 +480,7 @@ func TestScheduleRunsBecomeBackups(t *testing.T) {
 		t.Fatal(err)
 	}
 	var cron wfv1.CronWorkflow
-	waitFor(t, "the CronWorkflow", 20*time.Second, func() (bool, string) {
+	argotest.WaitFor(t, "the CronWorkflow", 20*time.Second, func() (bool, string) {
 		err := stack.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "hourly"}, &cron)
 		return err == nil, fmt.Sprint(err)
 	})
@@ -563,7 +496,7 @@ func TestScheduleRunsBecomeBackups(t *testing.T) {
 			}
 			s.Annotations[v1.AnnotationTrigger] = fmt.Sprint(i)
 		})
-		waitFor(t, fmt.Sprintf("run %d to succeed", i), 60*time.Second, func() (bool, string) {
+		argotest.WaitFor(t, fmt.Sprintf("run %d to succeed", i), 60*time.Second, func() (bool, string) {
 			// The run is the Workflow the trigger started; its Backup has its name.
 			var wfs wfv1.WorkflowList
 			_ = stack.Client.List(ctx, &wfs, client.InNamespace(ns), client.MatchingLabels{v1.LabelSchedule: "hourly"})
@@ -593,7 +526,7 @@ func TestScheduleRunsBecomeBackups(t *testing.T) {
 			t.Errorf("scheduled Backup %s: labels %v, owners %v, status %+v", b.Name, b.Labels, b.OwnerReferences, b.Status)
 		}
 	}
-	waitFor(t, "the schedule's status", 20*time.Second, func() (bool, string) {
+	argotest.WaitFor(t, "the schedule's status", 20*time.Second, func() (bool, string) {
 		if err := stack.Client.Get(ctx, client.ObjectKeyFromObject(s), s); err != nil {
 			return false, err.Error()
 		}
@@ -615,7 +548,7 @@ func TestScheduleRunsBecomeBackups(t *testing.T) {
 
 	// Suspending reaches the CronWorkflow and clears the next run.
 	updateSchedule(t, s, func() { s.Spec.Suspend = true })
-	waitFor(t, "suspension", 20*time.Second, func() (bool, string) {
+	argotest.WaitFor(t, "suspension", 20*time.Second, func() (bool, string) {
 		_ = stack.Client.Get(ctx, client.ObjectKeyFromObject(s), s)
 		_ = stack.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "hourly"}, &cron)
 		c := meta.FindStatusCondition(s.Status.Conditions, v1.ConditionReady)
@@ -654,7 +587,7 @@ func TestRestoreFromBackup(t *testing.T) {
 	if err := stack.Client.Create(ctx, b); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the Restore to succeed", 60*time.Second, func() (bool, string) {
+	argotest.WaitFor(t, "the Restore to succeed", 60*time.Second, func() (bool, string) {
 		_ = stack.Client.Get(ctx, client.ObjectKeyFromObject(r), r)
 		return r.Status.Phase == v1.PhaseSucceeded, fmt.Sprintf("%+v", r.Status)
 	})

@@ -28,6 +28,7 @@ func newControllerCommand() *cobra.Command {
 		pullPolicy   string
 		successTTL   time.Duration
 		failureTTL   time.Duration
+		referencing  string
 		zapOpts      = zap.Options{}
 	)
 	cmd := &cobra.Command{
@@ -48,6 +49,14 @@ BackupStorages, and serves Prometheus metrics.`,
 			opts.Compiler.ImagePullPolicy = corev1.PullPolicy(pullPolicy)
 			opts.Compiler.SuccessTTLSeconds = int32(successTTL.Seconds())
 			opts.Compiler.FailureTTLSeconds = int32(failureTTL.Seconds())
+			switch referencing {
+			case "", "None":
+				opts.Compiler.TemplateReferencing = compiler.TemplateReferencingInline
+			case "Strict", "Secure":
+				opts.Compiler.TemplateReferencing = compiler.TemplateReferencingStrict
+			default:
+				return fmt.Errorf("--template-referencing: %q is none of None, Strict and Secure", referencing)
+			}
 			var cfg *rest.Config
 			var err error
 			if kubeconfig != "" {
@@ -87,6 +96,7 @@ BackupStorages, and serves Prometheus metrics.`,
 	f.StringVar(&opts.Compiler.ServiceAccountName, "workflow-service-account", opts.Compiler.ServiceAccountName, "service account the steps run as by default")
 	f.DurationVar(&successTTL, "workflow-success-ttl", time.Duration(opts.Compiler.SuccessTTLSeconds)*time.Second, "how long Argo keeps a succeeded Workflow")
 	f.DurationVar(&failureTTL, "workflow-failure-ttl", time.Duration(opts.Compiler.FailureTTLSeconds)*time.Second, "how long Argo keeps a failed Workflow")
+	f.StringVar(&referencing, "template-referencing", "None", "Argo's workflowRestrictions.templateReferencing: with Strict or Secure, Workflows name the run templates backflow-backup-run and backflow-restore-run and pass only arguments")
 	f.DurationVar(&opts.StorageCheckInterval, "storage-check-interval", 5*time.Minute, "how often BackupStorage buckets are checked")
 	gofs := goflag.NewFlagSet("zap", goflag.ContinueOnError)
 	zapOpts.BindFlags(gofs)

@@ -243,6 +243,9 @@ func backupWorkflowSpec(namespace string, spec v1.BackupSpec, series string, nam
 	ws := workflowSpec(spec.ServiceAccountName, spec.ActiveDeadlineSeconds, spec.Pod, opts)
 	ws.Entrypoint = "backup"
 	ws.Templates = []wfv1.Template{dag.template("backup")}
+	if opts.TemplateReferencing == TemplateReferencingStrict {
+		return backupRunTemplate(opts).referencing(ws, opts)
+	}
 	return ws, nil
 }
 

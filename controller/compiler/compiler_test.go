@@ -2,6 +2,8 @@ package compiler
 
 import (
 	"bytes"
+	"cmp"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -158,11 +160,48 @@ func clusterTemplates(opts Options) templateGetter {
 	return g
 }
 
-// Every example compiles, passes Argo's own validation against the
-// ClusterWorkflowTemplates, and matches its golden file.
+// Every example compiles, in both template-referencing modes, passes Argo's
+// own validation against the ClusterWorkflowTemplates, and matches its golden
+// file. In Strict mode Argo's check of what a Workflow may set beside its
+// template reference passes too.
 func TestExamplesCompile(t *testing.T) {
-	opts := testOptions()
+	for _, mode := range []TemplateReferencing{TemplateReferencingInline, TemplateReferencingStrict} {
+		t.Run(cmp.Or(string(mode), "Inline"), func(t *testing.T) {
+			opts := testOptions()
+			opts.TemplateReferencing = mode
+			compileExamples(t, opts)
+		})
+	}
+}
+
+func compileExamples(t *testing.T, opts Options) {
 	cwts := clusterTemplates(opts)
+	strict := opts.TemplateReferencing == TemplateReferencingStrict
+	checkStrict := func(file string, spec *wfv1.WorkflowSpec) {
+		if !strict {
+			return
+		}
+		data, err := json.Marshal(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var fields map[string]any
+		if err := json.Unmarshal(data, &fields); err != nil {
+			t.Fatal(err)
+		}
+		// Argo's allow-list beside a workflowTemplateRef (workflow/util
+		// ValidateUserOverrides), narrowed to what backflow needs; the real
+		// Argo in Strict mode checks the rest in test/strict.
+		allowed := map[string]bool{"workflowTemplateRef": true, "arguments": true, "activeDeadlineSeconds": true, "podGC": true, "ttlStrategy": true}
+		for f := range fields {
+			if !allowed[f] {
+				t.Errorf("%s: a Strict Workflow sets %s", file, f)
+			}
+		}
+		if spec.WorkflowTemplateRef == nil {
+			t.Errorf("%s: a Strict Workflow references no template", file)
+		}
+	}
 	for _, cwt := range cwts {
 		if err := validate.ValidateClusterWorkflowTemplate(noTemplates{}, cwts, cwt.DeepCopy(), nil, validate.ValidateOpts{}); err != nil {
 			t.Errorf("ClusterWorkflowTemplate %s: %v", cwt.Name, err)
@@ -174,6 +213,9 @@ func TestExamplesCompile(t *testing.T) {
 	for file, objs := range ex {
 		for _, obj := range objs {
 			golden := strings.TrimSuffix(file, ".yaml") + ".golden.yaml"
+			if strict {
+				golden = strings.TrimSuffix(file, ".yaml") + ".strict.golden.yaml"
+			}
 			switch obj["kind"] {
 			case "Backup":
 				var b v1.Backup
@@ -186,6 +228,7 @@ func TestExamplesCompile(t *testing.T) {
 				if err := validate.ValidateWorkflow(noTemplates{}, cwts, wf.DeepCopy(), nil, validate.ValidateOpts{}); err != nil {
 					t.Errorf("%s: Argo rejects the Workflow: %v", file, err)
 				}
+				checkStrict(file, &wf.Spec)
 				checkGolden(t, golden, wf)
 			case "BackupSchedule":
 				var s v1.BackupSchedule
@@ -198,6 +241,7 @@ func TestExamplesCompile(t *testing.T) {
 				if err := validate.ValidateCronWorkflow(t.Context(), noTemplates{}, cwts, cwf.DeepCopy(), nil); err != nil {
 					t.Errorf("%s: Argo rejects the CronWorkflow: %v", file, err)
 				}
+				checkStrict(file, &cwf.Spec.WorkflowSpec)
 				checkGolden(t, golden, cwf)
 			case "Restore":
 				var r v1.Restore
@@ -210,6 +254,7 @@ func TestExamplesCompile(t *testing.T) {
 				if err := validate.ValidateWorkflow(noTemplates{}, cwts, wf.DeepCopy(), nil, validate.ValidateOpts{}); err != nil {
 					t.Errorf("%s: Argo rejects the Workflow: %v", file, err)
 				}
+				checkStrict(file, &wf.Spec)
 				checkGolden(t, golden, wf)
 			default:
 				continue

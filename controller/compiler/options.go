@@ -24,6 +24,9 @@ type Options struct {
 	// the Argo UI before Argo deletes them.
 	SuccessTTLSeconds int32
 	FailureTTLSeconds int32
+	// TemplateReferencing is Strict for an Argo that runs only Workflows
+	// referencing a template.
+	TemplateReferencing TemplateReferencing
 }
 
 // DefaultOptions are the options of a controller started without flags.

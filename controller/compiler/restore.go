@@ -105,6 +105,11 @@ func Restore(in RestoreInput, opts Options) (*wfv1.Workflow, error) {
 	ws := workflowSpec(r.Spec.ServiceAccountName, r.Spec.ActiveDeadlineSeconds, r.Spec.Pod, opts)
 	ws.Entrypoint = "restore"
 	ws.Templates = []wfv1.Template{dag.template("restore")}
+	if opts.TemplateReferencing == TemplateReferencingStrict {
+		if ws, err = restoreRunTemplate(opts).referencing(ws, opts); err != nil {
+			return nil, err
+		}
+	}
 	return &wfv1.Workflow{
 		TypeMeta: metav1.TypeMeta{APIVersion: "argoproj.io/v1alpha1", Kind: "Workflow"},
 		ObjectMeta: metav1.ObjectMeta{

@@ -80,7 +80,9 @@ func FromWorkflow(wf *wfv1.Workflow, steps []string, results []TaskResult) (*Run
 	nodes := stepNodes(wf, steps)
 	for _, name := range steps {
 		node, ok := nodes[name]
-		if !ok {
+		// A step a run template skips (Strict mode) is one the spec does
+		// not have.
+		if !ok || node.Phase == wfv1.NodeSkipped {
 			continue
 		}
 		stage := v1.StageStatus{Name: name, Phase: string(node.Phase), Message: node.Message}

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"testing"
 	"time"
 
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
@@ -22,9 +23,12 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
+	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
 	"github.com/backflow-dev/backflow/controller"
 	"github.com/backflow-dev/backflow/test/envtest"
+	"github.com/backflow-dev/backflow/test/servers"
 	"github.com/backflow-dev/backflow/test/tools"
 )
 
@@ -69,9 +73,20 @@ func here() string {
 	return filepath.Dir(file)
 }
 
+// Option changes how Argo's workflow-controller is configured.
+type Option func(config map[string]string)
+
+// WithTemplateReferencing sets Argo's workflowRestrictions.templateReferencing
+// (Strict or Secure).
+func WithTemplateReferencing(mode string) Option {
+	return func(config map[string]string) {
+		config["workflowRestrictions"] = "templateReferencing: " + mode + "\n"
+	}
+}
+
 // Start starts the control plane with backflow's and Argo's CRDs, Argo's
 // workflow-controller and KWOK.
-func Start() (*Stack, error) {
+func Start(opts ...Option) (*Stack, error) {
 	argo, err := cacheTool("workflow-controller", "argo-*")
 	if err != nil {
 		return nil, err
@@ -103,14 +118,18 @@ func Start() (*Stack, error) {
 	}
 	ctx := context.Background()
 	c := cluster.Client
+	config := map[string]string{
+		// No scheduler runs: Argo places every pod on the fake node.
+		"workflowDefaults": fmt.Sprintf("spec:\n  podSpecPatch: '{\"nodeName\": %q}'\n", NodeName),
+		"metricsConfig":    "enabled: false\n",
+		"telemetryConfig":  "enabled: false\n",
+	}
+	for _, o := range opts {
+		o(config)
+	}
 	for _, obj := range []client.Object{
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "argo"}},
-		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "argo", Name: "workflow-controller-configmap"}, Data: map[string]string{
-			// No scheduler runs: Argo places every pod on the fake node.
-			"workflowDefaults": fmt.Sprintf("spec:\n  podSpecPatch: '{\"nodeName\": %q}'\n", NodeName),
-			"metricsConfig":    "enabled: false\n",
-			"telemetryConfig":  "enabled: false\n",
-		}},
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "argo", Name: "workflow-controller-configmap"}, Data: config},
 		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: NodeName, Annotations: map[string]string{"kwok.x-k8s.io/node": "fake"},
 			Labels: map[string]string{"kubernetes.io/hostname": NodeName, "type": "kwok"}}},
 	} {
@@ -237,12 +256,13 @@ func (d *PodDriver) run(ctx context.Context) {
 	}
 }
 
-// stepOf is the step a pod runs: its node name is <workflow>.<step>, with
-// "(N)" after the step for an attempt of a retried step.
+// stepOf is the step (the DAG task) a pod runs: its node name is
+// <workflow>.<step>, with "(N)" after the step for an attempt of a retried
+// step, or "[N].<name>" for a template the step calls (a run template's hook).
 func stepOf(pod *corev1.Pod) (workflow, step string) {
 	workflow = pod.Labels["workflows.argoproj.io/workflow"]
 	name := strings.TrimPrefix(pod.Annotations["workflows.argoproj.io/node-name"], workflow+".")
-	if i := strings.Index(name, "("); i >= 0 {
+	if i := strings.IndexAny(name, "(["); i >= 0 {
 		name = name[:i]
 	}
 	return workflow, name
@@ -282,4 +302,70 @@ func (d *PodDriver) drive(ctx context.Context, pod *corev1.Pod) error {
 		pod.Annotations[annotationMessage] = o.Message
 	}
 	return d.client.Patch(ctx, pod, patch)
+}
+
+// InstallWorkflowTemplates installs backflow's ClusterWorkflowTemplates from
+// workflowtemplates/, as a user does.
+func (s *Stack) InstallWorkflowTemplates() error {
+	files, err := filepath.Glob(filepath.Join(envtest.RepoRoot(), "workflowtemplates", "*.yaml"))
+	if err != nil || len(files) == 0 {
+		return fmt.Errorf("no workflowtemplates: %v", err)
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		var cwt wfv1.ClusterWorkflowTemplate
+		if err := yaml.UnmarshalStrict(data, &cwt); err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+		if err := s.Client.Create(context.Background(), &cwt); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// NewNamespace makes a namespace with the workflow service account and a
+// BackupStorage "minio" on the given MinIO.
+func (s *Stack) NewNamespace(t testing.TB, minio *servers.MinIO) string {
+	t.Helper()
+	ctx := context.Background()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "ctrl-"}}
+	if err := s.Client.Create(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	for _, obj := range []client.Object{
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "backflow-workflow"}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "minio"}, StringData: map[string]string{
+			"AWS_ACCESS_KEY_ID": minio.AccessKey, "AWS_SECRET_ACCESS_KEY": minio.SecretKey,
+		}},
+		&v1.BackupStorage{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "minio"}, Spec: v1.BackupStorageSpec{S3: v1.S3Storage{
+			Endpoint: minio.Endpoint, Bucket: minio.Bucket, ForcePathStyle: true,
+			Credentials: v1.S3Credentials{SecretRef: v1.LocalObjectReference{Name: "minio"}},
+		}}},
+	} {
+		if err := s.Client.Create(ctx, obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ns.Name
+}
+
+// WaitFor polls until cond holds, failing the test after timeout; cond
+// returns its state for the failure message.
+func WaitFor(t testing.TB, what string, timeout time.Duration, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	last := ""
+	for time.Now().Before(deadline) {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		last = state
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s; last state: %s", what, last)
 }

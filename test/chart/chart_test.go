@@ -66,6 +66,7 @@ var everything = []string{
 	"--set", "workflow.namespaces={apps,shop}", "--set", "controller.watchNamespaces={apps,shop}",
 	"--set", "controller.replicas=2", "--set", "metrics.serviceMonitor.enabled=true",
 	"--set", "metrics.prometheusRule.enabled=true", "--set", "argocd.healthChecks.enabled=true",
+	"--set", "workflow.templateReferencing=Strict",
 }
 
 func TestLint(t *testing.T) {
@@ -88,6 +89,7 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		{"controller.replicas=-1", "/controller/replicas"},
 		{"metrics.service.port=70000", "/metrics/service/port"},
 		{"controller.replics=2", "replics"},
+		{"workflow.templateReferencing=Loose", "/workflow/templateReferencing"},
 	} {
 		out, err := run(t, tool(t, "helm"), "template", "backflow", chartDir, "--set", c.set)
 		if err == nil || !strings.Contains(out, c.want) {

@@ -18,6 +18,8 @@ argo_version=v3.7.18 # keep in step with test/tools/argo/go.mod
 kwok_version=v0.8.0
 coredns_version=v1.15.0
 helm_version=v3.22.0
+ferretdb_version=v1.24.0
+mongo_tools_version=v0.0.0-20260702221138-e4f25276abe9 # master of 2026-07-02; mongo-tools has no semver tags
 
 export CGO_ENABLED=0 GONOSUMDB=${GONOSUMDB:-github.com/argoproj}
 kube_ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$k8s_version -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=34 -X k8s.io/component-base/version.gitTreeState=clean"
@@ -56,6 +58,32 @@ build_argoexec() {
 	rm -rf "$src"
 }
 
+# build_ferretdb OUT: FerretDB reads its version from files its release
+# process writes, so it is built from a writable copy with them added. It
+# claims MongoDB 7.0.12: mongo-tools send bypassEmptyTsReplacement to newer
+# servers, which FerretDB rejects (mongorestore then restores nothing).
+build_ferretdb() {
+	local mod src
+	mod=$(go mod download -json "github.com/FerretDB/FerretDB@$ferretdb_version" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+	src=$(mktemp -d)
+	cp -r "$mod/." "$src/"
+	chmod -R u+w "$src"
+	echo "$ferretdb_version" >"$src/build/version/version.txt"
+	echo "7.0.12" >"$src/build/version/mongodb.txt"
+	(cd "$src" && GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w" -tags ferretdb_no_postgresql -o "$1.tmp" ./cmd/ferretdb)
+	mv "$1.tmp" "$1"
+	rm -rf "$src"
+}
+
+# build_mongo_tool OUT NAME: mongo-tools keep each main package at
+# <tool>/main, so `go install` would name every binary "main".
+build_mongo_tool() {
+	local mod
+	mod=$(go mod download -json "github.com/mongodb/mongo-tools@$mongo_tools_version" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+	(cd "$mod" && GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w" -o "$1.tmp" "./$2/main")
+	mv "$1.tmp" "$1"
+}
+
 # extract_promtool OUT: promtool from Debian's prometheus package, unpacked
 # rather than installed so that no Prometheus service is set up.
 extract_promtool() {
@@ -78,6 +106,8 @@ for name in "$@"; do
 	coredns) out=$cache/tools/coredns-$coredns_version/coredns ;;
 	helm) out=$cache/tools/helm-$helm_version/helm ;;
 	promtool) out=$cache/tools/promtool-debian/promtool ;;
+	ferretdb) out=$cache/tools/ferretdb-$ferretdb_version/ferretdb ;;
+	mongodump | mongorestore) out=$cache/tools/mongo-tools-$mongo_tools_version/$name ;;
 	*)
 		echo "build.sh: unknown binary $name" >&2
 		exit 2
@@ -96,6 +126,8 @@ for name in "$@"; do
 		coredns) install_module "$out" "github.com/coredns/coredns@$coredns_version" ;;
 		helm) install_module "$out" "helm.sh/helm/v3/cmd/helm@$helm_version" ;;
 		promtool) extract_promtool "$out" ;;
+		ferretdb) build_ferretdb "$out" ;;
+		mongodump | mongorestore) build_mongo_tool "$out" "$name" ;;
 		*) build_in_module "$here/kube" "$out" "k8s.io/kubernetes/cmd/$name" "$kube_ldflags" ;;
 		esac
 	fi
