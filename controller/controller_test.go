@@ -468,6 +468,57 @@ func TestBackupStorageReadiness(t *testing.T) {
 	}
 }
 
+// The bucket check trusts the CA bundle a BackupStorage names, from a Secret
+// or a ConfigMap, and without it reports the certificate error.
+func TestBackupStorageWithCABundle(t *testing.T) {
+	tlsMinIO, err := servers.StartMinIO(servers.WithTLS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tlsMinIO.Stop()
+	ns := newNamespace(t)
+	ctx := context.Background()
+	for _, obj := range []client.Object{
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "tls-minio"}, StringData: map[string]string{
+			"AWS_ACCESS_KEY_ID": tlsMinIO.AccessKey, "AWS_SECRET_ACCESS_KEY": tlsMinIO.SecretKey, "ca.crt": string(tlsMinIO.CAPEM),
+		}},
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ca"}, Data: map[string]string{"bundle.pem": string(tlsMinIO.CAPEM)}},
+	} {
+		if err := stack.Client.Create(ctx, obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	storage := func(name string, tls *v1.StorageTLS) *v1.BackupStorage {
+		return &v1.BackupStorage{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: v1.BackupStorageSpec{S3: v1.S3Storage{
+			Endpoint: tlsMinIO.Endpoint, Bucket: tlsMinIO.Bucket, ForcePathStyle: true, TLS: tls,
+			Credentials: v1.S3Credentials{SecretRef: v1.LocalObjectReference{Name: "tls-minio"}},
+		}}}
+	}
+	for _, st := range []*v1.BackupStorage{
+		storage("ca-secret", &v1.StorageTLS{CASecretRef: &v1.SecretKeySelector{Name: "tls-minio", Key: "ca.crt"}}),
+		storage("ca-configmap", &v1.StorageTLS{CAConfigMapRef: &v1.ConfigMapKeySelector{Name: "ca", Key: "bundle.pem"}}),
+		storage("no-ca", nil),
+	} {
+		if err := stack.Client.Create(ctx, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, want := range map[string]metav1.ConditionStatus{"ca-secret": metav1.ConditionTrue, "ca-configmap": metav1.ConditionTrue, "no-ca": metav1.ConditionFalse} {
+		argotest.WaitFor(t, name+" checked", 20*time.Second, func() (bool, string) {
+			var st v1.BackupStorage
+			_ = stack.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &st)
+			c := meta.FindStatusCondition(st.Status.Conditions, v1.ConditionReady)
+			if c == nil || c.Status != want {
+				return false, fmt.Sprintf("%+v", st.Status)
+			}
+			if want == metav1.ConditionFalse && !strings.Contains(c.Message, "certificate") {
+				t.Errorf("%s: the message does not name the certificate problem: %q", name, c.Message)
+			}
+			return true, ""
+		})
+	}
+}
+
 func TestScheduleRunsBecomeBackups(t *testing.T) {
 	ns := newNamespace(t)
 	ctx := context.Background()

@@ -134,6 +134,36 @@ func Open(ctx context.Context, c client.Client, st *v1.BackupStorage) (*storage.
 	}
 	if tls := st.Spec.S3.TLS; tls != nil {
 		cfg.InsecureSkipVerify = tls.InsecureSkipVerify
+		if cfg.CAPEM, err = caBundle(ctx, c, st.Namespace, tls); err != nil {
+			return nil, err
+		}
 	}
 	return storage.NewS3Backend(cfg)
+}
+
+// caBundle reads a storage's CA bundle from its Secret or ConfigMap.
+func caBundle(ctx context.Context, c client.Client, ns string, tls *v1.StorageTLS) ([]byte, error) {
+	switch {
+	case tls.CASecretRef != nil:
+		ref := tls.CASecretRef
+		var secret corev1.Secret
+		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: ref.Name}, &secret); err != nil {
+			return nil, fmt.Errorf("CA Secret %s: %w", ref.Name, err)
+		}
+		if pem, ok := secret.Data[ref.Key]; ok {
+			return pem, nil
+		}
+		return nil, fmt.Errorf("CA Secret %s has no key %s", ref.Name, ref.Key)
+	case tls.CAConfigMapRef != nil:
+		ref := tls.CAConfigMapRef
+		var cm corev1.ConfigMap
+		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: ref.Name}, &cm); err != nil {
+			return nil, fmt.Errorf("CA ConfigMap %s: %w", ref.Name, err)
+		}
+		if pem, ok := cm.Data[ref.Key]; ok {
+			return []byte(pem), nil
+		}
+		return nil, fmt.Errorf("CA ConfigMap %s has no key %s", ref.Name, ref.Key)
+	}
+	return nil, nil
 }

@@ -38,7 +38,10 @@ type S3Config struct {
 	PathStyle          bool
 	InsecureSkipVerify bool
 	// CAFile is a PEM bundle trusted for the endpoint's certificate.
-	CAFile      string
+	CAFile string
+	// CAPEM is the same bundle held in memory, for the controller, which
+	// reads it from a Secret or ConfigMap; CAFile wins when both are set.
+	CAPEM       []byte
 	PartSizeMiB int
 	Credentials Credentials
 }
@@ -121,14 +124,17 @@ func NewS3Backend(cfg S3Config) (*S3Backend, error) {
 	}
 	if ep.Scheme == "https" {
 		tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.InsecureSkipVerify} //nolint:gosec // opt-in, for tests
+		pem, source := cfg.CAPEM, "the CA bundle"
 		if cfg.CAFile != "" {
-			pem, err := os.ReadFile(cfg.CAFile)
-			if err != nil {
+			if pem, err = os.ReadFile(cfg.CAFile); err != nil {
 				return nil, fmt.Errorf("reading the CA bundle: %w", err)
 			}
+			source = "the CA bundle " + cfg.CAFile
+		}
+		if len(pem) > 0 {
 			pool := x509.NewCertPool()
 			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("the CA bundle %s holds no PEM certificate", cfg.CAFile)
+				return nil, fmt.Errorf("%s holds no PEM certificate", source)
 			}
 			tlsConfig.RootCAs = pool
 		}

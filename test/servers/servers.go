@@ -83,13 +83,24 @@ func (p *process) stop() {
 
 // MinIO is a running MinIO server with one bucket.
 type MinIO struct {
-	Endpoint  string // http://127.0.0.1:PORT
+	Endpoint  string // http://127.0.0.1:PORT, or https:// with WithTLS
 	AccessKey string
 	SecretKey string
 	Bucket    string
-	dir       string
-	proc      *process
+	// CAPEM is the CA that signed the server's certificate (WithTLS).
+	CAPEM []byte
+	dir   string
+	proc  *process
 }
+
+// MinIOOption changes how a MinIO server is started.
+type MinIOOption func(*minioConfig)
+
+type minioConfig struct{ tls bool }
+
+// WithTLS serves https with a certificate for 127.0.0.1 signed by a CA made
+// for this server alone (MinIO.CAPEM).
+func WithTLS() MinIOOption { return func(c *minioConfig) { c.tls = true } }
 
 // minioBinary finds the MinIO server built by test/tools/build.sh.
 func minioBinary() (string, error) {
@@ -104,7 +115,11 @@ func minioBinary() (string, error) {
 }
 
 // StartMinIO starts a MinIO server with an empty bucket "backups".
-func StartMinIO() (*MinIO, error) {
+func StartMinIO(opts ...MinIOOption) (*MinIO, error) {
+	var cfg minioConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
 	bin, err := minioBinary()
 	if err != nil {
 		return nil, err
@@ -121,15 +136,24 @@ func StartMinIO() (*MinIO, error) {
 		Endpoint: "http://127.0.0.1:" + strconv.Itoa(port), AccessKey: "backflow-test", SecretKey: "backflow-test-secret",
 		Bucket: "backups", dir: dir,
 	}
-	m.proc, err = startProcess(filepath.Join(dir, "minio.log"), bin,
-		[]string{"server", "--quiet", "--address", "127.0.0.1:" + strconv.Itoa(port), "--console-address", "127.0.0.1:0", filepath.Join(dir, "data")},
+	args := []string{"server", "--quiet", "--address", "127.0.0.1:" + strconv.Itoa(port), "--console-address", "127.0.0.1:0"}
+	if cfg.tls {
+		certs := filepath.Join(dir, "certs")
+		if m.CAPEM, err = writeServerCertificate(certs, "127.0.0.1"); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		m.Endpoint = "https://127.0.0.1:" + strconv.Itoa(port)
+		args = append(args, "--certs-dir", certs)
+	}
+	m.proc, err = startProcess(filepath.Join(dir, "minio.log"), bin, append(args, filepath.Join(dir, "data")),
 		[]string{"MINIO_ROOT_USER=" + m.AccessKey, "MINIO_ROOT_PASSWORD=" + m.SecretKey, "MINIO_BROWSER=off", "MINIO_UPDATE=off"})
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
 	err = waitFor("minio", 60*time.Second, func() error {
-		resp, err := http.Get(m.Endpoint + "/minio/health/live")
+		resp, err := m.httpClient().Get(m.Endpoint + "/minio/health/live")
 		if err != nil {
 			return err
 		}
