@@ -49,8 +49,8 @@ deps: ## Install the Debian packages the tests need (apt-get, when missing).
 	test/tools/install-deps.sh
 
 .PHONY: test-assets
-test-assets: ## Build what the tests run (kube-apiserver, etcd, kubectl, Argo's controller, KWOK, MinIO, helm, promtool) into the cache, once.
-	@$(TOOLS) kube-apiserver etcd kubectl workflow-controller kwok minio helm promtool >/dev/null
+test-assets: ## Build what the tests run (kube-apiserver, etcd, kubectl, Argo's controller, KWOK, MinIO, FerretDB and the MongoDB tools, helm, promtool) into the cache, once.
+	@$(TOOLS) kube-apiserver etcd kubectl workflow-controller kwok minio helm promtool ferretdb mongodump mongorestore mongoimport mongoexport >/dev/null
 
 .PHONY: test
 test: check-generated test-assets ## Run the tests (envtest against a real kube-apiserver + etcd).

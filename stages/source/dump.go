@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -162,7 +163,9 @@ func DumpProcess(src v1.BackupSource, opts Options) (Process, error) {
 		if err != nil {
 			return Process{}, err
 		}
-		args := []string{"mongodump", "--config={file:mongo.yaml}", "--archive", "--quiet"}
+		// Not --quiet: it also silences the reason of a failure, which the
+		// step's error message quotes from stderr.
+		args := []string{"mongodump", "--config={file:mongo.yaml}", "--archive"}
 		if s.Oplog {
 			args = append(args, "--oplog")
 		} else if s.Connection.Database != "" {
@@ -300,7 +303,17 @@ func mongoConfig(c Connection) string {
 			host += ":" + strconv.Itoa(c.Port)
 		}
 		uri = u + host + "/"
-		if q := c.Params.Encode(); q != "" {
+		params := url.Values{}
+		for k, v := range c.Params {
+			params[k] = v
+		}
+		// The URI names no database, so the user is looked up in admin, as
+		// the connection-string spec says; without authSource mongodump and
+		// mongorestore would look in the database they dump or restore.
+		if c.Username != "" && !params.Has("authSource") {
+			params.Set("authSource", "admin")
+		}
+		if q := params.Encode(); q != "" {
 			uri += "?" + q
 		}
 	}

@@ -152,7 +152,7 @@ func RestoreProcess(target v1.RestoreTarget, format string, opts Options) (Proce
 		if err != nil {
 			return Process{}, err
 		}
-		args := []string{"mongorestore", "--config={file:mongo.yaml}", "--archive", "--quiet"}
+		args := []string{"mongorestore", "--config={file:mongo.yaml}", "--archive"}
 		if t.Drop {
 			args = append(args, "--drop")
 		}

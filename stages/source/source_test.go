@@ -6,7 +6,9 @@ import (
 	"context"
 	"io"
 	"os"
+	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -65,6 +67,23 @@ func TestSecretsStayOffTheCommandLine(t *testing.T) {
 				t.Errorf("%s: %q on the command line: %s", name, w, args)
 			}
 		}
+	}
+}
+
+// A mongo config carries the password beside the URI, and looks the user
+// up in admin unless the connection says otherwise.
+func TestMongoConfig(t *testing.T) {
+	c, err := ResolveConnection(conn(), "ns", MongoDBPort, secretEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "uri: \"mongodb://app@db.internal:6543/?authSource=admin\"\npassword: " + strconv.Quote(secret) + "\n"
+	if got := mongoConfig(c); got != want {
+		t.Errorf("mongo config\n%s\nwant\n%s", got, want)
+	}
+	c.Params = url.Values{"authSource": {"shop"}, "tls": {"true"}}
+	if got := mongoConfig(c); !strings.Contains(got, "/?authSource=shop&tls=true\"") {
+		t.Errorf("mongo config ignores the connection's authSource:\n%s", got)
 	}
 }
 

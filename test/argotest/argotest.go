@@ -51,14 +51,6 @@ type Stack struct {
 	done   chan struct{}
 }
 
-func cacheTool(name, version string) (string, error) {
-	matches, _ := filepath.Glob(filepath.Join(tools.CacheDir(), "tools", version, name))
-	if len(matches) == 0 {
-		return "", fmt.Errorf("%s not built: run `test/tools/build.sh %s` (make test does)", name, name)
-	}
-	return matches[0], nil
-}
-
 // CRDDir is where the argo module keeps its CRDs.
 func CRDDir() (string, error) {
 	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/argoproj/argo-workflows/v3").Output()
@@ -87,11 +79,11 @@ func WithTemplateReferencing(mode string) Option {
 // Start starts the control plane with backflow's and Argo's CRDs, Argo's
 // workflow-controller and KWOK.
 func Start(opts ...Option) (*Stack, error) {
-	argo, err := cacheTool("workflow-controller", "argo-*")
+	argo, err := tools.Cached("workflow-controller")
 	if err != nil {
 		return nil, err
 	}
-	kwok, err := cacheTool("kwok", "kwok-*")
+	kwok, err := tools.Cached("kwok")
 	if err != nil {
 		return nil, err
 	}

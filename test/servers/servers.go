@@ -4,7 +4,6 @@ package servers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -107,11 +106,7 @@ func minioBinary() (string, error) {
 	if p := os.Getenv("BACKFLOW_MINIO"); p != "" {
 		return p, nil
 	}
-	matches, _ := filepath.Glob(filepath.Join(tools.CacheDir(), "tools", "minio-*", "minio"))
-	if len(matches) == 0 {
-		return "", errors.New("no MinIO server: run `test/tools/build.sh minio` (make test does)")
-	}
-	return matches[len(matches)-1], nil
+	return tools.Cached("minio")
 }
 
 // StartMinIO starts a MinIO server with an empty bucket "backups".

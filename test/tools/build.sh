@@ -4,6 +4,7 @@
 # the cache is never rebuilt. Prints the path of each binary, one per line.
 #
 #   test/tools/build.sh kube-apiserver etcd minio ...
+#   test/tools/build.sh --cached minio   # print the path, fail if not built
 #
 # Every Kubernetes binary is built with the same flags so the Go build cache is
 # shared between them.
@@ -94,6 +95,12 @@ extract_promtool() {
 	rm -rf "$tmp"
 }
 
+cached_only=false
+if [ "${1:-}" = --cached ]; then
+	cached_only=true
+	shift
+fi
+
 for name in "$@"; do
 	case $name in
 	kube-apiserver | kube-controller-manager | kube-scheduler | kubelet | kube-proxy | kubectl)
@@ -107,12 +114,16 @@ for name in "$@"; do
 	helm) out=$cache/tools/helm-$helm_version/helm ;;
 	promtool) out=$cache/tools/promtool-debian/promtool ;;
 	ferretdb) out=$cache/tools/ferretdb-$ferretdb_version/ferretdb ;;
-	mongodump | mongorestore) out=$cache/tools/mongo-tools-$mongo_tools_version/$name ;;
+	mongodump | mongorestore | mongoimport | mongoexport) out=$cache/tools/mongo-tools-$mongo_tools_version/$name ;;
 	*)
 		echo "build.sh: unknown binary $name" >&2
 		exit 2
 		;;
 	esac
+	if [ ! -x "$out" ] && $cached_only; then
+		echo "$name is not built: run \`make test-assets\` (make test does)" >&2
+		exit 3
+	fi
 	if [ ! -x "$out" ]; then
 		echo "building $name into $out (once; cached afterwards)" >&2
 		mkdir -p "$(dirname "$out")"
@@ -127,7 +138,7 @@ for name in "$@"; do
 		helm) install_module "$out" "helm.sh/helm/v3/cmd/helm@$helm_version" ;;
 		promtool) extract_promtool "$out" ;;
 		ferretdb) build_ferretdb "$out" ;;
-		mongodump | mongorestore) build_mongo_tool "$out" "$name" ;;
+		mongodump | mongorestore | mongoimport | mongoexport) build_mongo_tool "$out" "$name" ;;
 		*) build_in_module "$here/kube" "$out" "k8s.io/kubernetes/cmd/$name" "$kube_ldflags" ;;
 		esac
 	fi
