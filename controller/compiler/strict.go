@@ -71,7 +71,9 @@ func workflowParam(name string) string { return fmt.Sprintf("{{workflow.paramete
 func stepParam(step, param string) string { return step + "-" + param }
 
 // whenEnabled holds when a switch parameter is "true".
-func whenEnabled(param string) string { return fmt.Sprintf("'%s' == '%s'", workflowParam(param), paramEnabled) }
+func whenEnabled(param string) string {
+	return fmt.Sprintf("'%s' == '%s'", workflowParam(param), paramEnabled)
+}
 
 // finished is a depends clause that holds however a task ended, also when it
 // was skipped or omitted.
