@@ -63,7 +63,7 @@ lint: ## go vet, gofmt and staticcheck (the e2e suite's build tag included).
 	go tool staticcheck -tags e2e ./...
 
 CLUSTER := test/cluster/cluster.sh
-E2E_NAMESPACES := e2e-postgresql e2e-failure e2e-files e2e-schedule wiki
+E2E_NAMESPACES := e2e-postgresql e2e-failure e2e-files e2e-schedule e2e-mongodb wiki
 
 .PHONY: up
 up: deps build ## Bring the local single-node cluster up (or reuse it): Kubernetes, Argo, MinIO, PostgreSQL, MariaDB.

@@ -3,7 +3,8 @@
 # tests and `make demo`: etcd, kube-apiserver, kube-controller-manager,
 # kube-scheduler, kubelet with containerd and runc, a CNI bridge, kube-proxy
 # and CoreDNS; Argo's workflow-controller in a pod; MinIO, PostgreSQL and
-# MariaDB on the node, reachable from pods as Services.
+# MariaDB on the node, and FerretDB (the MongoDB protocol on SQLite) for
+# MongoDB, reachable from pods as Services.
 #
 #   test/cluster/cluster.sh up|down|status|env
 #
@@ -36,6 +37,8 @@ etcd_port=23790
 minio_port=29000
 postgres_port=25432
 mariadb_port=23306
+mongodb_port=27018
+mongodb_user=backflow
 minio_user=backflow
 minio_password=change-me-please # as in examples/storage-minio.yaml
 db_password=backflow-db-secret
@@ -335,6 +338,7 @@ services_up() {
 		start minio "$(bin minio)" server --quiet --address "$node_ip:$minio_port" "$state/minio"
 	postgres_up
 	mariadb_up
+	ferretdb_up
 	wait_for MinIO 60 curl -fsS "http://$node_ip:$minio_port/minio/health/live"
 	# The examples' bucket (examples/storage-minio.yaml).
 	local code
@@ -345,6 +349,7 @@ services_up() {
 $(external_service minio minio 9000 "$minio_port")
 $(external_service databases postgres 5432 "$postgres_port")
 $(external_service databases mariadb 3306 "$mariadb_port")
+$(external_service databases mongodb 27017 "$mongodb_port")
 EOF
 }
 
@@ -411,6 +416,16 @@ mariadb_up() {
 	fi
 }
 
+# ferretdb_up starts FerretDB with its SQLite data in the state directory and
+# a user in admin (FerretDB's own authentication, made at first start).
+ferretdb_up() {
+	mkdir -p "$state/ferretdb/data"
+	start ferretdb "$(bin ferretdb)" --handler=sqlite --sqlite-url="file:$state/ferretdb/data/" --state-dir="$state/ferretdb" \
+		--listen-addr="$node_ip:$mongodb_port" --debug-addr=127.0.0.1:0 --telemetry=disable --log-level=WARN \
+		--test-enable-new-auth --setup-database=admin --setup-username="$mongodb_user" --setup-password="$db_password"
+	wait_for FerretDB 60 bash -c "exec 3<>/dev/tcp/$node_ip/$mongodb_port"
+}
+
 # --- Argo -------------------------------------------------------------------
 
 argo_up() {
@@ -427,7 +442,7 @@ argo_up() {
 up() {
 	[ "$(id -u)" -eq 0 ] || die "must run as root (it creates a bridge, iptables rules and mounts)"
 	local t0=$SECONDS
-	"$tools" etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl coredns minio >/dev/null
+	"$tools" etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl coredns minio ferretdb >/dev/null
 	mkdir -p "$logs" "$pids"
 	pki_up
 	network_up
@@ -450,6 +465,8 @@ BACKFLOW_CLUSTER_MINIO_USER=$minio_user
 BACKFLOW_CLUSTER_MINIO_PASSWORD=$minio_password
 BACKFLOW_CLUSTER_POSTGRES_PORT=$postgres_port
 BACKFLOW_CLUSTER_MARIADB_PORT=$mariadb_port
+BACKFLOW_CLUSTER_MONGODB_PORT=$mongodb_port
+BACKFLOW_CLUSTER_MONGODB_USER=$mongodb_user
 BACKFLOW_CLUSTER_DB_PASSWORD=$db_password
 BACKFLOW_CLUSTER_CONTAINERD=$containerd_sock
 BACKFLOW_CLUSTER_IMAGE_BACKFLOW=$(image_ref backflow)
@@ -477,7 +494,7 @@ down() {
 		for id in $(ctr_ tasks ls -q 2>/dev/null); do ctr_ tasks delete -f "$id" >/dev/null 2>&1 || true; done
 		for id in $(ctr_ containers ls -q 2>/dev/null); do ctr_ containers delete "$id" >/dev/null 2>&1 || true; done
 	fi
-	for c in kube-apiserver etcd containerd minio mariadb; do stop "$c"; done
+	for c in kube-apiserver etcd containerd minio mariadb ferretdb; do stop "$c"; done
 	# Shims outlive containerd by design; ours are the ones serving our socket.
 	pkill -KILL -f "containerd-shim-runc-v2 .*-address $containerd_sock" 2>/dev/null || true
 	local bindir
@@ -531,7 +548,7 @@ delete_chains() {
 
 status() {
 	local c rc=0
-	for c in etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy coredns minio mariadb; do
+	for c in etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy coredns minio mariadb ferretdb; do
 		if running "$c"; then
 			printf '%-24s running (pid %s)\n' "$c" "$(cat "$pids/$c.pid")"
 		else

@@ -9,7 +9,8 @@
 #
 # NAME: backflow (the static binary), pause (the pod sandbox), argoexec and
 # workflow-controller (Argo, from test/tools/build.sh), clients (a Debian
-# root filesystem with the PostgreSQL and MariaDB clients, via debootstrap).
+# root filesystem with the PostgreSQL and MariaDB clients, via debootstrap,
+# plus mongodump and mongorestore from test/tools/build.sh).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -32,12 +33,32 @@ ref() {
 	backflow) echo "${BACKFLOW_IMAGE:-ghcr.io/backflow-dev/backflow:$(cd "$repo" && git describe --tags --always --dirty 2>/dev/null || echo dev)}" ;;
 	pause) echo "backflow.dev/pause:1" ;;
 	argoexec | workflow-controller) echo "quay.io/argoproj/$1:$(argo_version)" ;;
-	clients) echo "backflow.dev/clients:bookworm-1" ;;
+	clients) echo "backflow.dev/clients:bookworm-2" ;;
 	*)
 		echo "images.sh: unknown image $1" >&2
 		exit 2
 		;;
 	esac
+}
+
+# clients_rootfs prints the path of the Debian root filesystem tarball of the
+# clients image, made with debootstrap once per package list.
+clients_rootfs() {
+	local tarball root
+	tarball=$cache/clients-rootfs-$(echo "$clients_packages" | sha256sum | cut -c1-12).tar
+	if [ ! -f "$tarball" ]; then
+		root=$(mktemp -d)
+		debootstrap --variant=minbase --include="$clients_packages" bookworm "$root/rootfs" "$debian_mirror" >"$root/log" 2>&1 ||
+			{
+				tail -20 "$root/log" >&2
+				exit 1
+			}
+		rm -rf "$root/rootfs/var/cache/apt/archives"/*.deb "$root/rootfs/var/lib/apt/lists"/*
+		tar --numeric-owner --xattrs -C "$root/rootfs" -cf "$tarball.tmp" .
+		mv "$tarball.tmp" "$tarball"
+		rm -rf "$root"
+	fi
+	echo "$tarball"
 }
 
 build_image() { (cd "$repo" && go run ./cmd/build-image "$@"); }
@@ -65,17 +86,8 @@ build() {
 			build_image --tag "$tag" --out "$out" --file "usr/local/bin/$name=$("$tools" "$name")" --user 8737 --entrypoint "$name"
 			;;
 		clients)
-			local root
-			root=$(mktemp -d)
-			debootstrap --variant=minbase --include="$clients_packages" bookworm "$root/rootfs" "$debian_mirror" >"$root/log" 2>&1 ||
-				{
-					tail -20 "$root/log" >&2
-					exit 1
-				}
-			rm -rf "$root/rootfs/var/cache/apt/archives"/*.deb "$root/rootfs/var/lib/apt/lists"/*
-			tar --numeric-owner --xattrs -C "$root/rootfs" -cf "$root/rootfs.tar" .
-			build_image --tag "$tag" --out "$out" --rootfs-tar "$root/rootfs.tar"
-			rm -rf "$root"
+			build_image --tag "$tag" --out "$out" --rootfs-tar "$(clients_rootfs)" \
+				--file "usr/local/bin/mongodump=$("$tools" mongodump)" --file "usr/local/bin/mongorestore=$("$tools" mongorestore)"
 			;;
 		esac
 		echo "$tag" >"$out.ref"

@@ -69,6 +69,20 @@ func StartFerretDB() (*FerretDB, error) {
 	return f, nil
 }
 
+// ConnectFerretDB is a FerretDB that runs elsewhere (the local cluster's),
+// for Import and Export.
+func ConnectFerretDB(host string, port int, user, password string) (*FerretDB, error) {
+	mongodump, err := tools.Cached("mongodump")
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "backflow-mongo-client-")
+	if err != nil {
+		return nil, err
+	}
+	return &FerretDB{Host: host, Port: port, User: user, Password: password, ToolsDir: filepath.Dir(mongodump), dir: dir}, nil
+}
+
 // config writes a database tools config file with the credentials.
 func (f *FerretDB) config() (string, error) {
 	path := filepath.Join(f.dir, "tools.yaml")
@@ -80,7 +94,8 @@ func (f *FerretDB) tool(name string, args ...string) []string {
 	return append([]string{filepath.Join(f.ToolsDir, name)}, args...)
 }
 
-// Import inserts documents, given as MongoDB Extended JSON, one per line.
+// Import replaces a collection's documents with these, given as MongoDB
+// Extended JSON, one per line.
 func (f *FerretDB) Import(db, collection, documents string) error {
 	cfg, err := f.config()
 	if err != nil {
@@ -90,7 +105,7 @@ func (f *FerretDB) Import(db, collection, documents string) error {
 	if err := os.WriteFile(file, []byte(documents), 0o600); err != nil {
 		return err
 	}
-	_, err = run(f.tool("mongoimport", "--config="+cfg, "--quiet", "--db="+db, "--collection="+collection, "--file="+file))
+	_, err = run(f.tool("mongoimport", "--config="+cfg, "--quiet", "--drop", "--db="+db, "--collection="+collection, "--file="+file))
 	return err
 }
 
@@ -105,7 +120,7 @@ func (f *FerretDB) Export(db, collection string) (string, error) {
 	return strings.TrimSpace(out), err
 }
 
-// Stop stops the server and removes its data.
+// Stop stops the server, if this process started it, and removes its data.
 func (f *FerretDB) Stop() {
 	if f.proc != nil {
 		f.proc.stop()
