@@ -10,14 +10,18 @@
 # NAME: backflow (the static binary), pause (the pod sandbox), argoexec and
 # workflow-controller (Argo, from test/tools/build.sh), clients (a Debian
 # root filesystem with the PostgreSQL and MariaDB clients, via debootstrap,
-# plus mongodump and mongorestore from test/tools/build.sh).
+# plus mongodump and mongorestore from test/tools/build.sh), and for `make
+# demo` on a cluster of one's own, postgres (the same root filesystem, with
+# the entrypoint contract of the official postgres image) and minio (MinIO
+# and mc).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 cache=${BACKFLOW_CACHE:-$HOME/.cache/backflow}/images
 tools=$repo/test/tools/build.sh
-clients_packages=postgresql-client-15,mariadb-client,ca-certificates
+# postgresql-15 brings the server (for the postgres image) and its client.
+clients_packages=postgresql-15,mariadb-client,ca-certificates
 debian_mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
 # argo_version is the version test/tools/build.sh pins, read off the cache
@@ -33,7 +37,9 @@ ref() {
 	backflow) echo "${BACKFLOW_IMAGE:-ghcr.io/backflow-dev/backflow:$(cd "$repo" && git describe --tags --always --dirty 2>/dev/null || echo dev)}" ;;
 	pause) echo "backflow.dev/pause:1" ;;
 	argoexec | workflow-controller) echo "quay.io/argoproj/$1:$(argo_version)" ;;
-	clients) echo "backflow.dev/clients:bookworm-2" ;;
+	clients) echo "backflow.dev/clients:bookworm-3" ;;
+	postgres) echo "backflow.dev/postgres:15-bookworm-1" ;;
+	minio) echo "backflow.dev/minio:$(basename "$(dirname "$("$tools" minio)")")" ;;
 	*)
 		echo "images.sh: unknown image $1" >&2
 		exit 2
@@ -88,6 +94,14 @@ build() {
 		clients)
 			build_image --tag "$tag" --out "$out" --rootfs-tar "$(clients_rootfs)" \
 				--file "usr/local/bin/mongodump=$("$tools" mongodump)" --file "usr/local/bin/mongorestore=$("$tools" mongorestore)"
+			;;
+		postgres)
+			build_image --tag "$tag" --out "$out" --rootfs-tar "$(clients_rootfs)" \
+				--file "usr/local/bin/docker-entrypoint.sh=$here/postgres-entrypoint.sh" --entrypoint docker-entrypoint.sh --env PGDATA=/var/lib/postgresql/data
+			;;
+		minio)
+			build_image --tag "$tag" --out "$out" --file "usr/local/bin/minio=$("$tools" minio)" --file "usr/local/bin/mc=$("$tools" mc)" \
+				--file "etc/ssl/certs/ca-certificates.crt=/etc/ssl/certs/ca-certificates.crt" --entrypoint minio --env HOME=/tmp
 			;;
 		esac
 		echo "$tag" >"$out.ref"
