@@ -7,6 +7,7 @@
 # MongoDB, reachable from pods as Services.
 #
 #   test/cluster/cluster.sh up|down|status|env
+#   test/cluster/cluster.sh import postgres minio   # more images of images.sh
 #
 # Binaries and images come from the cache (test/tools/build.sh and
 # test/cluster/images.sh build them once). Every process is started in its own
@@ -258,10 +259,13 @@ EOF
 # image_ref NAME: the reference of a stack image, as images.sh tags it.
 image_ref() { "$here/images.sh" ref "$1"; }
 
+# import_images [NAME...]: builds (once) and imports the stack's images, or
+# the ones named.
 import_images() {
-	local name have tar
+	local name have tar names=("$@")
+	[ ${#names[@]} -gt 0 ] || names=(pause argoexec workflow-controller clients backflow)
 	have=$(ctr_ images ls -q)
-	for name in pause argoexec workflow-controller clients backflow; do
+	for name in "${names[@]}"; do
 		grep -qxF "$(image_ref "$name")" <<<"$have" && [ "$name" != backflow ] && continue
 		tar=$("$here/images.sh" build "$name")
 		ctr_ images import --no-unpack=false "$tar" >/dev/null
@@ -568,8 +572,12 @@ up) up ;;
 down) down ;;
 status) status ;;
 env) cat "$state/env" ;;
+import)
+	shift
+	import_images "$@"
+	;;
 *)
-	echo "usage: $0 up|down|status|env" >&2
+	echo "usage: $0 up|down|status|env|import IMAGE..." >&2
 	exit 2
 	;;
 esac

@@ -39,7 +39,7 @@ ref() {
 	argoexec | workflow-controller) echo "quay.io/argoproj/$1:$(argo_version)" ;;
 	clients) echo "backflow.dev/clients:bookworm-3" ;;
 	postgres) echo "backflow.dev/postgres:15-bookworm-1" ;;
-	minio) echo "backflow.dev/minio:$(basename "$(dirname "$("$tools" minio)")")" ;;
+	minio) echo "backflow.dev/minio:$(basename "$(dirname "$("$tools" minio)")")-2" ;;
 	*)
 		echo "images.sh: unknown image $1" >&2
 		exit 2
@@ -100,8 +100,10 @@ build() {
 				--file "usr/local/bin/docker-entrypoint.sh=$here/postgres-entrypoint.sh" --entrypoint docker-entrypoint.sh --env PGDATA=/var/lib/postgresql/data
 			;;
 		minio)
-			build_image --tag "$tag" --out "$out" --file "usr/local/bin/minio=$("$tools" minio)" --file "usr/local/bin/mc=$("$tools" mc)" \
-				--file "etc/ssl/certs/ca-certificates.crt=/etc/ssl/certs/ca-certificates.crt" --entrypoint minio --env HOME=/tmp
+			# On the Debian rootfs, like the official image on UBI: the demo
+			# runs mc through sh in it.
+			build_image --tag "$tag" --out "$out" --rootfs-tar "$(clients_rootfs)" \
+				--file "usr/local/bin/minio=$("$tools" minio)" --file "usr/local/bin/mc=$("$tools" mc)" --entrypoint minio
 			;;
 		esac
 		echo "$tag" >"$out.ref"

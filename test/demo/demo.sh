@@ -99,7 +99,7 @@ existing)
 	s3_user=demo
 	# Passwords made on the first run and kept in the Secret afterwards, so
 	# that a second run finds its servers as it left them.
-	secret_value() { k get secret demo-servers -o jsonpath="{.data.$1}" 2>/dev/null | base64 -d; }
+	secret_value() { k get secret demo-servers -o jsonpath="{.data.$1}" 2>/dev/null | base64 -d || true; }
 	pg_password=$(secret_value POSTGRES_PASSWORD)
 	s3_password=$(secret_value MINIO_ROOT_PASSWORD)
 	pg_password=${pg_password:-$(openssl rand -hex 16)}
