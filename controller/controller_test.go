@@ -213,15 +213,6 @@ func events(t *testing.T, ns, name string) map[string]string {
 	return out
 }
 
-func workflow(t *testing.T, ns, name string) *wfv1.Workflow {
-	t.Helper()
-	var wf wfv1.Workflow
-	if err := stack.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &wf); err != nil {
-		t.Fatal(err)
-	}
-	return &wf
-}
-
 func TestBackupSucceeds(t *testing.T) {
 	ns := newNamespace(t)
 	before := testutil.ToFloat64(metrics.BackupTotal.WithLabelValues(ns, "", "succeeded"))
@@ -272,7 +263,7 @@ func TestBackupSucceeds(t *testing.T) {
 		t.Errorf("backflow_backup_size_bytes = %v", got)
 	}
 	checkHealth(t, b, gitopshealth.HealthStatusHealthy)
-	wf := workflow(t, ns, "nightly")
+	wf := stack.Workflow(t, ns, "nightly")
 	if wf.Status.Phase != wfv1.WorkflowSucceeded || !metav1.IsControlledBy(wf, b) || wf.Labels[v1.LabelBackup] != "nightly" {
 		t.Errorf("workflow %s %v %v", wf.Status.Phase, wf.OwnerReferences, wf.Labels)
 	}
@@ -304,7 +295,7 @@ func TestFailingDumpRunsPostHookButNotRotate(t *testing.T) {
 		t.Errorf("Succeeded condition %+v", c)
 	}
 	checkHealth(t, b, gitopshealth.HealthStatusDegraded)
-	if wf := workflow(t, ns, "broken"); wf.Status.Phase != wfv1.WorkflowFailed {
+	if wf := stack.Workflow(t, ns, "broken"); wf.Status.Phase != wfv1.WorkflowFailed {
 		t.Errorf("the Workflow must fail when the dump fails, even though the post-hook ran: %s", wf.Status.Phase)
 	}
 	argotest.WaitFor(t, "a Warning event naming the step", 10*time.Second, func() (bool, string) {
@@ -419,7 +410,7 @@ func TestStorageInAnotherNamespace(t *testing.T) {
 	if err := stack.Client.Get(context.Background(), client.ObjectKey{Namespace: apps, Name: name}, &copied); err != nil {
 		t.Fatalf("credentials not copied into the Backup's namespace: %v", err)
 	}
-	wf := workflow(t, apps, "cross")
+	wf := stack.Workflow(t, apps, "cross")
 	for _, task := range wf.Spec.Templates[0].DAG.Tasks {
 		for _, p := range task.Arguments.Parameters {
 			if p.Name == compiler.ParamStorageSecret && p.Value.String() != name {
@@ -653,7 +644,7 @@ func TestRestoreFromBackup(t *testing.T) {
 	if phases["verify"] != "Succeeded" || phases["restore"] != "Succeeded" {
 		t.Errorf("restore stages %v", phases)
 	}
-	wf := workflow(t, ns, "back")
+	wf := stack.Workflow(t, ns, "back")
 	for _, task := range wf.Spec.Templates[0].DAG.Tasks {
 		for _, p := range task.Arguments.Parameters {
 			if p.Name == compiler.ParamKey && p.Value.String() != r.Status.Location.Key {

@@ -345,6 +345,16 @@ func (s *Stack) NewNamespace(t testing.TB, minio *servers.MinIO) string {
 	return ns.Name
 }
 
+// Workflow reads a Workflow, failing the test when it cannot.
+func (s *Stack) Workflow(t testing.TB, namespace, name string) *wfv1.Workflow {
+	t.Helper()
+	var wf wfv1.Workflow
+	if err := s.Client.Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: name}, &wf); err != nil {
+		t.Fatal(err)
+	}
+	return &wf
+}
+
 // WaitFor polls until cond holds, failing the test after timeout; cond
 // returns its state for the failure message.
 func WaitFor(t testing.TB, what string, timeout time.Duration, cond func() (bool, string)) {

@@ -140,15 +140,6 @@ func finished(t *testing.T, ns, name string) (*v1.Backup, map[string]string) {
 	return &b, stages
 }
 
-func workflowOf(t *testing.T, ns, name string) *wfv1.Workflow {
-	t.Helper()
-	var wf wfv1.Workflow
-	if err := stack.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &wf); err != nil {
-		t.Fatal(err)
-	}
-	return &wf
-}
-
 func TestStrictBackupRunsEveryStep(t *testing.T) {
 	t.Parallel()
 	ns := stack.NewNamespace(t, minio)
@@ -167,7 +158,7 @@ func TestStrictBackupRunsEveryStep(t *testing.T) {
 	if !meta.IsStatusConditionTrue(b.Status.Conditions, v1.ConditionVerified) {
 		t.Errorf("conditions %+v", b.Status.Conditions)
 	}
-	wf := workflowOf(t, ns, "nightly")
+	wf := stack.Workflow(t, ns, "nightly")
 	if wf.Spec.WorkflowTemplateRef == nil || wf.Spec.WorkflowTemplateRef.Name != compiler.TemplateBackupRun || len(wf.Spec.Templates) > 0 {
 		t.Errorf("the Workflow does not only reference its template: %+v", wf.Spec)
 	}
@@ -261,7 +252,7 @@ func TestStrictRestore(t *testing.T) {
 	if r.Status.Phase != v1.PhaseSucceeded || fmt.Sprint(stages) != fmt.Sprint(map[string]string{"restore": "Succeeded", "verify": "Succeeded"}) {
 		t.Errorf("Restore %s %q, stages %v", r.Status.Phase, r.Status.Message, stages)
 	}
-	if wf := workflowOf(t, ns, "back"); wf.Spec.WorkflowTemplateRef == nil || wf.Spec.WorkflowTemplateRef.Name != compiler.TemplateRestoreRun {
+	if wf := stack.Workflow(t, ns, "back"); wf.Spec.WorkflowTemplateRef == nil || wf.Spec.WorkflowTemplateRef.Name != compiler.TemplateRestoreRun {
 		t.Errorf("the Restore's Workflow does not reference %s: %+v", compiler.TemplateRestoreRun, wf.Spec)
 	}
 }
@@ -290,7 +281,7 @@ func TestStrictScheduleRun(t *testing.T) {
 		}
 		return false, fmt.Sprintf("%+v", list.Items)
 	})
-	wf := workflowOf(t, ns, run.Name)
+	wf := stack.Workflow(t, ns, run.Name)
 	if wf.Spec.WorkflowTemplateRef == nil || wf.Status.StoredWorkflowSpec == nil {
 		t.Fatalf("the run's Workflow %+v", wf.Spec)
 	}
