@@ -59,13 +59,37 @@ build_argoexec() {
 	rm -rf "$src"
 }
 
+# module_dir PATH VERSION [QUERY]: the module cache directory of
+# PATH@VERSION, downloaded first. The proxy serves some pseudo-versions only
+# through the query that resolves to them (mongo-tools: @master); QUERY is then
+# asked, and must still resolve to VERSION.
+module_dir() {
+	local json dir
+	json=$(cd / && go mod download -json "$1@$2" 2>/dev/null) || true
+	dir=$(sed -n 's/^\t"Dir": "\(.*\)",$/\1/p' <<<"$json")
+	if [ -z "$dir" ] && [ -n "${3:-}" ]; then
+		json=$(cd / && go mod download -json "$1@$3") || true
+		if ! grep -qF "\"Version\": \"$2\"" <<<"$json"; then
+			echo "build.sh: $1@$3 no longer resolves to the pinned $2 (which the proxy serves only through it): update the pin" >&2
+			echo "$json" >&2
+			exit 1
+		fi
+		dir=$(sed -n 's/^\t"Dir": "\(.*\)",$/\1/p' <<<"$json")
+	fi
+	if [ -z "$dir" ]; then
+		echo "build.sh: cannot download $1@$2: $json" >&2
+		exit 1
+	fi
+	echo "$dir"
+}
+
 # build_ferretdb OUT: FerretDB reads its version from files its release
 # process writes, so it is built from a writable copy with them added. It
 # claims MongoDB 7.0.12: mongo-tools send bypassEmptyTsReplacement to newer
 # servers, which FerretDB rejects (mongorestore then restores nothing).
 build_ferretdb() {
 	local mod src
-	mod=$(go mod download -json "github.com/FerretDB/FerretDB@$ferretdb_version" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+	mod=$(module_dir github.com/FerretDB/FerretDB "$ferretdb_version")
 	src=$(mktemp -d)
 	cp -r "$mod/." "$src/"
 	chmod -R u+w "$src"
@@ -80,7 +104,7 @@ build_ferretdb() {
 # <tool>/main, so `go install` would name every binary "main".
 build_mongo_tool() {
 	local mod
-	mod=$(go mod download -json "github.com/mongodb/mongo-tools@$mongo_tools_version" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+	mod=$(module_dir github.com/mongodb/mongo-tools "$mongo_tools_version" master)
 	(cd "$mod" && GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w" -o "$1.tmp" "./$2/main")
 	mv "$1.tmp" "$1"
 }
