@@ -100,22 +100,14 @@ func compilerOptions() compiler.Options {
 
 // startManager runs the controller in this process and returns its stop.
 func startManager() func() {
-	mgr, err := controller.NewManager(stack.Config, controller.Options{
+	stop, err := stack.StartManager(controller.Options{
 		Compiler: compilerOptions(), MetricsAddr: "0", ProbeAddr: "0", AllowRestart: true,
 		StorageCheckInterval: 2 * time.Second,
 	})
 	if err != nil {
 		panic(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := mgr.Start(ctx); err != nil {
-			fmt.Fprintln(os.Stderr, "manager:", err)
-		}
-	}()
-	return func() { cancel(); <-done }
+	return stop
 }
 
 func newNamespace(t testing.TB) string { return stack.NewNamespace(t, minioServer) }

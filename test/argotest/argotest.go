@@ -345,6 +345,24 @@ func (s *Stack) NewNamespace(t testing.TB, minio *servers.MinIO) string {
 	return ns.Name
 }
 
+// StartManager runs the backflow controller in this process against the
+// stack and returns its stop, which waits for it to end.
+func (s *Stack) StartManager(opts controller.Options) (func(), error) {
+	mgr, err := controller.NewManager(s.Config, opts)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := mgr.Start(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "manager:", err)
+		}
+	}()
+	return func() { cancel(); <-done }, nil
+}
+
 // Workflow reads a Workflow, failing the test when it cannot.
 func (s *Stack) Workflow(t testing.TB, namespace, name string) *wfv1.Workflow {
 	t.Helper()

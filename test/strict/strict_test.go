@@ -65,22 +65,13 @@ func run(m *testing.M) int {
 	opts := compiler.DefaultOptions()
 	opts.Image = "backflow.test/backflow:dev"
 	opts.TemplateReferencing = compiler.TemplateReferencingStrict
-	mgr, err := controller.NewManager(stack.Config, controller.Options{Compiler: opts, MetricsAddr: "0", ProbeAddr: "0", StorageCheckInterval: time.Minute})
+	stop, err := stack.StartManager(controller.Options{Compiler: opts, MetricsAddr: "0", ProbeAddr: "0", StorageCheckInterval: time.Minute})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := mgr.Start(ctx); err != nil {
-			fmt.Fprintln(os.Stderr, "manager:", err)
-		}
-	}()
 	code := m.Run()
-	cancel()
-	<-done
+	stop()
 	if code != 0 {
 		logs := stack.Logs("workflow-controller")
 		fmt.Fprintln(os.Stderr, "--- workflow-controller log (tail) ---\n"+logs[max(0, len(logs)-4000):])
