@@ -33,12 +33,14 @@ func StartFerretDB() (*FerretDB, error) {
 	if err != nil {
 		return nil, err
 	}
+	var toolsDir string
 	for _, tool := range []string{"mongodump", "mongorestore", "mongoimport", "mongoexport"} {
-		if _, err := tools.Cached(tool); err != nil {
+		path, err := tools.Cached(tool)
+		if err != nil {
 			return nil, err
 		}
+		toolsDir = filepath.Dir(path)
 	}
-	mongodump, _ := tools.Cached("mongodump")
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -47,7 +49,7 @@ func StartFerretDB() (*FerretDB, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &FerretDB{Host: "127.0.0.1", Port: port, User: "backflow", Password: `mongo-test-"secret`, ToolsDir: filepath.Dir(mongodump), dir: dir}
+	f := &FerretDB{Host: "127.0.0.1", Port: port, User: "backflow", Password: `mongo-test-"secret`, ToolsDir: toolsDir, dir: dir}
 	if err := os.Mkdir(filepath.Join(dir, "data"), 0o700); err != nil {
 		return nil, err
 	}
