@@ -48,16 +48,21 @@ check-generated:
 deps: ## Install the Debian packages the tests need (apt-get, when missing).
 	test/tools/install-deps.sh
 
+.PHONY: check-pins
+check-pins: ## Ask the Go module proxy (over HTTP, not the module cache) whether it still serves every pinned module version; takes seconds.
+	@test/tools/check-pins.sh
+
 .PHONY: test-assets
-test-assets: ## Build what the tests run (kube-apiserver, etcd, kubectl, Argo's controller, KWOK, MinIO, FerretDB and the MongoDB tools, helm, promtool) into the cache, once.
-	@$(TOOLS) kube-apiserver etcd kubectl workflow-controller kwok minio helm promtool ferretdb mongodump mongorestore mongoimport mongoexport >/dev/null
+test-assets: ## Build what the tests run (kube-apiserver, etcd, kubectl, Argo's controller, KWOK, MinIO, FerretDB, helm, promtool) into the cache, once.
+	@$(TOOLS) kube-apiserver etcd kubectl workflow-controller kwok minio helm promtool ferretdb >/dev/null
 
 .PHONY: test
-test: check-generated test-assets ## Run the tests (envtest against a real kube-apiserver + etcd).
+test: deps check-generated test-assets ## Run the tests (envtest against a real kube-apiserver + etcd).
 	KUBEBUILDER_ASSETS=$$(dirname $$($(TOOLS) kube-apiserver)) BACKFLOW_MINIO=$$($(TOOLS) minio) go test -count=1 ./...
 
 .PHONY: lint
-lint: ## go vet, gofmt and staticcheck (the e2e suite's build tag included).
+lint: ## go vet, gofmt and staticcheck (the e2e suite's build tag included); no tracked binaries or files over 1 MiB.
+	@test/tools/check-tracked.sh
 	go vet -tags e2e ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	go tool staticcheck -tags e2e ./...

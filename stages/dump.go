@@ -69,6 +69,7 @@ func Dump(ctx context.Context, cfg DumpConfig) (*Manifest, error) {
 		return nil, errors.New("the source names no postgresql, mysql, mongodb, pvc or command")
 	}
 	format := source.Format(cfg.Source)
+	cfg.SourceOptions.Version = cfg.Version
 	m := &Manifest{
 		Compression: algo, CompressionLevel: level, Encryption: EncryptionNone,
 		Source: kind, Format: format,

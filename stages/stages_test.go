@@ -47,9 +47,6 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting test servers:", err)
 	} else {
-		// The stages run mongodump and mongorestore from PATH, as in a
-		// client image.
-		os.Setenv("PATH", ferret.ToolsDir+string(os.PathListSeparator)+os.Getenv("PATH"))
 		code = m.Run()
 	}
 	for _, stop := range []func(){
@@ -301,81 +298,6 @@ func TestMariaDBRoundTrip(t *testing.T) {
 	if got := mariaQuery(t, "wiki_restored", "SHOW TABLES LIKE 'empty_table'"); got != "empty_table" {
 		t.Errorf("empty table not restored: %q", got)
 	}
-}
-
-// A MongoDB database (on FerretDB, the MongoDB-protocol server to be had
-// here) goes through mongodump --archive, zstd, age and S3, and comes back
-// through mongorestore into a fresh database with the same documents.
-func TestMongoDBRoundTrip(t *testing.T) {
-	ctx := context.Background()
-	var docs strings.Builder
-	for i := range 3000 {
-		fmt.Fprintf(&docs, `{"_id":%d,"name":"Zoë %d 🚀 \"quoted\" \\ back","n":{"$numberDouble":"%d.25"},"big":{"$numberLong":"%d"},`+
-			`"raw":{"$binary":{"base64":"AAEC/1wnIgo=","subType":"00"}},"when":{"$date":{"$numberLong":"%d"}},`+
-			`"tags":["a","b%d"],"nested":{"k":null,"ok":%t},"oid":{"$oid":"%024x"}}`+"\n",
-			i, i, i, int64(i)<<40, 1795000000000+int64(i)*1000, i%7, i%2 == 0, i)
-	}
-	for _, coll := range []string{"orders", "customers"} {
-		if err := ferret.Import("shop", coll, docs.String()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	export := func(db, coll string) string {
-		out, err := ferret.Export(db, coll)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out
-	}
-	want := export("shop", "orders")
-	if n := strings.Count(want, "\n") + 1; n != 3000 {
-		t.Fatalf("imported %d documents", n)
-	}
-	id, recipients, names := newIdentity(t)
-	backend := s3(t)
-	conn := v1.DatabaseConnection{Host: ferret.Host, Database: "shop", SecretRef: &v1.ConnectionSecretRef{Name: "x"}}
-	secret := env(map[string]string{source.EnvPort: fmt.Sprint(ferret.Port), source.EnvUsername: ferret.User, source.EnvPassword: ferret.Password})
-	m, err := stages.Dump(ctx, stages.DumpConfig{
-		Source:        v1.BackupSource{MongoDB: &v1.MongoDBSource{Connection: conn}},
-		SourceOptions: source.Options{Getenv: secret},
-		Storage:       backend, PathTemplate: "{{ .Database }}/{{ .Name }}{{ .Extension }}", Name: "shop-1",
-		Recipients: recipients, RecipientNames: names,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if m.Key != "shop/shop-1.archive.zst.age" || m.Source != "mongodb" || m.Format != "mongodb-archive" {
-		t.Errorf("manifest %+v", m)
-	}
-	if _, err := stages.Verify(ctx, stages.VerifyConfig{Storage: backend, Key: m.Key, Identities: []age.Identity{id}}); err != nil {
-		t.Fatal(err)
-	}
-	// Into a fresh database: mongorestore renames the namespaces.
-	if _, err := stages.Restore(ctx, stages.RestoreConfig{
-		Storage: backend, Key: m.Key, Identities: []age.Identity{id}, VerifyFirst: true,
-		Target:        v1.RestoreTarget{MongoDB: &v1.MongoDBTarget{Connection: conn, ExtraArgs: []string{"--nsFrom=shop.*", "--nsTo=shop_restored.*"}}},
-		SourceOptions: source.Options{Getenv: secret},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	for _, coll := range []string{"orders", "customers"} {
-		if got := export("shop_restored", coll); got != want {
-			t.Errorf("%s: restored documents differ (%d bytes, want %d)", coll, len(got), len(want))
-		}
-	}
-	t.Run("wrong password", func(t *testing.T) {
-		// The dump fails with mongodump's own message and leaves nothing.
-		empty := s3(t)
-		_, err := stages.Dump(ctx, stages.DumpConfig{
-			Source:        v1.BackupSource{MongoDB: &v1.MongoDBSource{Connection: conn}},
-			SourceOptions: source.Options{Getenv: env(map[string]string{source.EnvPort: fmt.Sprint(ferret.Port), source.EnvUsername: ferret.User, source.EnvPassword: "wrong"})},
-			Storage:       empty, PathTemplate: "{{ .Name }}{{ .Extension }}", Name: "bad",
-		})
-		if err == nil || !strings.Contains(err.Error(), "Authentication failed") {
-			t.Errorf("dump with a wrong password: %v", err)
-		}
-		assertBucketEmpty(t, empty)
-	})
 }
 
 func commandSource(script string) v1.BackupSource {

@@ -13,7 +13,7 @@ type BackupSource struct {
 	// MySQL dumps MySQL or MariaDB databases with mysqldump or mariadb-dump.
 	// +optional
 	MySQL *MySQLSource `json:"mysql,omitempty"`
-	// MongoDB dumps with mongodump --archive.
+	// MongoDB dumps databases in mongodump's archive format.
 	// +optional
 	MongoDB *MongoDBSource `json:"mongodb,omitempty"`
 	// PVC archives paths of a PersistentVolumeClaim as tar.
@@ -71,7 +71,11 @@ type RestoreTest struct {
 	// +optional
 	Connection *DatabaseConnection `json:"connection,omitempty"`
 	// Query run against the scratch database after the restore; it must
-	// succeed and return at least one row.
+	// succeed and return at least one row. For MongoDB it is a JSON document
+	// {"collection": "orders", "filter": {"status": "paid"}} that must match
+	// at least one document; without it every restored collection must hold
+	// as many documents as the backup did. A MongoDB scratch database is
+	// dropped after the check.
 	// +optional
 	// +kubebuilder:validation:MaxLength=4096
 	CheckQuery string `json:"checkQuery,omitempty"`

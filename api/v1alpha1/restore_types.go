@@ -72,22 +72,40 @@ type MySQLTarget struct {
 	Image string `json:"image,omitempty"`
 }
 
-// MongoDBTarget restores with mongorestore --archive.
+// MongoDBTarget restores a mongodump archive with backflow's own MongoDB
+// engine: collections with their options, documents, indexes and views.
 type MongoDBTarget struct {
-	// Connection to the server or replica set.
+	// Connection to the server or replica set. With connection.database set,
+	// everything is restored into that database: the collections of a
+	// one-database archive keep their names, those of a several-database
+	// archive are named "<database>.<collection>".
 	Connection DatabaseConnection `json:"connection"`
-	// Drop each collection before restoring it (--drop).
+	// Drop each collection before restoring it. Without it, documents are
+	// added to existing collections, and a duplicate _id fails the restore.
 	// +optional
 	Drop bool `json:"drop,omitempty"`
-	// Extra arguments passed to mongorestore as separate arguments.
+	// Rename namespaces on the way in, as mongorestore's --nsFrom and --nsTo:
+	// from "shop.*" to "shop_copy.*". The first rule that matches wins;
+	// '*' matches any run of characters and the to pattern reuses the
+	// matches in order. Namespaces that match no rule keep their names.
 	// +optional
 	// +kubebuilder:validation:MaxItems=64
-	// +kubebuilder:validation:items:MaxLength=1024
-	ExtraArgs []string `json:"extraArgs,omitempty"`
-	// Image with mongorestore.
-	// +optional
-	// +kubebuilder:validation:MaxLength=512
-	Image string `json:"image,omitempty"`
+	Rename []NamespaceRename `json:"rename,omitempty"`
+}
+
+// NamespaceRename maps database.collection namespaces to others.
+// +kubebuilder:validation:XValidation:rule="self.from.split('*').size() == self.to.split('*').size()",message="rename: from and to must have the same number of '*'"
+type NamespaceRename struct {
+	// Namespaces to rename, as database.collection with '*' wildcards.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=255
+	// +kubebuilder:validation:Pattern=`^[^.$]+\..+$`
+	From string `json:"from"`
+	// What they become, with as many '*' as from.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=255
+	// +kubebuilder:validation:Pattern=`^[^.$]+\..+$`
+	To string `json:"to"`
 }
 
 // PVCTarget extracts a tar backup into a PersistentVolumeClaim.

@@ -300,7 +300,7 @@ func newVerifyCommand() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&key, "key", "", "key of the object to verify")
 	f.StringVar(&restoreTest, "restore-test", "", "the Backup's spec.verify.restoreTest as JSON or YAML, or @file")
-	f.StringVar(&engine, "engine", "", "engine of the scratch database of a restore test: postgresql or mysql")
+	f.StringVar(&engine, "engine", "", "engine of the scratch database of a restore test: postgresql, mysql, mariadb or mongodb")
 	f.StringVar(&namespace, "namespace", "default", "namespace, for Service host names")
 	f.StringVar(&outputsDir, "outputs-dir", "", "directory to write Argo output parameters into")
 	_ = cmd.MarkFlagRequired("key")
@@ -319,8 +319,10 @@ func scratchTarget(engine string, conn v1.DatabaseConnection) (*v1.RestoreTarget
 			flavor = v1.MySQLFlavorMariaDB
 		}
 		return &v1.RestoreTarget{MySQL: &v1.MySQLTarget{Connection: conn, Flavor: flavor}}, nil
+	case "mongodb":
+		return &v1.RestoreTarget{MongoDB: &v1.MongoDBTarget{Connection: conn, Drop: true}}, nil
 	}
-	return nil, fmt.Errorf("--engine must be postgresql, mysql or mariadb for a restore test into a database, got %q", engine)
+	return nil, fmt.Errorf("--engine must be postgresql, mysql, mariadb or mongodb for a restore test into a database, got %q", engine)
 }
 
 func newRestoreCommand() *cobra.Command {

@@ -13,6 +13,7 @@ import (
 
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
 	"github.com/backflow-dev/backflow/stages/source"
+	"github.com/backflow-dev/backflow/stages/source/mongodb"
 	"github.com/backflow-dev/backflow/stages/storage"
 )
 
@@ -98,6 +99,9 @@ func backupWorkflowSpec(namespace string, spec v1.BackupSpec, series string, nam
 	if kind == "" {
 		return nil, fmt.Errorf("spec.source: set exactly one of postgresql, mysql, mongodb, pvc and command")
 	}
+	if m := spec.Source.MongoDB; m != nil && m.Oplog {
+		return nil, fmt.Errorf("spec.source.%w", mongodb.ErrOplogUnavailable)
+	}
 	sourceJSON, err := json.Marshal(spec.Source)
 	if err != nil {
 		return nil, err
@@ -137,7 +141,7 @@ func backupWorkflowSpec(namespace string, spec v1.BackupSpec, series string, nam
 		image = clientImage(opts, mysqlEngine(spec.Source.MySQL.Flavor), spec.Source.MySQL.Image)
 		dumpPatch.connection(spec.Source.MySQL.Connection)
 	case spec.Source.MongoDB != nil:
-		image = clientImage(opts, "mongodb", spec.Source.MongoDB.Image)
+		// backflow's own engine: the step runs in the backflow image.
 		dumpPatch.connection(spec.Source.MongoDB.Connection)
 	case spec.Source.PVC != nil:
 		dumpPatch.volume(corev1.Volume{Name: dataVolume, VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{

@@ -16,6 +16,7 @@ import (
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
 	"github.com/argoproj/argo-workflows/v3/workflow/validate"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
@@ -423,5 +424,42 @@ func TestDAGShape(t *testing.T) {
 	wf, _ = Backup(BackupInput{Backup: b, Storage: st}, testOptions())
 	if tasks := dagTasks(wf); len(tasks) != 1 {
 		t.Errorf("verify.checksum false leaves only the dump, got %v", tasks)
+	}
+}
+
+// A MongoDB Backup with oplog capture is refused when it is compiled, before
+// any step runs, naming the field; its dump steps run in the backflow image.
+func TestMongoDBBackup(t *testing.T) {
+	b := &v1.Backup{ObjectMeta: metav1.ObjectMeta{Name: "events", Namespace: "shop"}, Spec: v1.BackupSpec{
+		Source:  v1.BackupSource{MongoDB: &v1.MongoDBSource{Connection: v1.DatabaseConnection{Host: "mongo"}, Oplog: true}},
+		Storage: v1.BackupStorageTarget{StorageReference: v1.StorageReference{Name: "minio"}},
+	}}
+	_, err := Backup(BackupInput{Backup: b, Storage: StorageAccess{}}, testOptions())
+	if err == nil || !strings.HasPrefix(err.Error(), "spec.source.mongodb.oplog: oplog capture is not available") {
+		t.Errorf("oplog: %v", err)
+	}
+	b.Spec.Source.MongoDB.Oplog = false
+	wf, err := Backup(BackupInput{Backup: b, Storage: exampleStorage(t, examples(t))}, testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	images := 0
+	for _, tmpl := range wf.Spec.Templates {
+		if tmpl.DAG == nil {
+			continue
+		}
+		for _, task := range tmpl.DAG.Tasks {
+			for _, p := range task.Arguments.Parameters {
+				if p.Name == ParamImage {
+					images++
+					if p.Value.String() != testOptions().Image {
+						t.Errorf("%s runs in %s, not the backflow image", task.Name, p.Value)
+					}
+				}
+			}
+		}
+	}
+	if images < 2 {
+		t.Errorf("%d steps name their image, want dump and verify", images)
 	}
 }

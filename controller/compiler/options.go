@@ -16,7 +16,8 @@ type Options struct {
 	// ImagePullPolicy of every step container.
 	ImagePullPolicy corev1.PullPolicy
 	// ClientImages are the default images with the database client tools,
-	// by engine: postgresql, mysql, mariadb, mongodb.
+	// by engine: postgresql, mysql, mariadb. MongoDB needs none: backflow
+	// dumps and restores it itself.
 	ClientImages map[string]string
 	// ServiceAccountName the steps run as unless the resource names one.
 	ServiceAccountName string
@@ -38,7 +39,6 @@ func DefaultOptions() Options {
 			"postgresql": "docker.io/library/postgres:17-alpine",
 			"mysql":      "docker.io/library/mysql:8.4",
 			"mariadb":    "docker.io/library/mariadb:11.4",
-			"mongodb":    "docker.io/library/mongo:8.0",
 		},
 		ServiceAccountName: "backflow-workflow",
 		SuccessTTLSeconds:  24 * 3600,

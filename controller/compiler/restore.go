@@ -42,7 +42,7 @@ func Restore(in RestoreInput, opts Options) (*wfv1.Workflow, error) {
 		image = clientImage(opts, mysqlEngine(t.MySQL.Flavor), t.MySQL.Image)
 		patch.connection(t.MySQL.Connection)
 	case t.MongoDB != nil:
-		image = clientImage(opts, "mongodb", t.MongoDB.Image)
+		// backflow's own engine: the step runs in the backflow image.
 		patch.connection(t.MongoDB.Connection)
 	case t.PVC != nil:
 		patch.volume(corev1.Volume{Name: dataVolume, VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{

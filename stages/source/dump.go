@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -38,6 +37,9 @@ func Kind(src v1.BackupSource) string {
 	return ""
 }
 
+// FormatMongoDBArchive is mongodump's archive format.
+const FormatMongoDBArchive = "mongodb-archive"
+
 // Format names the raw stream's format, which decides how it is restored:
 // pg-plain, pg-custom, pg-tar, mysql, mongodb-archive, tar or raw.
 func Format(src v1.BackupSource) string {
@@ -47,7 +49,7 @@ func Format(src v1.BackupSource) string {
 	case src.MySQL != nil:
 		return "mysql"
 	case src.MongoDB != nil:
-		return "mongodb-archive"
+		return FormatMongoDBArchive
 	case src.PVC != nil:
 		return "tar"
 	}
@@ -64,7 +66,7 @@ func Extension(format string) string {
 		return ".pgdump"
 	case "pg-tar":
 		return ".pgdump.tar"
-	case "mongodb-archive":
+	case FormatMongoDBArchive:
 		return ".archive"
 	case "tar":
 		return ".tar"
@@ -87,6 +89,9 @@ type Options struct {
 	Getenv func(string) string
 	// VolumeRoot is where the PVC is mounted.
 	VolumeRoot string
+	// Version of backflow, for archives that name the tool that wrote them
+	// (MongoDB's).
+	Version string
 }
 
 // Producer is a started source: reading it yields the raw stream, which ends
@@ -104,6 +109,9 @@ func StartDump(ctx context.Context, src v1.BackupSource, opts Options, stderr io
 	if src.PVC != nil {
 		r := TarPaths(opts.VolumeRoot, src.PVC.Paths)
 		return &Producer{Reader: r, stop: func() { _ = r.Close() }}, nil
+	}
+	if src.MongoDB != nil {
+		return startMongoDump(ctx, src.MongoDB, opts)
 	}
 	proc, err := DumpProcess(src, opts)
 	if err != nil {
@@ -157,24 +165,6 @@ func DumpProcess(src v1.BackupSource, opts Options) (Process, error) {
 			args = append(append(args, "--databases", "--"), dbs...)
 		}
 		return Process{Args: args, Files: map[string]string{"my.cnf": myCnf(conn, false)}}, nil
-	case src.MongoDB != nil:
-		s := src.MongoDB
-		conn, err := ResolveConnection(s.Connection, opts.Namespace, MongoDBPort, opts.Getenv)
-		if err != nil {
-			return Process{}, err
-		}
-		// Not --quiet: it also silences the reason of a failure, which the
-		// step's error message quotes from stderr.
-		args := []string{"mongodump", "--config={file:mongo.yaml}", "--archive"}
-		if s.Oplog {
-			args = append(args, "--oplog")
-		} else if s.Connection.Database != "" {
-			args = append(args, "--db="+s.Connection.Database)
-		}
-		if s.ParallelCollections != nil {
-			args = append(args, "--numParallelCollections="+strconv.Itoa(int(*s.ParallelCollections)))
-		}
-		return Process{Args: append(args, s.ExtraArgs...), Files: map[string]string{"mongo.yaml": mongoConfig(conn)}}, nil
 	case src.Command != nil:
 		c := src.Command
 		var env []string
@@ -186,6 +176,8 @@ func DumpProcess(src v1.BackupSource, opts Options) (Process, error) {
 			// inherited from there.
 		}
 		return Process{Args: append(append([]string(nil), c.Command...), c.Args...), Env: env}, nil
+	case src.MongoDB != nil:
+		return Process{}, errors.New("MongoDB is dumped by backflow itself, not by a command")
 	}
 	return Process{}, errors.New("the source names no postgresql, mysql, mongodb, pvc or command")
 }
@@ -206,6 +198,12 @@ func DatabaseName(src v1.BackupSource, opts Options) string {
 		}
 		spec = src.MySQL.Connection
 	case src.MongoDB != nil:
+		if len(src.MongoDB.Databases) > 0 {
+			if len(src.MongoDB.Databases) == 1 {
+				return src.MongoDB.Databases[0]
+			}
+			return ""
+		}
 		spec = src.MongoDB.Connection
 	default:
 		return ""
@@ -287,49 +285,4 @@ func myCnf(c Connection, withDatabase bool) string {
 func optionValue(s string) string {
 	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
 	return `"` + r.Replace(s) + `"`
-}
-
-// mongoConfig is a mongodump/mongorestore --config file: the URI and the
-// password stay off the command line.
-func mongoConfig(c Connection) string {
-	uri := c.URI
-	if uri == "" {
-		u := "mongodb://"
-		if c.Username != "" {
-			u += urlUser(c.Username) + "@"
-		}
-		host := c.Host
-		if !strings.Contains(host, ",") && !strings.Contains(host, ":") {
-			host += ":" + strconv.Itoa(c.Port)
-		}
-		uri = u + host + "/"
-		params := url.Values{}
-		for k, v := range c.Params {
-			params[k] = v
-		}
-		// The URI names no database, so the user is looked up in admin, as
-		// the connection-string spec says; without authSource mongodump and
-		// mongorestore would look in the database they dump or restore.
-		if c.Username != "" && !params.Has("authSource") {
-			params.Set("authSource", "admin")
-		}
-		if q := params.Encode(); q != "" {
-			uri += "?" + q
-		}
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "uri: %s\n", yamlString(uri))
-	if c.Password != "" && c.URI == "" {
-		fmt.Fprintf(&b, "password: %s\n", yamlString(c.Password))
-	}
-	return b.String()
-}
-
-func urlUser(s string) string {
-	return strings.NewReplacer("@", "%40", ":", "%3A", "/", "%2F").Replace(s)
-}
-
-// yamlString quotes s as a YAML double-quoted scalar.
-func yamlString(s string) string {
-	return strconv.Quote(s)
 }

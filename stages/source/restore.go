@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
+	"github.com/backflow-dev/backflow/stages/source/mongodb"
 )
 
 // Consumer is a started restore target that reads the plain stream.
@@ -42,6 +43,13 @@ func StartRestore(ctx context.Context, target v1.RestoreTarget, format string, o
 			Wait:  func() error { return <-done },
 			Abort: func() { pw.CloseWithError(errors.New("restore aborted")) },
 		}, nil
+	}
+	if target.MongoDB != nil {
+		restoreOpts, err := mongoTarget(target.MongoDB, format, opts)
+		if err != nil {
+			return nil, err
+		}
+		return startMongoRestore(ctx, restoreOpts, nil), nil
 	}
 	proc, err := RestoreProcess(target, format, opts)
 	if err != nil {
@@ -143,20 +151,6 @@ func RestoreProcess(target v1.RestoreTarget, format string, opts Options) (Proce
 		}
 		args := []string{mysqlProgram(t.Flavor, "client"), "--defaults-extra-file={file:my.cnf}", "--binary-mode", "--default-character-set=utf8mb4"}
 		return Process{Args: append(args, t.ExtraArgs...), Files: map[string]string{"my.cnf": myCnf(conn, true)}}, nil
-	case target.MongoDB != nil:
-		t := target.MongoDB
-		if format != "mongodb-archive" {
-			return Process{}, fmt.Errorf("a %s backup cannot be restored into MongoDB", format)
-		}
-		conn, err := ResolveConnection(t.Connection, opts.Namespace, MongoDBPort, opts.Getenv)
-		if err != nil {
-			return Process{}, err
-		}
-		args := []string{"mongorestore", "--config={file:mongo.yaml}", "--archive"}
-		if t.Drop {
-			args = append(args, "--drop")
-		}
-		return Process{Args: append(args, t.ExtraArgs...), Files: map[string]string{"mongo.yaml": mongoConfig(conn)}}, nil
 	case target.Command != nil:
 		c := target.Command
 		var env []string
@@ -166,8 +160,51 @@ func RestoreProcess(target v1.RestoreTarget, format string, opts Options) (Proce
 			}
 		}
 		return Process{Args: append(append([]string(nil), c.Command...), c.Args...), Env: env}, nil
+	case target.MongoDB != nil:
+		return Process{}, errors.New("MongoDB is restored by backflow itself, not by a command")
 	}
 	return Process{}, errors.New("the target names no postgresql, mysql, mongodb, pvc or command")
+}
+
+// mongoTarget checks that a backup of format can go into a MongoDB target.
+func mongoTarget(t *v1.MongoDBTarget, format string, opts Options) (mongodb.RestoreOptions, error) {
+	if format != FormatMongoDBArchive {
+		return mongodb.RestoreOptions{}, fmt.Errorf("a %s backup cannot be restored into MongoDB", format)
+	}
+	return mongoRestoreOptions(t, opts)
+}
+
+// StartRestoreTest starts a verify's restore test: into the scratch
+// database target, whose check runs once the stream ended (query, or for
+// MongoDB the document counts); without a target, a structural check of a
+// PostgreSQL custom or tar archive with pg_restore --list.
+func StartRestoreTest(ctx context.Context, target *v1.RestoreTarget, format, query string, opts Options, stderr io.Writer) (*Consumer, error) {
+	switch {
+	case target == nil:
+		if format != "pg-custom" && format != "pg-tar" {
+			return nil, fmt.Errorf("a restore test without a scratch database needs a PostgreSQL custom or tar backup, not %s", format)
+		}
+		return Process{Args: []string{"pg_restore", "--list"}, Stdout: io.Discard}.StartConsumer(ctx, stderr)
+	case target.MongoDB != nil:
+		restoreOpts, err := mongoTarget(target.MongoDB, format, opts)
+		if err != nil {
+			return nil, err
+		}
+		return mongoRestoreTest(ctx, restoreOpts, query)
+	}
+	c, err := StartRestore(ctx, *target, format, opts, io.Discard, stderr)
+	if err != nil || query == "" {
+		return c, err
+	}
+	wait := c.Wait
+	c.Wait = func() error {
+		if err := wait(); err != nil {
+			return err
+		}
+		_, err := RunCheckQuery(ctx, *target, query, opts, stderr)
+		return err
+	}
+	return c, nil
 }
 
 // CheckQueryProcess runs query against a database and prints its rows, one

@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -30,12 +29,6 @@ func conn() v1.DatabaseConnection {
 // No password or URI ever appears on a command line.
 func TestSecretsStayOffTheCommandLine(t *testing.T) {
 	opts := Options{Namespace: "shop", Getenv: secretEnv}
-	uriEnv := func(name string) string {
-		if name == EnvURI {
-			return "mongodb://app:" + "topsecret" + "@mongo-0:27017,mongo-1:27017/events?replicaSet=rs0"
-		}
-		return ""
-	}
 	cases := map[string]struct {
 		proc  func() (Process, error)
 		words []string
@@ -46,9 +39,6 @@ func TestSecretsStayOffTheCommandLine(t *testing.T) {
 		"mariadb-dump": {func() (Process, error) {
 			return DumpProcess(v1.BackupSource{MySQL: &v1.MySQLSource{Connection: conn(), Flavor: v1.MySQLFlavorMariaDB}}, opts)
 		}, []string{secret}},
-		"mongodump with URI": {func() (Process, error) {
-			return DumpProcess(v1.BackupSource{MongoDB: &v1.MongoDBSource{Connection: conn()}}, Options{Getenv: uriEnv})
-		}, []string{"topsecret", "mongodb://"}},
 		"pg_restore": {func() (Process, error) {
 			return RestoreProcess(v1.RestoreTarget{PostgreSQL: &v1.PostgreSQLTarget{Connection: conn()}}, "pg-custom", opts)
 		}, []string{secret, "shop"}},
@@ -70,20 +60,54 @@ func TestSecretsStayOffTheCommandLine(t *testing.T) {
 	}
 }
 
-// A mongo config carries the password beside the URI, and looks the user
-// up in admin unless the connection says otherwise.
-func TestMongoConfig(t *testing.T) {
+// The driver gets the password as a credential, never inside its URI, so
+// no error can quote it; the user is looked up in admin unless the
+// connection says otherwise, and a Secret's URI keeps its hosts and options.
+func TestMongoClientOptions(t *testing.T) {
 	c, err := ResolveConnection(conn(), "ns", MongoDBPort, secretEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "uri: \"mongodb://app@db.internal:6543/?authSource=admin\"\npassword: " + strconv.Quote(secret) + "\n"
-	if got := mongoConfig(c); got != want {
-		t.Errorf("mongo config\n%s\nwant\n%s", got, want)
+	opts, err := mongoClientOptions(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := opts.GetURI(); got != "mongodb://db.internal:6543/" {
+		t.Errorf("URI %q", got)
+	}
+	if a := opts.Auth; a == nil || a.Username != "app" || a.Password != secret || a.AuthSource != "admin" {
+		t.Errorf("credential %+v", opts.Auth)
 	}
 	c.Params = url.Values{"authSource": {"shop"}, "tls": {"true"}}
-	if got := mongoConfig(c); !strings.Contains(got, "/?authSource=shop&tls=true\"") {
-		t.Errorf("mongo config ignores the connection's authSource:\n%s", got)
+	if opts, err = mongoClientOptions(c); err != nil {
+		t.Fatal(err)
+	}
+	if opts.Auth.AuthSource != "shop" || opts.GetURI() != "mongodb://db.internal:6543/?tls=true" {
+		t.Errorf("the connection's authSource and tls: %q, %+v", opts.GetURI(), opts.Auth)
+	}
+
+	uriEnv := func(name string) string {
+		if name == EnvURI {
+			return "mongodb://app:" + "topsecret" + "@mongo-0:27017,mongo-1:27017/events?replicaSet=rs0"
+		}
+		return ""
+	}
+	c, err = ResolveConnection(conn(), "ns", MongoDBPort, uriEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opts, err = mongoClientOptions(c); err != nil {
+		t.Fatal(err)
+	}
+	if got := opts.GetURI(); strings.Contains(got, "topsecret") || len(opts.Hosts) != 2 || opts.ReplicaSet == nil || *opts.ReplicaSet != "rs0" {
+		t.Errorf("from the Secret's URI: %q, hosts %v", got, opts.Hosts)
+	}
+	if opts.Auth.Password != "topsecret" || c.Database != "events" {
+		t.Errorf("credential %+v, database %q", opts.Auth, c.Database)
+	}
+	c.Params = url.Values{"replicaSet": {"a"}, "directConnection": {"true"}}
+	if _, err := mongoClientOptions(c); err == nil || strings.Contains(err.Error(), "topsecret") {
+		t.Errorf("invalid settings: %v", err)
 	}
 }
 

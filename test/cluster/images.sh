@@ -9,11 +9,11 @@
 #
 # NAME: backflow (the static binary), pause (the pod sandbox), argoexec and
 # workflow-controller (Argo, from test/tools/build.sh), clients (a Debian
-# root filesystem with the PostgreSQL and MariaDB clients, via debootstrap,
-# plus mongodump and mongorestore from test/tools/build.sh), and for `make
-# demo` on a cluster of one's own, postgres (the same root filesystem, with
-# the entrypoint contract of the official postgres image) and minio (MinIO
-# and mc).
+# root filesystem with the PostgreSQL and MariaDB clients, via debootstrap;
+# MongoDB's stages run in the backflow image), and for `make demo` on a
+# cluster of one's own, postgres (the same root filesystem, with the
+# entrypoint contract of the official postgres image) and minio (MinIO and
+# mc).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -37,7 +37,7 @@ ref() {
 	backflow) echo "${BACKFLOW_IMAGE:-ghcr.io/backflow-dev/backflow:$(cd "$repo" && git describe --tags --always --dirty 2>/dev/null || echo dev)}" ;;
 	pause) echo "backflow.dev/pause:1" ;;
 	argoexec | workflow-controller) echo "quay.io/argoproj/$1:$(argo_version)" ;;
-	clients) echo "backflow.dev/clients:bookworm-3" ;;
+	clients) echo "backflow.dev/clients:bookworm-4" ;;
 	postgres) echo "backflow.dev/postgres:15-bookworm-1" ;;
 	minio) echo "backflow.dev/minio:$(basename "$(dirname "$("$tools" minio)")")-2" ;;
 	*)
@@ -92,8 +92,7 @@ build() {
 			build_image --tag "$tag" --out "$out" --file "usr/local/bin/$name=$("$tools" "$name")" --user 8737 --entrypoint "$name"
 			;;
 		clients)
-			build_image --tag "$tag" --out "$out" --rootfs-tar "$(clients_rootfs)" \
-				--file "usr/local/bin/mongodump=$("$tools" mongodump)" --file "usr/local/bin/mongorestore=$("$tools" mongorestore)"
+			build_image --tag "$tag" --out "$out" --rootfs-tar "$(clients_rootfs)"
 			;;
 		postgres)
 			build_image --tag "$tag" --out "$out" --rootfs-tar "$(clients_rootfs)" \

@@ -24,7 +24,7 @@ upgrade=""
 "$helm" status backflow --namespace backflow-system >/dev/null 2>&1 && upgrade=1
 "$helm" upgrade --install backflow "$repo/charts/backflow" --namespace backflow-system --create-namespace \
 	--set "image.repository=${image%:*}" --set "image.tag=${image##*:}" --set image.pullPolicy=IfNotPresent \
-	--set "clientImages.postgresql=$clients" --set "clientImages.mysql=$clients" --set "clientImages.mariadb=$clients" --set "clientImages.mongodb=$clients" \
+	--set "clientImages.postgresql=$clients" --set "clientImages.mysql=$clients" --set "clientImages.mariadb=$clients" \
 	--set "workflow.namespaces={$namespaces}" --set controller.logging.level=debug \
 	--wait --timeout 3m 2> >(grep -v 'found symbolic link in path' >&2) >/dev/null
 # On an upgrade, a new image under the same tag (a rebuilt working tree)

@@ -1,6 +1,8 @@
 package servers
 
 import (
+	"bufio"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -8,22 +10,25 @@ import (
 	"strings"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
 	"github.com/backflow-dev/backflow/test/tools"
 )
 
 // FerretDB is a running FerretDB server: the MongoDB wire protocol on
 // SQLite, the MongoDB-protocol server that can be had here (no MongoDB
-// server is packaged). It has a user in admin with a password, and comes
-// with the MongoDB database tools.
+// server is packaged). It has a user in admin with a password. Tests reach
+// it with the official Go driver (Client).
 type FerretDB struct {
 	Host     string
 	Port     int
 	User     string
 	Password string
-	// ToolsDir holds mongodump, mongorestore, mongoimport and mongoexport.
-	ToolsDir string
 	dir      string
 	proc     *process
+	client   *mongo.Client
 }
 
 // StartFerretDB starts FerretDB on a free loopback port with its data in a
@@ -33,14 +38,6 @@ func StartFerretDB() (*FerretDB, error) {
 	if err != nil {
 		return nil, err
 	}
-	var toolsDir string
-	for _, tool := range []string{"mongodump", "mongorestore", "mongoimport", "mongoexport"} {
-		path, err := tools.Cached(tool)
-		if err != nil {
-			return nil, err
-		}
-		toolsDir = filepath.Dir(path)
-	}
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -49,7 +46,7 @@ func StartFerretDB() (*FerretDB, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &FerretDB{Host: "127.0.0.1", Port: port, User: "backflow", Password: `mongo-test-"secret`, ToolsDir: toolsDir, dir: dir}
+	f := &FerretDB{Host: "127.0.0.1", Port: port, User: "backflow", Password: `mongo-test-"secret`, dir: dir}
 	if err := os.Mkdir(filepath.Join(dir, "data"), 0o700); err != nil {
 		return nil, err
 	}
@@ -64,7 +61,7 @@ func StartFerretDB() (*FerretDB, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	if err := waitFor("ferretdb", 60*time.Second, func() error { _, err := f.Export("admin", "none"); return err }); err != nil {
+	if err := waitFor("ferretdb", 60*time.Second, f.connect); err != nil {
 		f.Stop()
 		return nil, err
 	}
@@ -74,58 +71,96 @@ func StartFerretDB() (*FerretDB, error) {
 // ConnectFerretDB is a FerretDB that runs elsewhere (the local cluster's),
 // for Import and Export.
 func ConnectFerretDB(host string, port int, user, password string) (*FerretDB, error) {
-	mongodump, err := tools.Cached("mongodump")
-	if err != nil {
-		return nil, err
-	}
-	dir, err := os.MkdirTemp("", "backflow-mongo-client-")
-	if err != nil {
-		return nil, err
-	}
-	return &FerretDB{Host: host, Port: port, User: user, Password: password, ToolsDir: filepath.Dir(mongodump), dir: dir}, nil
+	f := &FerretDB{Host: host, Port: port, User: user, Password: password}
+	return f, f.connect()
 }
 
-// config writes a database tools config file with the credentials.
-func (f *FerretDB) config() (string, error) {
-	path := filepath.Join(f.dir, "tools.yaml")
-	content := fmt.Sprintf("uri: %q\npassword: %q\n", fmt.Sprintf("mongodb://%s@%s:%d/?authSource=admin", f.User, f.Host, f.Port), f.Password)
-	return path, os.WriteFile(path, []byte(content), 0o600)
+func (f *FerretDB) connect() error {
+	opts := options.Client().ApplyURI(fmt.Sprintf("mongodb://%s:%d/", f.Host, f.Port)).
+		SetAuth(options.Credential{Username: f.User, Password: f.Password, AuthSource: "admin"}).
+		SetServerSelectionTimeout(5 * time.Second)
+	client, err := mongo.Connect(opts)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := client.Ping(ctx, nil); err != nil {
+		_ = client.Disconnect(ctx)
+		return err
+	}
+	f.client = client
+	return nil
 }
 
-func (f *FerretDB) tool(name string, args ...string) []string {
-	return append([]string{filepath.Join(f.ToolsDir, name)}, args...)
-}
+// Client is a connected client with the server's admin user.
+func (f *FerretDB) Client() *mongo.Client { return f.client }
 
 // Import replaces a collection's documents with these, given as MongoDB
 // Extended JSON, one per line.
 func (f *FerretDB) Import(db, collection, documents string) error {
-	cfg, err := f.config()
-	if err != nil {
+	ctx := context.Background()
+	coll := f.client.Database(db).Collection(collection)
+	if err := coll.Drop(ctx); err != nil {
 		return err
 	}
-	file := filepath.Join(f.dir, "import.json")
-	if err := os.WriteFile(file, []byte(documents), 0o600); err != nil {
-		return err
+	var batch []any
+	scanner := bufio.NewScanner(strings.NewReader(documents))
+	scanner.Buffer(nil, 32<<20)
+	for scanner.Scan() {
+		line := strings.TrimSpace(scanner.Text())
+		if line == "" {
+			continue
+		}
+		var doc bson.D
+		if err := bson.UnmarshalExtJSON([]byte(line), false, &doc); err != nil {
+			return fmt.Errorf("import into %s.%s: %w", db, collection, err)
+		}
+		batch = append(batch, doc)
+		if len(batch) == 500 {
+			if _, err := coll.InsertMany(ctx, batch); err != nil {
+				return err
+			}
+			batch = batch[:0]
+		}
 	}
-	_, err = run(f.tool("mongoimport", "--config="+cfg, "--quiet", "--drop", "--db="+db, "--collection="+collection, "--file="+file))
-	return err
+	if len(batch) > 0 {
+		if _, err := coll.InsertMany(ctx, batch); err != nil {
+			return err
+		}
+	}
+	return scanner.Err()
 }
 
 // Export returns a collection's documents as canonical Extended JSON, one
 // per line, ordered by _id.
 func (f *FerretDB) Export(db, collection string) (string, error) {
-	cfg, err := f.config()
+	ctx := context.Background()
+	cur, err := f.client.Database(db).Collection(collection).Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
 	if err != nil {
 		return "", err
 	}
-	out, err := run(f.tool("mongoexport", "--config="+cfg, "--quiet", "--jsonFormat=canonical", "--db="+db, "--collection="+collection, "--sort={\"_id\":1}"))
-	return strings.TrimSpace(out), err
+	defer cur.Close(ctx)
+	var lines []string
+	for cur.Next(ctx) {
+		line, err := bson.MarshalExtJSON(cur.Current, true, false)
+		if err != nil {
+			return "", err
+		}
+		lines = append(lines, string(line))
+	}
+	return strings.Join(lines, "\n"), cur.Err()
 }
 
 // Stop stops the server, if this process started it, and removes its data.
 func (f *FerretDB) Stop() {
+	if f.client != nil {
+		_ = f.client.Disconnect(context.Background())
+	}
 	if f.proc != nil {
 		f.proc.stop()
 	}
-	os.RemoveAll(f.dir)
+	if f.dir != "" {
+		os.RemoveAll(f.dir)
+	}
 }

@@ -20,7 +20,6 @@ kwok_version=v0.8.0
 coredns_version=v1.15.0
 helm_version=v3.22.0
 ferretdb_version=v1.24.0
-mongo_tools_version=v0.0.0-20260702221138-e4f25276abe9 # master of 2026-07-02; mongo-tools has no semver tags
 
 export CGO_ENABLED=0 GONOSUMDB=${GONOSUMDB:-github.com/argoproj}
 kube_ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$k8s_version -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=34 -X k8s.io/component-base/version.gitTreeState=clean"
@@ -59,23 +58,12 @@ build_argoexec() {
 	rm -rf "$src"
 }
 
-# module_dir PATH VERSION [QUERY]: the module cache directory of
-# PATH@VERSION, downloaded first. The proxy serves some pseudo-versions only
-# through the query that resolves to them (mongo-tools: @master); QUERY is then
-# asked, and must still resolve to VERSION.
+# module_dir PATH VERSION: the module cache directory of PATH@VERSION,
+# downloaded first.
 module_dir() {
 	local json dir
 	json=$(cd / && go mod download -json "$1@$2" 2>/dev/null) || true
 	dir=$(sed -n 's/^\t"Dir": "\(.*\)",$/\1/p' <<<"$json")
-	if [ -z "$dir" ] && [ -n "${3:-}" ]; then
-		json=$(cd / && go mod download -json "$1@$3") || true
-		if ! grep -qF "\"Version\": \"$2\"" <<<"$json"; then
-			echo "build.sh: $1@$3 no longer resolves to the pinned $2 (which the proxy serves only through it): update the pin" >&2
-			echo "$json" >&2
-			exit 1
-		fi
-		dir=$(sed -n 's/^\t"Dir": "\(.*\)",$/\1/p' <<<"$json")
-	fi
 	if [ -z "$dir" ]; then
 		echo "build.sh: cannot download $1@$2: $json" >&2
 		exit 1
@@ -85,8 +73,9 @@ module_dir() {
 
 # build_ferretdb OUT: FerretDB reads its version from files its release
 # process writes, so it is built from a writable copy with them added. It
-# claims MongoDB 7.0.12: mongo-tools send bypassEmptyTsReplacement to newer
-# servers, which FerretDB rejects (mongorestore then restores nothing).
+# claims MongoDB 7.0.12: MongoDB clients adapt what they send to the server's
+# version, and some options they send newer servers are ones FerretDB rejects
+# (mongo-tools' bypassEmptyTsReplacement, for one).
 build_ferretdb() {
 	local mod src
 	mod=$(module_dir github.com/FerretDB/FerretDB "$ferretdb_version")
@@ -98,15 +87,6 @@ build_ferretdb() {
 	(cd "$src" && GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w" -tags ferretdb_no_postgresql -o "$1.tmp" ./cmd/ferretdb)
 	mv "$1.tmp" "$1"
 	rm -rf "$src"
-}
-
-# build_mongo_tool OUT NAME: mongo-tools keep each main package at
-# <tool>/main, so `go install` would name every binary "main".
-build_mongo_tool() {
-	local mod
-	mod=$(module_dir github.com/mongodb/mongo-tools "$mongo_tools_version" master)
-	(cd "$mod" && GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w" -o "$1.tmp" "./$2/main")
-	mv "$1.tmp" "$1"
 }
 
 # extract_promtool OUT: promtool from Debian's prometheus package, unpacked
@@ -138,7 +118,6 @@ for name in "$@"; do
 	helm) out=$cache/tools/helm-$helm_version/helm ;;
 	promtool) out=$cache/tools/promtool-debian/promtool ;;
 	ferretdb) out=$cache/tools/ferretdb-$ferretdb_version/ferretdb ;;
-	mongodump | mongorestore | mongoimport | mongoexport) out=$cache/tools/mongo-tools-$mongo_tools_version/$name ;;
 	*)
 		echo "build.sh: unknown binary $name" >&2
 		exit 2
@@ -162,7 +141,6 @@ for name in "$@"; do
 		helm) install_module "$out" "helm.sh/helm/v3/cmd/helm@$helm_version" ;;
 		promtool) extract_promtool "$out" ;;
 		ferretdb) build_ferretdb "$out" ;;
-		mongodump | mongorestore | mongoimport | mongoexport) build_mongo_tool "$out" "$name" ;;
 		*) build_in_module "$here/kube" "$out" "k8s.io/kubernetes/cmd/$name" "$kube_ldflags" ;;
 		esac
 	fi
