@@ -216,7 +216,7 @@ type MySQLSource struct {
 // backflow's own MongoDB engine (the official Go driver): the dump step runs
 // in the backflow image and needs no client tools. The archive restores with
 // `mongorestore --archive` as well as with a backflow Restore.
-// +kubebuilder:validation:XValidation:rule="!has(self.databases) || !has(self.connection.database) || self.connection.database == ”",message="mongodb: set connection.database or databases, not both"
+// +kubebuilder:validation:XValidation:rule="!has(self.databases) || !has(self.connection.database) || size(self.connection.database) == 0",message="mongodb: set connection.database or databases, not both"
 type MongoDBSource struct {
 	// Connection to the server or replica set.
 	Connection DatabaseConnection `json:"connection"`
