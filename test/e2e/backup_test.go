@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
@@ -250,9 +251,9 @@ stringData: {username: root, password: %s}
 	}
 }
 
-// A MongoDB database (FerretDB on the node) is dumped by mongodump in the
-// clients image, encrypted, and restored by mongorestore into a fresh
-// database with the same documents.
+// A MongoDB database (FerretDB on the node) is dumped by backflow's own
+// engine in the backflow image, encrypted, restore-tested into a scratch
+// database, and restored into a fresh database with the same documents.
 func TestMongoDB(t *testing.T) {
 	t.Parallel()
 	ns := nsMongoDB
@@ -305,6 +306,13 @@ spec:
     age:
       recipients: [%s]
       identitySecretRef: {name: events-age, key: identity.txt}
+  verify:
+    restoreTest:
+      connection:
+        host: mongodb.databases.svc
+        database: events_scratch
+        secretRef: {name: events-mongodb}
+      checkQuery: '{"collection": "orders", "filter": {"_id": {"$gte": 1999}}}'
 `, st.env["BACKFLOW_CLUSTER_MONGODB_USER"], st.env["BACKFLOW_CLUSTER_DB_PASSWORD"], identity, recipient))
 	b := &v1.Backup{}
 	b.Namespace, b.Name = ns, "events"
@@ -322,7 +330,7 @@ spec:
   target:
     mongodb:
       drop: true
-      extraArgs: ["--nsFrom=events.*", "--nsTo=events_restored.*"]
+      rename: [{from: "events.*", to: "events_restored.*"}]
       connection:
         host: mongodb.databases.svc
         secretRef: {name: events-mongodb}
@@ -342,6 +350,10 @@ spec:
 		if got != want || strings.Count(got, "\n")+1 != 2000 {
 			t.Errorf("%s: restored documents differ (%d bytes, want %d)", coll, len(got), len(want))
 		}
+	}
+	// The restore test dropped its scratch database.
+	if names, err := mongo.Client().Database("events_scratch").ListCollectionNames(context.Background(), bson.D{}); err != nil || len(names) > 0 {
+		t.Errorf("the scratch database is left with %v (%v)", names, err)
 	}
 }
 
