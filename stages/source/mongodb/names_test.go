@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+
 	"github.com/backflow-dev/backflow/stages/source/mongodb/archive"
 )
 
@@ -86,5 +88,42 @@ func TestPlanRestore(t *testing.T) {
 	withOplog := append(slices.Clone(prelude), archive.OplogCollectionMetadata())
 	if _, _, err := planRestore(withOplog, RestoreOptions{}); err == nil || !strings.Contains(err.Error(), "oplog") {
 		t.Errorf("an archive with an oplog: %v", err)
+	}
+}
+
+// Options a test server here does not implement (validators, collation,
+// views) reach the create command as mongodump recorded them.
+func TestCreateCommandKeepsOptions(t *testing.T) {
+	meta, err := archive.DecodeMetadata(`{"options":{"validator":{"$jsonSchema":{"bsonType":"object","required":["sku"]}},` +
+		`"validationLevel":"strict","collation":{"locale":"de","strength":{"$numberInt":"2"}}},"indexes":[],"collectionName":"items","type":"collection"}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := bson.MarshalExtJSON(createCommand("items_copy", meta.Options), true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"create":"items_copy","validator":{"$jsonSchema":{"bsonType":"object","required":["sku"]}},` +
+		`"validationLevel":"strict","collation":{"locale":"de","strength":{"$numberInt":"2"}}}`
+	if string(got) != want {
+		t.Errorf("create command\n%s\nwant\n%s", got, want)
+	}
+	view, err := archive.DecodeMetadata(`{"options":{"viewOn":"orders","pipeline":[{"$match":{"paid":true}}]},"indexes":[],"collectionName":"paid","type":"view"}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	targets := map[string]*target{"shop.orders": {RestoredCollection: RestoredCollection{Database: "copy", Collection: "orders_2026"}}}
+	paid := &target{RestoredCollection: RestoredCollection{Database: "copy", Collection: "paid"}, sourceDB: "shop", meta: view}
+	opts, err := viewOptions(paid, targets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ = bson.MarshalExtJSON(createCommand("paid", opts), true, false)
+	if want := `{"create":"paid","viewOn":"orders_2026","pipeline":[{"$match":{"paid":true}}]}`; string(got) != want {
+		t.Errorf("view\n%s\nwant\n%s", got, want)
+	}
+	paid.Database = "elsewhere"
+	if _, err := viewOptions(paid, targets); err == nil {
+		t.Error("a view restored into another database than its collection was accepted")
 	}
 }

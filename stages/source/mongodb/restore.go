@@ -205,11 +205,17 @@ func prepareCollection(ctx context.Context, client *mongo.Client, t *target, dro
 	if exists {
 		return nil
 	}
-	cmd := append(bson.D{{Key: "create", Value: t.Collection}}, t.meta.Options...)
-	if err := db.RunCommand(ctx, cmd).Err(); err != nil {
+	if err := db.RunCommand(ctx, createCommand(t.Collection, t.meta.Options)).Err(); err != nil {
 		return fmt.Errorf("creating %s with the options it had (%s): %w", t, optionNames(t.meta.Options), err)
 	}
 	return nil
+}
+
+// createCommand creates a collection or view with the options
+// listCollections reported for it (capped, size, max, validator,
+// validationLevel, collation, viewOn, pipeline, ...), passed as they were.
+func createCommand(name string, options bson.D) bson.D {
+	return append(bson.D{{Key: "create", Value: name}}, options...)
 }
 
 func collectionExists(ctx context.Context, db *mongo.Database, name string) (bool, error) {
@@ -290,19 +296,28 @@ func createView(ctx context.Context, client *mongo.Client, t *target, targets ma
 			return fmt.Errorf("dropping %s: %w", t, err)
 		}
 	}
-	opts := t.meta.Options
-	viewOn, _ := lookup(opts, "viewOn").(string)
-	if on := targets[t.sourceDB+"."+viewOn]; on != nil {
-		if on.Database != t.Database {
-			return fmt.Errorf("restoring view %s: it is on %s, which is restored into another database (%s)", t, viewOn, on.Database)
-		}
-		opts = with(opts, "viewOn", on.Collection)
+	opts, err := viewOptions(t, targets)
+	if err != nil {
+		return err
 	}
-	cmd := append(bson.D{{Key: "create", Value: t.Collection}}, opts...)
-	if err := db.RunCommand(ctx, cmd).Err(); err != nil {
+	if err := db.RunCommand(ctx, createCommand(t.Collection, opts)).Err(); err != nil {
 		return fmt.Errorf("creating view %s: %w", t, err)
 	}
 	return nil
+}
+
+// viewOptions are a view's options with viewOn naming its collection as
+// restored: a view follows its collection when namespaces are renamed.
+func viewOptions(t *target, targets map[string]*target) (bson.D, error) {
+	viewOn, _ := lookup(t.meta.Options, "viewOn").(string)
+	on := targets[t.sourceDB+"."+viewOn]
+	if on == nil {
+		return t.meta.Options, nil
+	}
+	if on.Database != t.Database {
+		return nil, fmt.Errorf("restoring view %s: it is on %s, which is restored into another database (%s)", t, viewOn, on.Database)
+	}
+	return with(t.meta.Options, "viewOn", on.Collection), nil
 }
 
 func lookup(d bson.D, key string) any {
