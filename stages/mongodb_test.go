@@ -269,6 +269,20 @@ func TestMongoDBRoundTrip(t *testing.T) {
 		assertBucketEmpty(t, empty)
 	})
 
+	t.Run("no such database", func(t *testing.T) {
+		// An archive of nothing is no backup: a misspelt database fails.
+		empty := s3(t)
+		_, err := stages.Dump(ctx, stages.DumpConfig{
+			Source:        v1.BackupSource{MongoDB: &v1.MongoDBSource{Connection: mongoConn("shpo")}},
+			SourceOptions: source.Options{Getenv: mongoSecret()},
+			Storage:       empty, PathTemplate: "{{ .Name }}{{ .Extension }}", Name: "typo",
+		})
+		if err == nil || !strings.Contains(err.Error(), "no collection of shpo was selected") {
+			t.Errorf("dump of a database that does not exist: %v", err)
+		}
+		assertBucketEmpty(t, empty)
+	})
+
 	t.Run("oplog", func(t *testing.T) {
 		// Refused before anything connects or moves.
 		empty := s3(t)

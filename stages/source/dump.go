@@ -111,7 +111,7 @@ func StartDump(ctx context.Context, src v1.BackupSource, opts Options, stderr io
 		return &Producer{Reader: r, stop: func() { _ = r.Close() }}, nil
 	}
 	if src.MongoDB != nil {
-		return startMongoDump(ctx, src.MongoDB, opts)
+		return startMongoDump(ctx, src.MongoDB, src.AllowEmpty, opts)
 	}
 	proc, err := DumpProcess(src, opts)
 	if err != nil {

@@ -66,7 +66,7 @@ func mongoConnection(spec v1.DatabaseConnection, opts Options) (*options.ClientO
 }
 
 // mongoDumpOptions are what the engine needs to dump a MongoDB source.
-func mongoDumpOptions(s *v1.MongoDBSource, opts Options) (mongodb.DumpOptions, error) {
+func mongoDumpOptions(s *v1.MongoDBSource, allowEmpty bool, opts Options) (mongodb.DumpOptions, error) {
 	if s.Oplog {
 		// Before connecting: nothing moves when the dump cannot keep its
 		// promise.
@@ -86,14 +86,14 @@ func mongoDumpOptions(s *v1.MongoDBSource, opts Options) (mongodb.DumpOptions, e
 	}
 	return mongodb.DumpOptions{
 		Client: client, Databases: dbs, Include: s.IncludeCollections, Exclude: s.ExcludeCollections,
-		Parallel: parallel, ToolVersion: opts.Version,
+		Parallel: parallel, ToolVersion: opts.Version, AllowEmpty: allowEmpty,
 	}, nil
 }
 
 // startMongoDump runs the engine's dump into a pipe: the producer's reader
 // ends with io.EOF only when the dump succeeded.
-func startMongoDump(ctx context.Context, s *v1.MongoDBSource, opts Options) (*Producer, error) {
-	dumpOpts, err := mongoDumpOptions(s, opts)
+func startMongoDump(ctx context.Context, s *v1.MongoDBSource, allowEmpty bool, opts Options) (*Producer, error) {
+	dumpOpts, err := mongoDumpOptions(s, allowEmpty, opts)
 	if err != nil {
 		return nil, err
 	}

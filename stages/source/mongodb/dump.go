@@ -50,6 +50,10 @@ type DumpOptions struct {
 	Oplog bool
 	// ToolVersion is recorded in the archive's header.
 	ToolVersion string
+	// AllowEmpty accepts a selection without any collection. Otherwise it
+	// fails the dump: a misspelt database name would store an archive of
+	// nothing that looks like a backup.
+	AllowEmpty bool
 }
 
 // collectionInfo is one entry of listCollections.
@@ -95,6 +99,13 @@ func Dump(ctx context.Context, opts DumpOptions, w io.Writer) error {
 	namespaces, err := listNamespaces(ctx, client, opts)
 	if err != nil {
 		return err
+	}
+	if len(namespaces) == 0 && !opts.AllowEmpty {
+		what := "the server has no database but admin, config and local"
+		if len(opts.Databases) > 0 {
+			what = fmt.Sprintf("no collection of %s was selected (does the database exist? check includeCollections and excludeCollections)", strings.Join(opts.Databases, ", "))
+		}
+		return fmt.Errorf("nothing to dump: %s; set source.allowEmpty if an empty backup is expected", what)
 	}
 	prelude := make([]archive.CollectionMetadata, 0, len(namespaces))
 	for _, ns := range namespaces {

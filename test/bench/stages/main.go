@@ -9,7 +9,10 @@
 //	dump_8g       backflow dump of the same file eight times over, for memory
 //
 // It ends with `ratio NAME VALUE` and `rss NAME MIB` lines, one per figure,
-// so that runs can be compared. Run it with `make bench-stages`.
+// so that runs can be compared. Then the MongoDB part (mongodb.go) does the
+// same for backflow's MongoDB engine against FerretDB, with its own ratio and
+// rss lines. Run it with `make bench-stages`; BACKFLOW_BENCH_ONLY=file or
+// BACKFLOW_BENCH_ONLY=mongodb runs one part alone.
 package main
 
 import (
@@ -50,17 +53,69 @@ func cacheDir() string {
 	return filepath.Join(home, ".cache", "backflow")
 }
 
+// bench is what both parts share: the backflow binary, one MinIO, one age
+// identity and the environment the commands run in.
+type bench struct {
+	backflow            string
+	mc                  string
+	minio               *servers.MinIO
+	work                string
+	identity, recipient string
+	env                 []string
+	storage             string
+}
+
 func run() error {
-	for _, tool := range []string{"gzip", "zstd", "age", "pg_dump"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("%s not installed: run make deps", tool)
+	only := os.Getenv("BACKFLOW_BENCH_ONLY")
+	if only != "" && only != "file" && only != "mongodb" {
+		return fmt.Errorf("BACKFLOW_BENCH_ONLY is %q: file, mongodb or unset for both", only)
+	}
+	if only != "mongodb" {
+		for _, tool := range []string{"gzip", "zstd", "age", "pg_dump"} {
+			if _, err := exec.LookPath(tool); err != nil {
+				return fmt.Errorf("%s not installed: run make deps", tool)
+			}
 		}
 	}
-	mc := os.Getenv("BACKFLOW_MC")
-	backflow := os.Getenv("BACKFLOW_BIN")
-	if mc == "" || backflow == "" {
+	b := &bench{mc: os.Getenv("BACKFLOW_MC"), backflow: os.Getenv("BACKFLOW_BIN")}
+	if b.backflow == "" || (b.mc == "" && only != "mongodb") {
 		return fmt.Errorf("set BACKFLOW_MC and BACKFLOW_BIN (make bench-stages does)")
 	}
+	var err error
+	if b.minio, err = servers.StartMinIO(); err != nil {
+		return err
+	}
+	defer b.minio.Stop()
+	if b.work, err = os.MkdirTemp("", "backflow-bench-"); err != nil {
+		return err
+	}
+	defer os.RemoveAll(b.work)
+	if b.identity, b.recipient, err = servers.AgeIdentity(b.work); err != nil {
+		return err
+	}
+	minio := b.minio
+	b.env = append(os.Environ(),
+		"AWS_ACCESS_KEY_ID="+minio.AccessKey, "AWS_SECRET_ACCESS_KEY="+minio.SecretKey,
+		"MC_HOST_bench="+strings.Replace(minio.Endpoint, "http://", "http://"+minio.AccessKey+":"+minio.SecretKey+"@", 1),
+		"MC_CONFIG_DIR="+filepath.Join(b.work, "mc"))
+	b.storage = minio.StorageURL("bench")
+	if only != "mongodb" {
+		if err := benchFile(b); err != nil {
+			return err
+		}
+	}
+	if only != "file" {
+		if only == "" {
+			fmt.Println()
+		}
+		return benchMongoDB(b)
+	}
+	return nil
+}
+
+// benchFile is the first part: one pg_dump file through the shell pipeline
+// and through backflow.
+func benchFile(b *bench) error {
 	dump, err := ensureDump()
 	if err != nil {
 		return err
@@ -71,26 +126,7 @@ func run() error {
 	}
 	size := fi.Size()
 	fmt.Printf("input: %s, %.2f GiB of pg_dump output\n", dump, float64(size)/(1<<30))
-
-	minio, err := servers.StartMinIO()
-	if err != nil {
-		return err
-	}
-	defer minio.Stop()
-	work, err := os.MkdirTemp("", "backflow-bench-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(work)
-	identity, recipient, err := servers.AgeIdentity(work)
-	if err != nil {
-		return err
-	}
-	env := append(os.Environ(),
-		"AWS_ACCESS_KEY_ID="+minio.AccessKey, "AWS_SECRET_ACCESS_KEY="+minio.SecretKey,
-		"MC_HOST_bench="+strings.Replace(minio.Endpoint, "http://", "http://"+minio.AccessKey+":"+minio.SecretKey+"@", 1),
-		"MC_CONFIG_DIR="+filepath.Join(work, "mc"))
-	storage := minio.StorageURL("bench")
+	backflow, mc, env, storage, identity, recipient := b.backflow, b.mc, b.env, b.storage, b.identity, b.recipient
 	source := func(cmd ...string) string {
 		return fmt.Sprintf(`{"command":{"image":"x","command":[%s]}}`, quoteAll(cmd))
 	}
