@@ -128,33 +128,14 @@ func mongoRestoreOptions(t *v1.MongoDBTarget, opts Options) (mongodb.RestoreOpti
 func startMongoRestore(ctx context.Context, restoreOpts mongodb.RestoreOptions, finish func([]mongodb.RestoredCollection, error) error) *Consumer {
 	pr, pw := io.Pipe()
 	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	var waitErr error
-	go func() {
+	return consumerOf(pr, pw, func() error {
 		defer cancel()
 		restored, err := mongodb.Restore(ctx, restoreOpts, pr)
 		if finish != nil {
 			err = finish(restored, err)
 		}
-		waitErr = err
-		if err != nil {
-			pr.CloseWithError(err)
-		} else {
-			pr.CloseWithError(errConsumerDone)
-		}
-		close(done)
-	}()
-	return &Consumer{
-		Input: &consumerInput{pw: pw},
-		Wait: func() error {
-			<-done
-			return waitErr
-		},
-		Abort: func() {
-			pw.CloseWithError(errors.New("restore aborted"))
-			cancel()
-		},
-	}
+		return err
+	}, cancel)
 }
 
 // mongoRestoreTest restores into the scratch database, checks it and drops

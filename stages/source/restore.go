@@ -27,22 +27,8 @@ type Consumer struct {
 func StartRestore(ctx context.Context, target v1.RestoreTarget, format string, opts Options, stdout, stderr io.Writer) (*Consumer, error) {
 	if target.PVC != nil {
 		pr, pw := io.Pipe()
-		done := make(chan error, 1)
 		dir := filepath.Join(opts.VolumeRoot, filepath.FromSlash(target.PVC.Path))
-		go func() {
-			err := Untar(pr, dir)
-			if err == nil {
-				// Drain the end-of-archive padding so the writer never blocks.
-				_, err = io.Copy(io.Discard, pr)
-			}
-			pr.CloseWithError(err)
-			done <- err
-		}()
-		return &Consumer{
-			Input: pw,
-			Wait:  func() error { return <-done },
-			Abort: func() { pw.CloseWithError(errors.New("restore aborted")) },
-		}, nil
+		return consumerOf(pr, pw, func() error { return Untar(pr, dir) }, func() {}), nil
 	}
 	if target.MongoDB != nil {
 		restoreOpts, err := mongoTarget(target.MongoDB, format, opts)
@@ -71,10 +57,20 @@ func (p Process) StartConsumer(ctx context.Context, stderr io.Writer) (*Consumer
 	if err != nil {
 		return nil, err
 	}
+	return consumerOf(pr, pw, running.Wait, running.Stop), nil
+}
+
+// consumerOf is a Consumer whose Input is pw and whose work, consume,
+// reads pr. Once consume returned, the pipe is closed: after a success what
+// is written later is discarded (the stream may go on past what the target
+// needed, and the caller still reads its source to the end to check it);
+// after a failure writes fail at once with its error. stop ends consume
+// early, on Abort.
+func consumerOf(pr *io.PipeReader, pw *io.PipeWriter, consume func() error, stop func()) *Consumer {
 	done := make(chan struct{})
 	var waitErr error
 	go func() {
-		waitErr = running.Wait()
+		waitErr = consume()
 		if waitErr != nil {
 			pr.CloseWithError(waitErr)
 		} else {
@@ -90,9 +86,9 @@ func (p Process) StartConsumer(ctx context.Context, stderr io.Writer) (*Consumer
 		},
 		Abort: func() {
 			pw.CloseWithError(errors.New("restore aborted"))
-			running.Stop()
+			stop()
 		},
-	}, nil
+	}
 }
 
 // errConsumerDone closes the input of a consumer that exited successfully.
