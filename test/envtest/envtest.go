@@ -105,6 +105,10 @@ func Start(opts ...Option) (*Cluster, error) {
 	}
 	cfg, err := env.Start()
 	if err != nil {
+		// envtest leaves its processes running when a later part of its
+		// start (installing the CRDs) fails: stop them, or every failed run
+		// leaves an apiserver and an etcd behind.
+		_ = env.Stop()
 		return nil, fmt.Errorf("starting envtest: %w", err)
 	}
 	c, err := client.New(cfg, client.Options{Scheme: env.Scheme})
