@@ -70,6 +70,11 @@ func run() error {
 	if only != "" && only != "file" && only != "mongodb" {
 		return fmt.Errorf("BACKFLOW_BENCH_ONLY is %q: file, mongodb or unset for both", only)
 	}
+	if only != "file" {
+		if _, err := mongoMiB(); err != nil {
+			return err
+		}
+	}
 	if only != "mongodb" {
 		for _, tool := range []string{"gzip", "zstd", "age", "pg_dump"} {
 			if _, err := exec.LookPath(tool); err != nil {

@@ -39,9 +39,11 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/backflow-dev/backflow/stages/source/mongodb"
 	"github.com/backflow-dev/backflow/test/servers"
+	"github.com/backflow-dev/backflow/test/tools"
 )
 
 const (
@@ -81,6 +83,11 @@ func benchMongoDB(b *bench) error {
 	if err != nil {
 		return err
 	}
+	// StartFerretDB takes only a built FerretDB; build it once if need be,
+	// as the Makefile target does mc and MinIO.
+	if _, err := tools.Binary("ferretdb"); err != nil {
+		return err
+	}
 	began := time.Now()
 	ferret, err := servers.StartFerretDB()
 	if err != nil {
@@ -106,7 +113,7 @@ func benchMongoDB(b *bench) error {
 	fmt.Printf("mongodb: %d documents, %.1f MiB of BSON, %.0f bytes each on average\n", docs, float64(insert.bytes)/(1<<20), float64(insert.bytes)/float64(docs))
 
 	fmt.Println("mongodb: find")
-	find, err := mongoFind(ctx, client, procs)
+	find, err := mongoFind(ctx, ferret, procs)
 	if err != nil {
 		return err
 	}
@@ -143,13 +150,17 @@ func benchMongoDB(b *bench) error {
 		return err
 	}
 	restore.bytes = manifest.RawSize
+	// collStats, not a count: FerretDB counts by reading every document,
+	// which would take as long as the find.
 	for i, coll := range mongoCollections {
-		n, err := client.Database(restoreDB).Collection(coll).CountDocuments(ctx, bson.D{})
-		if err != nil {
-			return err
+		var stats struct {
+			Count int64 `bson:"count"`
 		}
-		if n != counts[i] {
-			return fmt.Errorf("restored %s.%s has %d documents, the fill wrote %d", restoreDB, coll, n, counts[i])
+		if err := client.Database(restoreDB).RunCommand(ctx, bson.D{{Key: "collStats", Value: coll}}).Decode(&stats); err != nil {
+			return fmt.Errorf("collStats of %s.%s: %w", restoreDB, coll, err)
+		}
+		if stats.Count != counts[i] {
+			return fmt.Errorf("restored %s.%s has %d documents, the fill wrote %d", restoreDB, coll, stats.Count, counts[i])
 		}
 	}
 	took := time.Since(began)
@@ -232,8 +243,15 @@ func mongoInsert(ctx context.Context, client *mongo.Client, total int64, procs p
 }
 
 // mongoFind reads every document of the source database with the driver's
-// defaults, as many collections at once as the dump reads.
-func mongoFind(ctx context.Context, client *mongo.Client, procs processes) (mongoResult, error) {
+// defaults, as many collections at once as the dump reads, through a fresh
+// client of its own as the dump's.
+func mongoFind(ctx context.Context, ferret *servers.FerretDB, procs processes) (mongoResult, error) {
+	client, err := mongo.Connect(options.Client().ApplyURI(fmt.Sprintf("mongodb://%s:%d/", ferret.Host, ferret.Port)).
+		SetAuth(options.Credential{Username: ferret.User, Password: ferret.Password, AuthSource: "admin"}))
+	if err != nil {
+		return mongoResult{}, err
+	}
+	defer func() { _ = client.Disconnect(context.WithoutCancel(ctx)) }()
 	var bytes atomic.Int64
 	work := make(chan string)
 	errs := make(chan error, len(mongoCollections))
@@ -411,24 +429,24 @@ func watchedProcesses(f *servers.FerretDB, m *servers.MinIO) processes {
 // cpuMark is the CPU time used so far by the machine, the servers and this
 // process.
 type cpuMark struct {
-	at                           time.Time
-	machine, ferret, minio, self float64 // seconds
+	at                                  time.Time
+	machine, steal, ferret, minio, self float64 // seconds
 }
 
 // cpuUse is the CPU used during a phase, in cores (CPU seconds per second).
 type cpuUse struct {
-	machine, ferret, minio, bench, backflow float64
+	machine, steal, ferret, minio, bench, backflow float64
 }
 
 func (c cpuUse) String() string {
 	others := c.machine - c.ferret - c.minio - c.bench - c.backflow
-	return fmt.Sprintf("(cores) ferretdb %.2f, backflow %.2f, minio %.2f, bench %.2f, others %.2f; machine %.2f of %d",
-		c.ferret, c.backflow, c.minio, c.bench, max(others, 0), c.machine, runtime.NumCPU())
+	return fmt.Sprintf("(cores) ferretdb %.2f, backflow %.2f, minio %.2f, bench %.2f, others %.2f; machine %.2f of %d, stolen %.2f",
+		c.ferret, c.backflow, c.minio, c.bench, max(others, 0), c.machine, runtime.NumCPU(), c.steal)
 }
 
 func sample(p processes) cpuMark {
 	m := cpuMark{at: time.Now()}
-	m.machine = machineBusy()
+	m.machine, m.steal = machineBusy()
 	m.ferret = processCPU(p.ferret)
 	m.minio = processCPU(p.minio)
 	var ru syscall.Rusage
@@ -445,6 +463,7 @@ func (m cpuMark) since(p processes, child *os.ProcessState) cpuUse {
 	wall := now.at.Sub(m.at).Seconds()
 	u := cpuUse{
 		machine: (now.machine - m.machine) / wall,
+		steal:   (now.steal - m.steal) / wall,
 		ferret:  (now.ferret - m.ferret) / wall,
 		minio:   (now.minio - m.minio) / wall,
 		bench:   (now.self - m.self) / wall,
@@ -480,26 +499,30 @@ func processCPU(pid int) float64 {
 	return (utime + stime) / clockTick
 }
 
-// machineBusy is the CPU time the whole machine spent not idle.
-func machineBusy() float64 {
+// machineBusy is the CPU time the whole machine spent working, and the
+// time the hypervisor gave its CPUs to other machines.
+func machineBusy() (busy, steal float64) {
 	data, err := os.ReadFile("/proc/stat")
 	if err != nil {
-		return 0
+		return 0, 0
 	}
 	line, _, _ := strings.Cut(string(data), "\n")
 	fields := strings.Fields(line)
-	if len(fields) < 6 || fields[0] != "cpu" {
-		return 0
+	if len(fields) < 9 || fields[0] != "cpu" {
+		return 0, 0
 	}
-	var busy float64
-	for j, f := range fields[1:min(len(fields), 9)] {
+	// user nice system idle iowait irq softirq steal
+	for j, f := range fields[1:9] {
 		v, _ := strconv.ParseFloat(f, 64)
-		if j == 3 || j == 4 || j == 7 { // idle, iowait, steal
-			continue
+		switch j {
+		case 3, 4:
+		case 7:
+			steal += v
+		default:
+			busy += v
 		}
-		busy += v
 	}
-	return busy / clockTick
+	return busy / clockTick, steal / clockTick
 }
 
 // peakRSS is a process's peak resident set in MiB.
