@@ -88,7 +88,7 @@ help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 .PHONY: bench-stages
-bench-stages: deps build ## Benchmark dump/restore against the gzip|age|mc shell pipeline (1 GiB and 8 GiB inputs).
+bench-stages: deps build ## Benchmark dump/restore against the gzip|age|mc shell pipeline (1 GiB and 8 GiB inputs), and the MongoDB engine against FerretDB.
 	BACKFLOW_BIN=$(CURDIR)/$(BIN) BACKFLOW_MC=$$($(TOOLS) mc) BACKFLOW_MINIO=$$($(TOOLS) minio) go run ./test/bench/stages
 
 .PHONY: demo
