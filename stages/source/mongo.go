@@ -122,30 +122,29 @@ func mongoRestoreOptions(t *v1.MongoDBTarget, opts Options) (mongodb.RestoreOpti
 	return mongodb.RestoreOptions{Client: client, Database: conn.Database, Drop: t.Drop, Rename: rules}, nil
 }
 
-// startMongoRestore runs the engine's restore on a pipe. finish, when set,
-// sees what was restored and how the restore ended, and has the last word
-// (a restore test checks and drops its scratch database there).
-func startMongoRestore(ctx context.Context, restoreOpts mongodb.RestoreOptions, finish func([]mongodb.RestoredCollection, error) error) *Consumer {
+// startMongoRestore runs the engine's restore on a pipe.
+func startMongoRestore(ctx context.Context, restoreOpts mongodb.RestoreOptions) *Consumer {
+	return startMongoConsumer(ctx, func(ctx context.Context, r io.Reader) error {
+		_, err := mongodb.Restore(ctx, restoreOpts, r)
+		return err
+	})
+}
+
+// startMongoConsumer runs an engine's consumer of the stream on a pipe,
+// cancelled on Abort.
+func startMongoConsumer(ctx context.Context, consume func(context.Context, io.Reader) error) *Consumer {
 	pr, pw := io.Pipe()
 	ctx, cancel := context.WithCancel(ctx)
 	return consumerOf(pr, pw, func() error {
 		defer cancel()
-		restored, err := mongodb.Restore(ctx, restoreOpts, pr)
-		if finish != nil {
-			err = finish(restored, err)
-		}
-		return err
+		return consume(ctx, pr)
 	}, cancel)
 }
 
 // mongoRestoreTest restores into the scratch database, checks it and drops
-// it, whatever happened. The check's query, as JSON {"collection": ...,
-// "filter": {...}}, must match a document; without one, every restored
-// collection must hold as many documents as the archive had.
+// it (mongodb.RestoreTest). The check's query is JSON {"collection": ...,
+// "filter": {...}}.
 func mongoRestoreTest(ctx context.Context, restoreOpts mongodb.RestoreOptions, query string) (*Consumer, error) {
-	if restoreOpts.Database == "" {
-		return nil, errors.New("a MongoDB restore test needs restoreTest.connection.database: the scratch database, which is dropped afterwards")
-	}
 	var check *mongodb.Check
 	if query != "" {
 		check = &mongodb.Check{}
@@ -155,17 +154,7 @@ func mongoRestoreTest(ctx context.Context, restoreOpts mongodb.RestoreOptions, q
 			return nil, fmt.Errorf(`checkQuery for MongoDB must be {"collection": "<name>", "filter": {...}} (%v)`, err)
 		}
 	}
-	restoreOpts.Drop = true
-	return startMongoRestore(ctx, restoreOpts, func(restored []mongodb.RestoredCollection, err error) error {
-		if err == nil {
-			err = mongodb.VerifyRestored(ctx, restoreOpts.Client, restoreOpts.Database, restored, check)
-		}
-		// The step's context may be cancelled already.
-		dropCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer cancel()
-		if dropErr := mongodb.DropDatabase(dropCtx, restoreOpts.Client, restoreOpts.Database); dropErr != nil {
-			err = errors.Join(err, fmt.Errorf("dropping the scratch database: %w", dropErr))
-		}
-		return err
+	return startMongoConsumer(ctx, func(ctx context.Context, r io.Reader) error {
+		return mongodb.RestoreTest(ctx, restoreOpts, r, check)
 	}), nil
 }

@@ -35,7 +35,7 @@ func StartRestore(ctx context.Context, target v1.RestoreTarget, format string, o
 		if err != nil {
 			return nil, err
 		}
-		return startMongoRestore(ctx, restoreOpts, nil), nil
+		return startMongoRestore(ctx, restoreOpts), nil
 	}
 	proc, err := RestoreProcess(target, format, opts)
 	if err != nil {

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
 // Check is a restore test's query: Filter must match at least one document
@@ -17,16 +19,32 @@ type Check struct {
 	Filter     json.RawMessage `json:"filter,omitempty"`
 }
 
-// VerifyRestored checks a restore into database: with a check, its filter
-// must match a document; without one, every restored collection must hold
-// as many documents as the archive had, and the archive at least one.
-func VerifyRestored(ctx context.Context, clientOpts *options.ClientOptions, database string, restored []RestoredCollection, check *Check) error {
-	client, err := connect(ctx, clientOpts)
-	if err != nil {
-		return err
+// RestoreTest restores an archive into the scratch database opts.Database,
+// checks it and drops it, whatever happened, on one connection: with a
+// check, its filter must match a document; without one, every restored
+// collection must hold as many documents as the archive had, and the
+// archive at least one.
+func RestoreTest(ctx context.Context, opts RestoreOptions, r io.Reader, check *Check) error {
+	if opts.Database == "" {
+		return errors.New("a MongoDB restore test needs restoreTest.connection.database: the scratch database, which is dropped afterwards")
 	}
-	defer disconnect(client)
-	db := client.Database(database)
+	opts.Drop = true
+	_, err := restore(ctx, opts, r, func(client *mongo.Client, restored []RestoredCollection, err error) error {
+		if err == nil {
+			err = verifyRestored(ctx, client.Database(opts.Database), restored, check)
+		}
+		// The step's context may be cancelled already.
+		dropCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if dropErr := client.Database(opts.Database).Drop(dropCtx); dropErr != nil {
+			err = errors.Join(err, fmt.Errorf("dropping the scratch database: %w", dropErr))
+		}
+		return err
+	})
+	return err
+}
+
+func verifyRestored(ctx context.Context, db *mongo.Database, restored []RestoredCollection, check *Check) error {
 	if check != nil {
 		filter := bson.D{}
 		if len(check.Filter) > 0 {
@@ -46,7 +64,7 @@ func VerifyRestored(ctx context.Context, clientOpts *options.ClientOptions, data
 	}
 	var total int64
 	for _, c := range restored {
-		n, err := client.Database(c.Database).Collection(c.Collection).CountDocuments(ctx, bson.D{})
+		n, err := db.Client().Database(c.Database).Collection(c.Collection).CountDocuments(ctx, bson.D{})
 		if err != nil {
 			return fmt.Errorf("counting the documents of %s: %w", c, err)
 		}
@@ -59,14 +77,4 @@ func VerifyRestored(ctx context.Context, clientOpts *options.ClientOptions, data
 		return errors.New("the backup restored no document")
 	}
 	return nil
-}
-
-// DropDatabase drops a database, such as a restore test's scratch database.
-func DropDatabase(ctx context.Context, clientOpts *options.ClientOptions, database string) error {
-	client, err := connect(ctx, clientOpts)
-	if err != nil {
-		return err
-	}
-	defer disconnect(client)
-	return client.Database(database).Drop(ctx)
 }

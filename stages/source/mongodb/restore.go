@@ -61,6 +61,12 @@ type target struct {
 // names the collection and the index of the document (counted from 0 in
 // the archive's order) it happened at.
 func Restore(ctx context.Context, opts RestoreOptions, r io.Reader) ([]RestoredCollection, error) {
+	return restore(ctx, opts, r, nil)
+}
+
+// restore is Restore; finish, when set, runs on the same connection once
+// the restore ended, whichever way, and has the last word.
+func restore(ctx context.Context, opts RestoreOptions, r io.Reader, finish func(*mongo.Client, []RestoredCollection, error) error) ([]RestoredCollection, error) {
 	rd, err := archive.NewReader(r)
 	if err != nil {
 		return nil, err
@@ -74,13 +80,22 @@ func Restore(ctx context.Context, opts RestoreOptions, r io.Reader) ([]RestoredC
 		return nil, err
 	}
 	defer disconnect(client)
+	restored, err := restoreArchive(ctx, client, rd, targets, order, opts.Drop)
+	if finish != nil {
+		err = finish(client, restored, err)
+	}
+	return restored, err
+}
 
+// restoreArchive restores what the reader has left of an archive: the
+// collections, their documents and indexes, then the views.
+func restoreArchive(ctx context.Context, client *mongo.Client, rd *archive.Reader, targets map[string]*target, order []string, drop bool) ([]RestoredCollection, error) {
 	for _, key := range order {
 		t := targets[key]
 		if t.meta.Type == typeView {
 			continue
 		}
-		if err := prepareCollection(ctx, client, t, opts.Drop); err != nil {
+		if err := prepareCollection(ctx, client, t, drop); err != nil {
 			return nil, err
 		}
 	}
@@ -129,7 +144,7 @@ func Restore(ctx context.Context, opts RestoreOptions, r io.Reader) ([]RestoredC
 	}
 	for _, key := range order {
 		if t := targets[key]; t.meta.Type == typeView {
-			if err := createView(ctx, client, t, targets, opts.Drop); err != nil {
+			if err := createView(ctx, client, t, targets, drop); err != nil {
 				return nil, err
 			}
 		}
