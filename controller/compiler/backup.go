@@ -156,99 +156,81 @@ func backupWorkflowSpec(namespace string, spec v1.BackupSpec, series string, nam
 		path = DefaultPath
 	}
 
-	dag := &dagBuilder{}
-	if h := hookOf(spec.Hooks, true); h != nil {
-		dag.addHook(hookTask(StepPreHook, h, "", opts), h)
-	}
-	dumpDepends := ""
-	if dag.has(StepPreHook) {
-		dumpDepends = succeeded(StepPreHook, hookOf(spec.Hooks, true).OnError == v1.HookErrorContinue)
-	}
-	dag.add(wfv1.DAGTask{
-		Name:        StepDump,
-		TemplateRef: &wfv1.TemplateRef{Name: TemplateDump, Template: EntryDump, ClusterScope: true},
-		Depends:     dumpDepends,
-		Arguments: wfv1.Arguments{Parameters: concat(st.params(), stepArgs(image, dumpPatch, retries, opts),
-			value(ParamSource, string(sourceJSON)), value(ParamPath, path), value(ParamNamespace, namespace),
-			name, value(ParamSeries, series), value(ParamCompression, compression), value(ParamLevel, level),
-			value(ParamRecipients, strings.Join(recipients, "\n")),
-		)},
-	})
-	key := fmt.Sprintf("{{tasks.%s.outputs.parameters.%s}}", StepDump, OutputKey)
 	verify := spec.Verify == nil || spec.Verify.Checksum == nil || *spec.Verify.Checksum
-	if verify {
-		verifyPatch := newPodPatch()
-		verifyPatch.storageCA(st)
-		verifyPatch.resources(spec.Pod)
-		verifyPatch.identity(identity)
-		verifyImage, restoreTest, engine := opts.Image, "", ""
-		if spec.Verify != nil && spec.Verify.RestoreTest != nil {
-			rt := spec.Verify.RestoreTest
-			data, err := json.Marshal(rt)
-			if err != nil {
-				return nil, err
-			}
-			restoreTest = string(data)
-			verifyImage = image
-			if rt.Connection != nil {
-				verifyPatch.connection(*rt.Connection)
-				engine = kind
-				if spec.Source.MySQL != nil {
-					engine = mysqlEngine(spec.Source.MySQL.Flavor)
+	choices := runChoices{verify: verify, rotate: spec.Retention != nil}
+	if h := spec.Hooks; h != nil {
+		choices.preHook, choices.postHook = h.Pre, h.Post
+	}
+	tasks := map[string]func() (wfv1.DAGTask, error){
+		StepPreHook:  func() (wfv1.DAGTask, error) { return hookTask(choices.preHook, opts), nil },
+		StepPostHook: func() (wfv1.DAGTask, error) { return hookTask(choices.postHook, opts), nil },
+		StepDump: func() (wfv1.DAGTask, error) {
+			return wfv1.DAGTask{
+				TemplateRef: &wfv1.TemplateRef{Name: TemplateDump, Template: EntryDump, ClusterScope: true},
+				Arguments: wfv1.Arguments{Parameters: concat(st.params(), stepArgs(image, dumpPatch, retries, opts),
+					value(ParamSource, string(sourceJSON)), value(ParamPath, path), value(ParamNamespace, namespace),
+					name, value(ParamSeries, series), value(ParamCompression, compression), value(ParamLevel, level),
+					value(ParamRecipients, strings.Join(recipients, "\n")),
+				)},
+			}, nil
+		},
+		StepVerify: func() (wfv1.DAGTask, error) {
+			verifyPatch := newPodPatch()
+			verifyPatch.storageCA(st)
+			verifyPatch.resources(spec.Pod)
+			verifyPatch.identity(identity)
+			verifyImage, restoreTest, engine := opts.Image, "", ""
+			if spec.Verify != nil && spec.Verify.RestoreTest != nil {
+				rt := spec.Verify.RestoreTest
+				data, err := json.Marshal(rt)
+				if err != nil {
+					return wfv1.DAGTask{}, err
+				}
+				restoreTest = string(data)
+				verifyImage = image
+				if rt.Connection != nil {
+					verifyPatch.connection(*rt.Connection)
+					engine = kind
+					if spec.Source.MySQL != nil {
+						engine = mysqlEngine(spec.Source.MySQL.Flavor)
+					}
 				}
 			}
-		}
-		dag.add(wfv1.DAGTask{
-			Name:        StepVerify,
-			TemplateRef: &wfv1.TemplateRef{Name: TemplateVerify, Template: EntryVerify, ClusterScope: true},
-			Depends:     StepDump + ".Succeeded",
-			Arguments: wfv1.Arguments{Parameters: concat(st.params(), stepArgs(verifyImage, verifyPatch, retries, opts),
-				value(ParamKey, key), value(ParamRestoreTest, restoreTest), value(ParamEngine, engine), value(ParamNamespace, namespace),
-			)},
-		})
+			return wfv1.DAGTask{
+				TemplateRef: &wfv1.TemplateRef{Name: TemplateVerify, Template: EntryVerify, ClusterScope: true},
+				Arguments: wfv1.Arguments{Parameters: concat(st.params(), stepArgs(verifyImage, verifyPatch, retries, opts),
+					value(ParamKey, dumpedKey), value(ParamRestoreTest, restoreTest), value(ParamEngine, engine), value(ParamNamespace, namespace),
+				)},
+			}, nil
+		},
+		StepRotate: func() (wfv1.DAGTask, error) {
+			r := spec.Retention
+			days, keepLast := "-1", "-1"
+			if r.Days != nil {
+				days = strconv.Itoa(int(*r.Days))
+			}
+			if r.KeepLast != nil {
+				keepLast = strconv.Itoa(int(*r.KeepLast))
+			}
+			rotatePatch := newPodPatch()
+			rotatePatch.storageCA(st)
+			return wfv1.DAGTask{
+				TemplateRef: &wfv1.TemplateRef{Name: TemplateRotate, Template: EntryRotate, ClusterScope: true},
+				Arguments: wfv1.Arguments{Parameters: concat(st.params(), stepArgs(opts.Image, rotatePatch, retries, opts),
+					value(ParamKey, dumpedKey), value(ParamDays, days), value(ParamKeepLast, keepLast),
+				)},
+			}, nil
+		},
 	}
-	if h := hookOf(spec.Hooks, false); h != nil {
-		// The post-hook undoes what the pre-hook did: it runs once the dump
-		// and verify are over, whatever their outcome, and also when the
-		// pre-hook itself failed.
-		var after []string
-		if verify {
-			after = append(after, anyOutcome(StepVerify))
-		}
-		after = append(after, failed(StepDump))
-		if dag.has(StepPreHook) {
-			after = append(after, failed(StepPreHook))
-		}
-		dag.addHook(hookTask(StepPostHook, h, strings.Join(after, " || "), opts), h)
-	}
-	if r := spec.Retention; r != nil && verify {
-		depends := StepVerify + ".Succeeded"
-		if dag.has(StepPostHook) {
-			depends += " && (" + anyOutcome(StepPostHook) + ")"
-		}
-		days, keepLast := "-1", "-1"
-		if r.Days != nil {
-			days = strconv.Itoa(int(*r.Days))
-		}
-		if r.KeepLast != nil {
-			keepLast = strconv.Itoa(int(*r.KeepLast))
-		}
-		rotatePatch := newPodPatch()
-		rotatePatch.storageCA(st)
-		dag.add(wfv1.DAGTask{
-			Name:        StepRotate,
-			TemplateRef: &wfv1.TemplateRef{Name: TemplateRotate, Template: EntryRotate, ClusterScope: true},
-			Depends:     depends,
-			Arguments: wfv1.Arguments{Parameters: concat(st.params(), stepArgs(opts.Image, rotatePatch, retries, opts),
-				value(ParamKey, key), value(ParamDays, days), value(ParamKeepLast, keepLast),
-			)},
-		})
+	dag, err := backupSteps.plan(choices).inline(func(step string) (wfv1.DAGTask, error) { return tasks[step]() })
+	if err != nil {
+		return nil, err
 	}
 	ws := workflowSpec(spec.ServiceAccountName, spec.ActiveDeadlineSeconds, spec.Pod, opts)
-	ws.Entrypoint = "backup"
-	ws.Templates = []wfv1.Template{dag.template("backup")}
+	ws.Entrypoint = dag.Name
+	ws.Templates = []wfv1.Template{dag}
 	if opts.TemplateReferencing == TemplateReferencingStrict {
-		return backupRunTemplate(opts).referencing(ws, opts)
+		return backupSteps.referencing(ws, opts)
 	}
 	return ws, nil
 }
@@ -278,21 +260,11 @@ func workflowSpec(serviceAccount string, deadline *int64, pod *v1.PodOverrides, 
 	return ws
 }
 
-func hookOf(h *v1.Hooks, pre bool) *v1.Hook {
-	if h == nil {
-		return nil
-	}
-	if pre {
-		return h.Pre
-	}
-	return h.Post
-}
-
 // hookTask runs a hook: an exec into a pod with the backflow image, or the
 // user's container.
-func hookTask(name string, h *v1.Hook, depends string, opts Options) wfv1.DAGTask {
+func hookTask(h *v1.Hook, opts Options) wfv1.DAGTask {
 	timeout := strconv.Itoa(int(cmp.Or(h.TimeoutSeconds, 300)))
-	task := wfv1.DAGTask{Name: name, Depends: depends}
+	var task wfv1.DAGTask
 	if e := h.Exec; e != nil {
 		command, _ := json.Marshal(e.Command)
 		selector := ""

@@ -365,68 +365,6 @@ func TestNoSecretValuesInWorkflows(t *testing.T) {
 	}
 }
 
-func dagTasks(wf *wfv1.Workflow) map[string]wfv1.DAGTask {
-	out := map[string]wfv1.DAGTask{}
-	for _, t := range wf.Spec.Templates[0].DAG.Tasks {
-		out[t.Name] = t
-	}
-	return out
-}
-
-func TestDAGShape(t *testing.T) {
-	st := exampleStorage(t, examples(t))
-	hook := &v1.Hook{Exec: &v1.ExecHook{PodName: "app", Command: []string{"sync"}}, OnError: v1.HookErrorFail}
-	base := v1.BackupSpec{Source: v1.BackupSource{Command: &v1.CommandSource{Image: "x", Command: []string{"cat"}}}}
-
-	b := &v1.Backup{Spec: base}
-	b.Name = "plain"
-	wf, err := Backup(BackupInput{Backup: b, Storage: st}, testOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
-	tasks := dagTasks(wf)
-	if len(tasks) != 2 || tasks[StepVerify].Depends != "dump.Succeeded" {
-		t.Errorf("without hooks and retention: dump -> verify, got %v", tasks)
-	}
-
-	full := base
-	full.Hooks = &v1.Hooks{Pre: hook, Post: &v1.Hook{Exec: hook.Exec, OnError: v1.HookErrorContinue}}
-	full.Retention = &v1.Retention{Days: ptr(int32(7))}
-	b = &v1.Backup{Spec: full}
-	b.Name = "full"
-	wf, err = Backup(BackupInput{Backup: b, Storage: st}, testOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
-	tasks = dagTasks(wf)
-	want := map[string]string{
-		StepPreHook:  "",
-		StepDump:     "pre-hook.Succeeded",
-		StepVerify:   "dump.Succeeded",
-		StepPostHook: "verify.Succeeded || verify.Failed || verify.Errored || dump.Failed || dump.Errored || pre-hook.Failed || pre-hook.Errored",
-		StepRotate:   "verify.Succeeded && (post-hook.Succeeded || post-hook.Failed || post-hook.Errored)",
-	}
-	for name, depends := range want {
-		if tasks[name].Depends != depends {
-			t.Errorf("%s depends on %q, want %q", name, tasks[name].Depends, depends)
-		}
-	}
-	// A post-hook with onError Continue is no target: its failure does not
-	// fail the run. Every other task is one, so any of their failures does.
-	if target := wf.Spec.Templates[0].DAG.Target; target != "pre-hook dump verify rotate" {
-		t.Errorf("targets %q", target)
-	}
-
-	noVerify := base
-	noVerify.Verify = &v1.VerifySpec{Checksum: ptr(false)}
-	b = &v1.Backup{Spec: noVerify}
-	b.Name = "noverify"
-	wf, _ = Backup(BackupInput{Backup: b, Storage: st}, testOptions())
-	if tasks := dagTasks(wf); len(tasks) != 1 {
-		t.Errorf("verify.checksum false leaves only the dump, got %v", tasks)
-	}
-}
-
 // A MongoDB Backup with oplog capture is refused when it is compiled, before
 // any step runs, naming the field; its dump steps run in the backflow image.
 func TestMongoDBBackup(t *testing.T) {

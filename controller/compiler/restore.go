@@ -55,58 +55,47 @@ func Restore(in RestoreInput, opts Options) (*wfv1.Workflow, error) {
 		return nil, fmt.Errorf("spec.target: set exactly one of postgresql, mysql, mongodb, pvc and command")
 	}
 
-	dag := &dagBuilder{}
-	if h := hookOf(r.Spec.Hooks, true); h != nil {
-		dag.addHook(hookTask(StepPreHook, h, "", opts), h)
+	choices := runChoices{verify: r.Spec.VerifyBeforeRestore == nil || *r.Spec.VerifyBeforeRestore}
+	if h := r.Spec.Hooks; h != nil {
+		choices.preHook, choices.postHook = h.Pre, h.Post
 	}
-	after := func() string {
-		if dag.has(StepPreHook) {
-			return succeeded(StepPreHook, hookOf(r.Spec.Hooks, true).OnError == v1.HookErrorContinue)
-		}
-		return ""
+	tasks := map[string]func() wfv1.DAGTask{
+		StepPreHook:  func() wfv1.DAGTask { return hookTask(choices.preHook, opts) },
+		StepPostHook: func() wfv1.DAGTask { return hookTask(choices.postHook, opts) },
+		StepVerify: func() wfv1.DAGTask {
+			verifyPatch := newPodPatch()
+			verifyPatch.storageCA(in.Storage)
+			verifyPatch.identity(in.Identity)
+			return wfv1.DAGTask{
+				TemplateRef: &wfv1.TemplateRef{Name: TemplateVerify, Template: EntryVerify, ClusterScope: true},
+				Arguments: wfv1.Arguments{Parameters: concat(in.Storage.params(), stepArgs(opts.Image, verifyPatch, defaultRetries, opts),
+					value(ParamKey, in.Key), value(ParamNamespace, r.Namespace),
+				)},
+			}
+		},
+		StepRestore: func() wfv1.DAGTask {
+			return wfv1.DAGTask{
+				TemplateRef: &wfv1.TemplateRef{Name: TemplateRestore, Template: EntryRestore, ClusterScope: true},
+				Arguments: wfv1.Arguments{Parameters: concat(in.Storage.params(), stepArgs(image, patch, defaultRetries, opts),
+					value(ParamKey, in.Key),
+					value(ParamTarget, string(target)), value(ParamNamespace, r.Namespace),
+					// The verify step has read the object whole; the restore still
+					// checks the checksums as it streams and holds back the end
+					// until they match.
+					value(ParamVerifyFirst, "false"),
+				)},
+			}
+		},
 	}
-	restoreDepends := after()
-	if r.Spec.VerifyBeforeRestore == nil || *r.Spec.VerifyBeforeRestore {
-		verifyPatch := newPodPatch()
-		verifyPatch.storageCA(in.Storage)
-		verifyPatch.identity(in.Identity)
-		dag.add(wfv1.DAGTask{
-			Name:        StepVerify,
-			TemplateRef: &wfv1.TemplateRef{Name: TemplateVerify, Template: EntryVerify, ClusterScope: true},
-			Depends:     restoreDepends,
-			Arguments: wfv1.Arguments{Parameters: concat(in.Storage.params(), stepArgs(opts.Image, verifyPatch, defaultRetries, opts),
-				value(ParamKey, in.Key), value(ParamNamespace, r.Namespace),
-			)},
-		})
-		restoreDepends = StepVerify + ".Succeeded"
-	}
-	dag.add(wfv1.DAGTask{
-		Name:        StepRestore,
-		TemplateRef: &wfv1.TemplateRef{Name: TemplateRestore, Template: EntryRestore, ClusterScope: true},
-		Depends:     restoreDepends,
-		Arguments: wfv1.Arguments{Parameters: concat(in.Storage.params(), stepArgs(image, patch, defaultRetries, opts),
-			value(ParamKey, in.Key),
-			value(ParamTarget, string(target)), value(ParamNamespace, r.Namespace),
-			// The verify step has read the object whole; the restore still checks
-			// the checksums as it streams and holds back the end until they match.
-			value(ParamVerifyFirst, "false"),
-		)},
-	})
-	if h := hookOf(r.Spec.Hooks, false); h != nil {
-		depends := anyOutcome(StepRestore)
-		if dag.has(StepVerify) {
-			depends += " || " + failed(StepVerify)
-		}
-		if dag.has(StepPreHook) {
-			depends += " || " + failed(StepPreHook)
-		}
-		dag.addHook(hookTask(StepPostHook, h, depends, opts), h)
+	dag, err := restoreSteps.plan(choices).inline(func(step string) (wfv1.DAGTask, error) { return tasks[step](), nil })
+	if err != nil {
+		return nil, err
 	}
 	ws := workflowSpec(r.Spec.ServiceAccountName, r.Spec.ActiveDeadlineSeconds, r.Spec.Pod, opts)
-	ws.Entrypoint = "restore"
-	ws.Templates = []wfv1.Template{dag.template("restore")}
+	ws.Entrypoint = dag.Name
+	ws.Templates = []wfv1.Template{dag}
 	if opts.TemplateReferencing == TemplateReferencingStrict {
-		if ws, err = restoreRunTemplate(opts).referencing(ws, opts); err != nil {
+		if ws, err = restoreSteps.referencing(ws, opts); err != nil {
 			return nil, err
 		}
 	}

@@ -43,61 +43,13 @@ const (
 	paramEnabled  = "true"
 )
 
-// runTask is a task of a run template: a step of the inline DAG, with the
-// conditions that stand for the inline compiler's choices of which steps
-// exist and what they depend on.
-type runTask struct {
-	name     string
-	template wfv1.Template // the stage template it calls, for its inputs
-	ref      *wfv1.TemplateRef
-	depends  string
-	when     string
-	// fixed are arguments the run template sets itself; a compiled Workflow
-	// does not pass them.
-	fixed map[string]string
-}
-
-// runTemplate is a run template's definition, shared by the generator of the
-// ClusterWorkflowTemplate and the compiler of the Workflows that use it.
-type runTemplate struct {
-	name, entrypoint, description string
-	tasks                         []runTask
-}
-
 func workflowParam(name string) string { return fmt.Sprintf("{{workflow.parameters.%s}}", name) }
 
 // stepParam is the Workflow parameter of a run template that feeds a step's
 // input parameter.
 func stepParam(step, param string) string { return step + "-" + param }
 
-// whenEnabled holds when a switch parameter is "true".
-func whenEnabled(param string) string {
-	return fmt.Sprintf("'%s' == '%s'", workflowParam(param), paramEnabled)
-}
-
-// finished is a depends clause that holds however a task ended, also when it
-// was skipped or omitted.
-func finished(task string) string {
-	return anyOutcome(task) + " || " + task + ".Skipped || " + task + ".Omitted"
-}
-
-// afterPreHook is the condition of the step that follows the pre-hook: the
-// pre-hook succeeded, did not run, or its failure is to be tolerated.
-func afterPreHook() string {
-	status := fmt.Sprintf("'{{tasks.%s.status}}'", StepPreHook)
-	return fmt.Sprintf("%s == 'Succeeded' || %s == 'Skipped' || '%s' == 'Continue'",
-		status, status, workflowParam(stepParam(StepPreHook, ParamHookOnError)))
-}
-
-func hookRunTask(opts Options, name, depends string) runTask {
-	return runTask{
-		name: name, template: hookRunTemplate(opts), depends: depends,
-		when:  fmt.Sprintf("'%s' != ''", workflowParam(name)),
-		fixed: withNamespace(map[string]string{paramHookKind: workflowParam(name)}),
-	}
-}
-
-// withNamespace adds the namespace argument to a task's fixed ones: a
+// withNamespace adds the namespace argument to a step's fixed ones: a
 // compiled Workflow runs in the namespace of its resource.
 func withNamespace(fixed map[string]string) map[string]string {
 	if fixed == nil {
@@ -105,59 +57,6 @@ func withNamespace(fixed map[string]string) map[string]string {
 	}
 	fixed[ParamNamespace] = "{{workflow.namespace}}"
 	return fixed
-}
-
-func backupRunTemplate(opts Options) runTemplate {
-	ref := func(name, entry string) *wfv1.TemplateRef {
-		return &wfv1.TemplateRef{Name: name, Template: entry, ClusterScope: true}
-	}
-	key := fmt.Sprintf("{{tasks.%s.outputs.parameters.%s}}", StepDump, OutputKey)
-	return runTemplate{
-		name: TemplateBackupRun, entrypoint: "backup",
-		description: "backflow backup, the whole run (pre-hook -> dump -> verify -> post-hook -> rotate) as one template, for controllers with templateReferencing Strict; the backflow controller passes every choice as an argument.",
-		tasks: []runTask{
-			hookRunTask(opts, StepPreHook, ""),
-			{
-				name: StepDump, template: dumpTemplate(opts), ref: ref(TemplateDump, EntryDump),
-				depends: finished(StepPreHook), when: afterPreHook(),
-				// The Backup is named after its Workflow (WorkflowName), also
-				// for the Workflows a CronWorkflow starts.
-				fixed: withNamespace(map[string]string{ParamName: "{{workflow.name}}"}),
-			},
-			{
-				name: StepVerify, template: verifyTemplate(opts), ref: ref(TemplateVerify, EntryVerify),
-				depends: StepDump + ".Succeeded", when: whenEnabled(StepVerify),
-				fixed: withNamespace(map[string]string{ParamKey: key}),
-			},
-			hookRunTask(opts, StepPostHook, finished(StepVerify)),
-			{
-				name: StepRotate, template: rotateTemplate(opts), ref: ref(TemplateRotate, EntryRotate),
-				depends: StepVerify + ".Succeeded && (" + finished(StepPostHook) + ")", when: whenEnabled(StepRotate),
-				fixed: map[string]string{ParamKey: key},
-			},
-		},
-	}
-}
-
-func restoreRunTemplate(opts Options) runTemplate {
-	return runTemplate{
-		name: TemplateRestoreRun, entrypoint: "restore",
-		description: "backflow restore, the whole run (pre-hook -> verify -> restore -> post-hook) as one template, for controllers with templateReferencing Strict; the backflow controller passes every choice as an argument.",
-		tasks: []runTask{
-			hookRunTask(opts, StepPreHook, ""),
-			{
-				name: StepVerify, template: verifyTemplate(opts), ref: &wfv1.TemplateRef{Name: TemplateVerify, Template: EntryVerify, ClusterScope: true},
-				depends: finished(StepPreHook), when: whenEnabled(StepVerify) + " && (" + afterPreHook() + ")",
-				fixed: withNamespace(nil),
-			},
-			{
-				name: StepRestore, template: restoreTemplate(opts), ref: &wfv1.TemplateRef{Name: TemplateRestore, Template: EntryRestore, ClusterScope: true},
-				depends: StepVerify + ".Succeeded || " + StepVerify + ".Skipped", when: afterPreHook(),
-				fixed: withNamespace(nil),
-			},
-			hookRunTask(opts, StepPostHook, finished(StepRestore)),
-		},
-	}
 }
 
 // hookRunTemplate runs a hook of the kind its kind parameter names, exec or
@@ -193,10 +92,10 @@ const (
 	hookKindContainer = "container"
 )
 
-// clusterTemplate is the ClusterWorkflowTemplate of a run template: one DAG
-// whose tasks take their arguments from Workflow parameters, which default to
-// the stage templates' defaults.
-func (r runTemplate) clusterTemplate(opts Options) *wfv1.ClusterWorkflowTemplate {
+// clusterTemplate is the ClusterWorkflowTemplate of a run table: one DAG
+// with every step, whose tasks take their arguments from Workflow
+// parameters, which default to the stage templates' defaults.
+func (t runTable) clusterTemplate(opts Options) *wfv1.ClusterWorkflowTemplate {
 	var params []wfv1.Parameter
 	declare := func(name string, def *wfv1.AnyString) {
 		p := wfv1.Parameter{Name: name, Value: wfv1.AnyStringPtr("")}
@@ -205,39 +104,45 @@ func (r runTemplate) clusterTemplate(opts Options) *wfv1.ClusterWorkflowTemplate
 		}
 		params = append(params, p)
 	}
-	var targets []string
 	dag := &wfv1.DAGTemplate{}
-	for _, t := range r.tasks {
-		targets = append(targets, t.name)
-		task := wfv1.DAGTask{Name: t.name, TemplateRef: t.ref, Depends: t.depends, When: t.when}
-		if t.ref == nil {
+	for _, s := range t.steps {
+		task := wfv1.DAGTask{Name: s.name, Depends: t.strictDepends(s), When: t.strictWhen(s)}
+		var inputs []wfv1.Parameter
+		switch {
+		case s.isHook():
 			task.Template = entryHook
-			declare(t.name, nil)
-		} else if t.name == StepVerify || t.name == StepRotate {
-			declare(t.name, wfv1.AnyStringPtr("false"))
+			inputs = hookRunTemplate(opts).Inputs.Parameters
+			declare(s.name, nil)
+		case s.skippable():
+			declare(s.name, wfv1.AnyStringPtr("false"))
+			fallthrough
+		default:
+			ref := s.stage.ref
+			task.TemplateRef = &ref
+			inputs = s.stage.template(opts).Inputs.Parameters
 		}
-		for _, p := range t.template.Inputs.Parameters {
-			v, ok := t.fixed[p.Name]
+		for _, p := range inputs {
+			v, ok := s.fixed[p.Name]
 			if !ok {
-				v = workflowParam(stepParam(t.name, p.Name))
-				declare(stepParam(t.name, p.Name), p.Default)
+				v = workflowParam(stepParam(s.name, p.Name))
+				declare(stepParam(s.name, p.Name), p.Default)
 			}
 			task.Arguments.Parameters = append(task.Arguments.Parameters, value(p.Name, v))
 		}
 		dag.Tasks = append(dag.Tasks, task)
 	}
-	declare(ParamTargets, wfv1.AnyStringPtr(strings.Join(targets, " ")))
+	declare(ParamTargets, wfv1.AnyStringPtr(strings.Join(t.names(), " ")))
 	dag.Target = workflowParam(ParamTargets)
 	ws := workflowSpec("", nil, nil, opts)
-	ws.Entrypoint = r.entrypoint
+	ws.Entrypoint = t.entrypoint
 	ws.Arguments = wfv1.Arguments{Parameters: params}
-	ws.Templates = []wfv1.Template{{Name: r.entrypoint, DAG: dag}, hookRunTemplate(opts)}
+	ws.Templates = []wfv1.Template{{Name: t.entrypoint, DAG: dag}, hookRunTemplate(opts)}
 	return &wfv1.ClusterWorkflowTemplate{
 		TypeMeta: metav1.TypeMeta{APIVersion: "argoproj.io/v1alpha1", Kind: "ClusterWorkflowTemplate"},
 		ObjectMeta: metav1.ObjectMeta{
-			Name:        r.name,
+			Name:        t.runTemplate,
 			Labels:      map[string]string{"app.kubernetes.io/part-of": "backflow"},
-			Annotations: map[string]string{"workflows.argoproj.io/description": r.description},
+			Annotations: map[string]string{"workflows.argoproj.io/description": t.description},
 		},
 		Spec: *ws,
 	}
@@ -248,18 +153,18 @@ func (r runTemplate) clusterTemplate(opts Options) *wfv1.ClusterWorkflowTemplate
 // tasks, which steps it has and its targets. What the inline spec sets for
 // every pod (service account, placement, security context) moves into each
 // step's pod spec patch, since Argo refuses it beside a reference.
-func (r runTemplate) referencing(inline *wfv1.WorkflowSpec, opts Options) (*wfv1.WorkflowSpec, error) {
+func (t runTable) referencing(inline *wfv1.WorkflowSpec, opts Options) (*wfv1.WorkflowSpec, error) {
 	if inline.PodMetadata != nil {
 		return nil, fmt.Errorf("spec.pod.labels and spec.pod.annotations cannot be applied: the controller runs with template referencing %s, and Argo refuses pod metadata on a Workflow that references its template", TemplateReferencingStrict)
 	}
 	declared := map[string]bool{}
-	for _, p := range r.clusterTemplate(opts).Spec.Arguments.Parameters {
+	for _, p := range t.clusterTemplate(opts).Spec.Arguments.Parameters {
 		declared[p.Name] = true
 	}
 	var args []wfv1.Parameter
 	set := func(name, v string) error {
 		if !declared[name] {
-			return fmt.Errorf("run template %s has no parameter %s", r.name, name)
+			return fmt.Errorf("run template %s has no parameter %s", t.runTemplate, name)
 		}
 		for i := range args {
 			if args[i].Name == name {
@@ -272,21 +177,21 @@ func (r runTemplate) referencing(inline *wfv1.WorkflowSpec, opts Options) (*wfv1
 	}
 	dag := inline.Templates[0].DAG
 	for _, task := range dag.Tasks {
-		rt := slices.IndexFunc(r.tasks, func(t runTask) bool { return t.name == task.Name })
-		if rt < 0 {
-			return nil, fmt.Errorf("run template %s has no step %s", r.name, task.Name)
+		s, ok := t.row(task.Name)
+		if !ok {
+			return nil, fmt.Errorf("run template %s has no step %s", t.runTemplate, task.Name)
 		}
-		fixed := r.tasks[rt].fixed
-		switch task.TemplateRef.Template {
-		case EntryExecHook:
+		fixed := s.fixed
+		switch {
+		case task.TemplateRef.Template == EntryExecHook:
 			if err := set(task.Name, hookKindExec); err != nil {
 				return nil, err
 			}
-		case EntryContainerHook:
+		case task.TemplateRef.Template == EntryContainerHook:
 			if err := set(task.Name, hookKindContainer); err != nil {
 				return nil, err
 			}
-		case EntryVerify, EntryRotate:
+		case s.skippable():
 			if err := set(task.Name, paramEnabled); err != nil {
 				return nil, err
 			}
@@ -311,7 +216,7 @@ func (r runTemplate) referencing(inline *wfv1.WorkflowSpec, opts Options) (*wfv1
 		if err := set(stepParam(task.Name, ParamPodSpecPatch), patch); err != nil {
 			return nil, err
 		}
-		if task.TemplateRef.Template == EntryExecHook || task.TemplateRef.Template == EntryContainerHook {
+		if s.isHook() {
 			onError := "Fail"
 			if !slices.Contains(strings.Fields(dag.Target), task.Name) {
 				onError = "Continue"
@@ -325,7 +230,7 @@ func (r runTemplate) referencing(inline *wfv1.WorkflowSpec, opts Options) (*wfv1
 		return nil, err
 	}
 	return &wfv1.WorkflowSpec{
-		WorkflowTemplateRef:   &wfv1.WorkflowTemplateRef{Name: r.name, ClusterScope: true},
+		WorkflowTemplateRef:   &wfv1.WorkflowTemplateRef{Name: t.runTemplate, ClusterScope: true},
 		Arguments:             wfv1.Arguments{Parameters: args},
 		ActiveDeadlineSeconds: inline.ActiveDeadlineSeconds,
 		PodGC:                 inline.PodGC,

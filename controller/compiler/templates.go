@@ -38,8 +38,8 @@ func ClusterWorkflowTemplates(opts Options) []*wfv1.ClusterWorkflowTemplate {
 			restoreTemplate(opts)),
 		cwt(TemplateRotate, "backflow rotate: apply retention (days, keepLast) to one series of backups; never deletes the newest verified backup.",
 			rotateTemplate(opts)),
-		backupRunTemplate(opts).clusterTemplate(opts),
-		restoreRunTemplate(opts).clusterTemplate(opts),
+		backupSteps.clusterTemplate(opts),
+		restoreSteps.clusterTemplate(opts),
 	}
 }
 
