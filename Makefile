@@ -61,11 +61,12 @@ test: deps check-generated test-assets ## Run the tests (envtest against a real 
 	KUBEBUILDER_ASSETS=$$(dirname $$($(TOOLS) kube-apiserver)) BACKFLOW_MINIO=$$($(TOOLS) minio) go test -count=1 ./...
 
 .PHONY: lint
-lint: ## go vet, gofmt and staticcheck (the e2e suite's build tag included); no tracked binaries or files over 1 MiB.
+lint: ## go vet, gofmt, staticcheck and golangci-lint's goconst and dupl (.golangci.yml; the e2e suite's build tag included); no tracked binaries or files over 1 MiB.
 	@test/tools/check-tracked.sh
 	go vet -tags e2e ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	go tool staticcheck -tags e2e ./...
+	go tool golangci-lint run ./...
 
 CLUSTER := test/cluster/cluster.sh
 E2E_NAMESPACES := e2e-postgresql e2e-failure e2e-files e2e-schedule e2e-mongodb wiki

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/argoproj/argo-workflows/v3/pkg/apis/workflow"
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -78,13 +79,10 @@ func Backup(in BackupInput, opts Options) (*wfv1.Workflow, error) {
 		labels[v1.LabelSchedule] = s
 	}
 	return &wfv1.Workflow{
-		TypeMeta: metav1.TypeMeta{APIVersion: "argoproj.io/v1alpha1", Kind: "Workflow"},
+		TypeMeta: argoTypeMeta(workflow.WorkflowKind),
 		ObjectMeta: metav1.ObjectMeta{
 			Name: WorkflowName(b.Name), Namespace: b.Namespace, Labels: labels,
-			Annotations: map[string]string{
-				"workflows.argoproj.io/title":       fmt.Sprintf("Backup %s/%s", b.Namespace, b.Name),
-				"workflows.argoproj.io/description": describeBackup(b.Spec, in.Storage),
-			},
+			Annotations: uiAnnotations(fmt.Sprintf("Backup %s/%s", b.Namespace, b.Name), describeBackup(b.Spec, in.Storage)),
 		},
 		Spec: *spec,
 	}, nil

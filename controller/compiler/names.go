@@ -19,6 +19,15 @@ const (
 	EntryRotate        = "rotate"
 )
 
+// Metadata of the compiled objects, for the Argo UI and for finding what
+// backflow installed.
+const (
+	annotationTitle       = "workflows.argoproj.io/title"
+	annotationDescription = "workflows.argoproj.io/description"
+	labelPartOf           = "app.kubernetes.io/part-of"
+	partOfBackflow        = "backflow"
+)
+
 // Names of the steps of a compiled Workflow, as they appear in the Argo UI
 // and in the status of Backups and Restores.
 const (

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/argoproj/argo-workflows/v3/pkg/apis/workflow"
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -100,14 +101,12 @@ func Restore(in RestoreInput, opts Options) (*wfv1.Workflow, error) {
 		}
 	}
 	return &wfv1.Workflow{
-		TypeMeta: metav1.TypeMeta{APIVersion: "argoproj.io/v1alpha1", Kind: "Workflow"},
+		TypeMeta: argoTypeMeta(workflow.WorkflowKind),
 		ObjectMeta: metav1.ObjectMeta{
 			Name: WorkflowName(r.Name), Namespace: r.Namespace,
 			Labels: map[string]string{v1.LabelRestore: r.Name, v1.LabelNamespace: r.Namespace},
-			Annotations: map[string]string{
-				"workflows.argoproj.io/title":       fmt.Sprintf("Restore %s/%s", r.Namespace, r.Name),
-				"workflows.argoproj.io/description": fmt.Sprintf("%s from s3://%s/%s", describeTarget(r.Spec.Target), in.Storage.Storage.Spec.S3.Bucket, in.Key),
-			},
+			Annotations: uiAnnotations(fmt.Sprintf("Restore %s/%s", r.Namespace, r.Name),
+				fmt.Sprintf("%s from s3://%s/%s", describeTarget(r.Spec.Target), in.Storage.Storage.Spec.S3.Bucket, in.Key)),
 		},
 		Spec: *ws,
 	}, nil

@@ -3,6 +3,7 @@ package compiler
 import (
 	"fmt"
 
+	"github.com/argoproj/argo-workflows/v3/pkg/apis/workflow"
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -33,13 +34,11 @@ func Schedule(in ScheduleInput, opts Options) (*wfv1.CronWorkflow, error) {
 		policy = wfv1.ReplaceConcurrent
 	}
 	return &wfv1.CronWorkflow{
-		TypeMeta: metav1.TypeMeta{APIVersion: "argoproj.io/v1alpha1", Kind: "CronWorkflow"},
+		TypeMeta: argoTypeMeta(workflow.CronWorkflowKind),
 		ObjectMeta: metav1.ObjectMeta{
 			Name: s.Name, Namespace: s.Namespace, Labels: labels,
-			Annotations: map[string]string{
-				"workflows.argoproj.io/title":       fmt.Sprintf("BackupSchedule %s/%s", s.Namespace, s.Name),
-				"workflows.argoproj.io/description": fmt.Sprintf("%s, on %q", describeBackup(s.Spec.Template.Spec, in.Storage), s.Spec.Schedule),
-			},
+			Annotations: uiAnnotations(fmt.Sprintf("BackupSchedule %s/%s", s.Namespace, s.Name),
+				fmt.Sprintf("%s, on %q", describeBackup(s.Spec.Template.Spec, in.Storage), s.Spec.Schedule)),
 		},
 		Spec: wfv1.CronWorkflowSpec{
 			Schedules:                  []string{s.Spec.Schedule},
@@ -52,11 +51,8 @@ func Schedule(in ScheduleInput, opts Options) (*wfv1.CronWorkflow, error) {
 			// Every Workflow the CronWorkflow starts carries the links back to
 			// the schedule, for the Argo UI and for the controller.
 			WorkflowMetadata: &metav1.ObjectMeta{
-				Labels: labels,
-				Annotations: map[string]string{
-					"workflows.argoproj.io/title":       fmt.Sprintf("Backup of schedule %s/%s", s.Namespace, s.Name),
-					"workflows.argoproj.io/description": describeBackup(s.Spec.Template.Spec, in.Storage),
-				},
+				Labels:      labels,
+				Annotations: uiAnnotations(fmt.Sprintf("Backup of schedule %s/%s", s.Namespace, s.Name), describeBackup(s.Spec.Template.Spec, in.Storage)),
 			},
 			WorkflowSpec: *ws,
 		},

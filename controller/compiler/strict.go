@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // TemplateReferencing says how compiled Workflows use the templates, after
@@ -137,15 +136,7 @@ func (t runTable) clusterTemplate(opts Options) *wfv1.ClusterWorkflowTemplate {
 	ws.Entrypoint = t.entrypoint
 	ws.Arguments = wfv1.Arguments{Parameters: params}
 	ws.Templates = []wfv1.Template{{Name: t.entrypoint, DAG: dag}, hookRunTemplate(opts)}
-	return &wfv1.ClusterWorkflowTemplate{
-		TypeMeta: metav1.TypeMeta{APIVersion: "argoproj.io/v1alpha1", Kind: "ClusterWorkflowTemplate"},
-		ObjectMeta: metav1.ObjectMeta{
-			Name:        t.runTemplate,
-			Labels:      map[string]string{"app.kubernetes.io/part-of": "backflow"},
-			Annotations: map[string]string{"workflows.argoproj.io/description": t.description},
-		},
-		Spec: *ws,
-	}
+	return clusterWorkflowTemplate(t.runTemplate, t.description, *ws)
 }
 
 // referencing turns an inline Workflow spec into the Strict one: the run

@@ -3,6 +3,7 @@ package compiler
 import (
 	"fmt"
 
+	"github.com/argoproj/argo-workflows/v3/pkg/apis/workflow"
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -17,15 +18,7 @@ const DefaultPath = `{{ .Namespace }}/{{ .Series }}/{{ .Timestamp | date "200601
 // by templateRef. `make generate` writes them to workflowtemplates/.
 func ClusterWorkflowTemplates(opts Options) []*wfv1.ClusterWorkflowTemplate {
 	cwt := func(name, description string, templates ...wfv1.Template) *wfv1.ClusterWorkflowTemplate {
-		return &wfv1.ClusterWorkflowTemplate{
-			TypeMeta: metav1.TypeMeta{APIVersion: "argoproj.io/v1alpha1", Kind: "ClusterWorkflowTemplate"},
-			ObjectMeta: metav1.ObjectMeta{
-				Name:        name,
-				Labels:      map[string]string{"app.kubernetes.io/part-of": "backflow"},
-				Annotations: map[string]string{"workflows.argoproj.io/description": description},
-			},
-			Spec: wfv1.WorkflowSpec{Templates: templates},
-		}
+		return clusterWorkflowTemplate(name, description, wfv1.WorkflowSpec{Templates: templates})
 	}
 	return []*wfv1.ClusterWorkflowTemplate{
 		cwt(TemplateHook, "backflow hooks: run a command in a container of a running pod (exec-hook), or in a container of its own (container-hook).",
@@ -41,6 +34,32 @@ func ClusterWorkflowTemplates(opts Options) []*wfv1.ClusterWorkflowTemplate {
 		backupSteps.clusterTemplate(opts),
 		restoreSteps.clusterTemplate(opts),
 	}
+}
+
+// clusterWorkflowTemplate is one of the ClusterWorkflowTemplates backflow
+// installs, described for the Argo UI.
+func clusterWorkflowTemplate(name, description string, spec wfv1.WorkflowSpec) *wfv1.ClusterWorkflowTemplate {
+	return &wfv1.ClusterWorkflowTemplate{
+		TypeMeta: argoTypeMeta(workflow.ClusterWorkflowTemplateKind),
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        name,
+			Labels:      map[string]string{labelPartOf: partOfBackflow},
+			Annotations: map[string]string{annotationDescription: description},
+		},
+		Spec: spec,
+	}
+}
+
+// argoTypeMeta is the type of an Argo object: the compiler's output is
+// marshalled, into golden files and workflowtemplates/, with its type.
+func argoTypeMeta(kind string) metav1.TypeMeta {
+	return metav1.TypeMeta{APIVersion: workflow.APIVersion, Kind: kind}
+}
+
+// uiAnnotations are the title and description the Argo UI shows for a
+// Workflow or CronWorkflow.
+func uiAnnotations(title, description string) map[string]string {
+	return map[string]string{annotationTitle: title, annotationDescription: description}
 }
 
 func param(name string, def ...string) wfv1.Parameter {

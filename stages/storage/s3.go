@@ -103,6 +103,9 @@ func (c S3Config) URL() string {
 	return u.String()
 }
 
+// schemeHTTPS is the endpoint scheme that turns TLS on.
+const schemeHTTPS = "https"
+
 // S3Backend stores objects in an S3-compatible bucket with minio-go.
 type S3Backend struct {
 	client *minio.Client
@@ -112,17 +115,17 @@ type S3Backend struct {
 // NewS3Backend connects to an S3-compatible store. It makes no request.
 func NewS3Backend(cfg S3Config) (*S3Backend, error) {
 	ep, err := url.Parse(cfg.Endpoint)
-	if err != nil || (ep.Scheme != "http" && ep.Scheme != "https") || ep.Host == "" {
+	if err != nil || (ep.Scheme != "http" && ep.Scheme != schemeHTTPS) || ep.Host == "" {
 		return nil, fmt.Errorf("s3 endpoint %q must be an http:// or https:// URL", cfg.Endpoint)
 	}
 	if cfg.PartSizeMiB == 0 {
 		cfg.PartSizeMiB = DefaultPartSizeMiB
 	}
-	transport, err := minio.DefaultTransport(ep.Scheme == "https")
+	transport, err := minio.DefaultTransport(ep.Scheme == schemeHTTPS)
 	if err != nil {
 		return nil, err
 	}
-	if ep.Scheme == "https" {
+	if ep.Scheme == schemeHTTPS {
 		tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.InsecureSkipVerify} //nolint:gosec // opt-in, for tests
 		pem, source := cfg.CAPEM, "the CA bundle"
 		if cfg.CAFile != "" {
@@ -150,7 +153,7 @@ func NewS3Backend(cfg S3Config) (*S3Backend, error) {
 	}
 	client, err := minio.New(ep.Host, &minio.Options{
 		Creds:        creds,
-		Secure:       ep.Scheme == "https",
+		Secure:       ep.Scheme == schemeHTTPS,
 		Region:       cfg.Region,
 		BucketLookup: lookup,
 		Transport:    transport,

@@ -319,8 +319,12 @@ func (s *Stack) InstallWorkflowTemplates() error {
 	return nil
 }
 
+// StorageName is the BackupStorage, and its credentials Secret, that
+// NewNamespace makes in each namespace.
+const StorageName = "minio"
+
 // NewNamespace makes a namespace with the workflow service account and a
-// BackupStorage "minio" on the given MinIO.
+// BackupStorage StorageName on the given MinIO.
 func (s *Stack) NewNamespace(t testing.TB, minio *servers.MinIO) string {
 	t.Helper()
 	ctx := context.Background()
@@ -330,12 +334,12 @@ func (s *Stack) NewNamespace(t testing.TB, minio *servers.MinIO) string {
 	}
 	for _, obj := range []client.Object{
 		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "backflow-workflow"}},
-		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "minio"}, StringData: map[string]string{
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: StorageName}, StringData: map[string]string{
 			"AWS_ACCESS_KEY_ID": minio.AccessKey, "AWS_SECRET_ACCESS_KEY": minio.SecretKey,
 		}},
-		&v1.BackupStorage{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "minio"}, Spec: v1.BackupStorageSpec{S3: v1.S3Storage{
+		&v1.BackupStorage{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: StorageName}, Spec: v1.BackupStorageSpec{S3: v1.S3Storage{
 			Endpoint: minio.Endpoint, Bucket: minio.Bucket, ForcePathStyle: true,
-			Credentials: v1.S3Credentials{SecretRef: v1.LocalObjectReference{Name: "minio"}},
+			Credentials: v1.S3Credentials{SecretRef: v1.LocalObjectReference{Name: StorageName}},
 		}}},
 	} {
 		if err := s.Client.Create(ctx, obj); err != nil {

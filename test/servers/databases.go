@@ -65,7 +65,7 @@ func StartPostgreSQL() (*PostgreSQL, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &PostgreSQL{Host: "127.0.0.1", Port: port, User: "postgres", Password: "pg-test-secret", BinDir: bin, dir: dir}
+	p := &PostgreSQL{Host: loopback, Port: port, User: "postgres", Password: "pg-test-secret", BinDir: bin, dir: dir}
 	fail := func(err error) (*PostgreSQL, error) { p.Stop(); return nil, err }
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("postgres")
@@ -131,6 +131,11 @@ type MariaDB struct {
 
 // StartMariaDB initialises a data directory in a temporary directory and
 // starts mariadbd on a free loopback port.
+
+// mariadbNoDefaults keeps the machine's option files out of the test
+// server and its clients.
+const mariadbNoDefaults = "--no-defaults"
+
 func StartMariaDB() (*MariaDB, error) {
 	if _, err := exec.LookPath("mariadbd"); err != nil {
 		if _, err := os.Stat("/usr/sbin/mariadbd"); err != nil {
@@ -145,15 +150,15 @@ func StartMariaDB() (*MariaDB, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &MariaDB{Host: "127.0.0.1", Port: port, User: "backflow", Password: "maria-test-'secret\"", socket: filepath.Join(dir, "sock"), dir: dir}
+	m := &MariaDB{Host: loopback, Port: port, User: "backflow", Password: "maria-test-'secret\"", socket: filepath.Join(dir, "sock"), dir: dir}
 	fail := func(err error) (*MariaDB, error) { m.Stop(); return nil, err }
 	data := filepath.Join(dir, "data")
 	who, _ := user.Current()
-	if _, err := run([]string{"mariadb-install-db", "--no-defaults", "--datadir=" + data, "--user=" + who.Username,
+	if _, err := run([]string{"mariadb-install-db", mariadbNoDefaults, "--datadir=" + data, "--user=" + who.Username,
 		"--auth-root-authentication-method=socket", "--skip-test-db"}); err != nil {
 		return fail(err)
 	}
-	m.proc, err = startProcess(filepath.Join(dir, "mariadb.log"), "/usr/sbin/mariadbd", []string{"--no-defaults", "--datadir=" + data,
+	m.proc, err = startProcess(filepath.Join(dir, "mariadb.log"), "/usr/sbin/mariadbd", []string{mariadbNoDefaults, "--datadir=" + data,
 		"--user=" + who.Username, "--bind-address=127.0.0.1", "--port=" + strconv.Itoa(port), "--socket=" + m.socket,
 		"--pid-file=" + filepath.Join(dir, "pid"), "--innodb-flush-log-at-trx-commit=0", "--skip-log-bin",
 		"--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci"}, nil)
@@ -171,7 +176,7 @@ func StartMariaDB() (*MariaDB, error) {
 }
 
 func (m *MariaDB) rootQuery(sql string) (string, error) {
-	out, err := run([]string{"mariadb", "--no-defaults", "--socket=" + m.socket, "--user=root", "--default-character-set=utf8mb4", "--batch", "--skip-column-names", "--execute=" + sql})
+	out, err := run([]string{"mariadb", mariadbNoDefaults, "--socket=" + m.socket, "--user=root", "--default-character-set=utf8mb4", "--batch", "--skip-column-names", "--execute=" + sql})
 	return strings.TrimSpace(out), err
 }
 

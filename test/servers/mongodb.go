@@ -46,7 +46,7 @@ func StartFerretDB() (*FerretDB, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &FerretDB{Host: "127.0.0.1", Port: port, User: "backflow", Password: `mongo-test-"secret`, dir: dir}
+	f := &FerretDB{Host: loopback, Port: port, User: "backflow", Password: `mongo-test-"secret`, dir: dir}
 	if err := os.Mkdir(filepath.Join(dir, "data"), 0o700); err != nil {
 		return nil, err
 	}

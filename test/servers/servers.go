@@ -17,6 +17,9 @@ import (
 	"github.com/backflow-dev/backflow/test/tools"
 )
 
+// loopback is where every test server listens.
+const loopback = "127.0.0.1"
+
 // freePort asks the kernel for a free loopback port.
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -134,7 +137,7 @@ func StartMinIO(opts ...MinIOOption) (*MinIO, error) {
 	args := []string{"server", "--quiet", "--address", "127.0.0.1:" + strconv.Itoa(port), "--console-address", "127.0.0.1:0"}
 	if cfg.tls {
 		certs := filepath.Join(dir, "certs")
-		if m.CAPEM, err = writeServerCertificate(certs, "127.0.0.1"); err != nil {
+		if m.CAPEM, err = writeServerCertificate(certs, loopback); err != nil {
 			os.RemoveAll(dir)
 			return nil, err
 		}

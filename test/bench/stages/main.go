@@ -65,17 +65,30 @@ type bench struct {
 	storage             string
 }
 
+// Values of BACKFLOW_BENCH_ONLY.
+const (
+	onlyFile    = "file"
+	onlyMongoDB = "mongodb"
+)
+
+// dumpCommand is `backflow dump` of a source into the bench's storage, as an
+// object named name, encrypted to the bench's recipient.
+func (b *bench) dumpCommand(name, source string, flags ...string) []string {
+	return append([]string{b.backflow, "dump", "--storage", b.storage, "--name", name, "--path", "{{ .Name }}{{ .Extension }}",
+		"--recipient", b.recipient, "--source", source}, flags...)
+}
+
 func run() error {
 	only := os.Getenv("BACKFLOW_BENCH_ONLY")
-	if only != "" && only != "file" && only != "mongodb" {
+	if only != "" && only != onlyFile && only != onlyMongoDB {
 		return fmt.Errorf("BACKFLOW_BENCH_ONLY is %q: file, mongodb or unset for both", only)
 	}
-	if only != "file" {
+	if only != onlyFile {
 		if _, err := mongoMiB(); err != nil {
 			return err
 		}
 	}
-	if only != "mongodb" {
+	if only != onlyMongoDB {
 		for _, tool := range []string{"gzip", "zstd", "age", "pg_dump"} {
 			if _, err := exec.LookPath(tool); err != nil {
 				return fmt.Errorf("%s not installed: run make deps", tool)
@@ -109,7 +122,7 @@ func run() error {
 			return err
 		}
 	}
-	if only != "file" {
+	if only != onlyFile {
 		if only == "" {
 			fmt.Println()
 		}
@@ -149,14 +162,11 @@ func benchFile(b *bench) error {
 	}{
 		{"shell_gzip6", size, 1, []string{"sh", "-c", `gzip -6 < "$0" | age -r "$1" | "$2" pipe --quiet bench/backups/shell/dump.sql.gz.age`, dump, recipient, mc}},
 		{"zstd_alone", size, 3, []string{"sh", "-c", `zstd -3 -T0 -q -c "$0" > /dev/null`, dump}},
-		{"dump_zstd", size, 3, []string{backflow, "dump", "--storage", storage, "--name", "zstd-{round}", "--path", "{{ .Name }}{{ .Extension }}",
-			"--recipient", recipient, "--source", source("cat", dump)}},
-		{"dump_gzip", size, 3, []string{backflow, "dump", "--storage", storage, "--name", "gzip-{round}", "--path", "{{ .Name }}{{ .Extension }}",
-			"--compression", "gzip", "--recipient", recipient, "--source", source("cat", dump)}},
+		{"dump_zstd", size, 3, b.dumpCommand("zstd-{round}", source("cat", dump))},
+		{"dump_gzip", size, 3, b.dumpCommand("gzip-{round}", source("cat", dump), "--compression", "gzip")},
 		{"restore_zstd", size, 3, []string{backflow, "restore", "--storage", storage, "--key", "zstd-{round}.bin.zst.age", "--identity-file", identity,
 			"--verify-first=false", "--target", source("sh", "-c", "cat > /dev/null")}},
-		{"dump_8g", 8 * size, 1, []string{backflow, "dump", "--storage", storage, "--name", "eight", "--path", "{{ .Name }}{{ .Extension }}",
-			"--recipient", recipient, "--source", source("sh", "-c", eight, dump)}},
+		{"dump_8g", 8 * size, 1, b.dumpCommand("eight", source("sh", "-c", eight, dump))},
 	}
 	runs := map[string][]result{}
 	for round := 1; round <= 3; round++ {

@@ -127,8 +127,7 @@ func benchMongoDB(b *bench) error {
 		return fmt.Sprintf(`{"mongodb":{"connection":{"host":%q,"port":%d,"database":%q}}}`, ferret.Host, ferret.Port, db)
 	}
 	fmt.Println("mongodb: dump")
-	dump, out, err := timedProcs("mongodb_dump", connEnv, procs, b.backflow, "dump", "--storage", b.storage,
-		"--name", "mongodb", "--path", "{{ .Name }}{{ .Extension }}", "--recipient", b.recipient, "--source", conn(sourceDB))
+	dump, out, err := timedProcs("mongodb_dump", connEnv, procs, b.dumpCommand("mongodb", conn(sourceDB))...)
 	if err != nil {
 		return err
 	}

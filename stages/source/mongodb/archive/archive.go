@@ -130,6 +130,13 @@ func marshalHeader(h Header) ([]byte, error) {
 	})
 }
 
+// Fields that name a namespace, in the prelude's collection entries and in
+// the namespace headers.
+const (
+	fieldDB         = "db"
+	fieldCollection = "collection"
+)
+
 // unmarshalHeader ignores unknown fields and tolerates missing ones, as mongorestore's struct decoding does.
 func unmarshalHeader(doc []byte) (Header, error) {
 	var h Header
@@ -171,8 +178,8 @@ func marshalCollectionMetadata(m CollectionMetadata) ([]byte, error) {
 		size = int32(m.Size)
 	}
 	return bson.Marshal(bson.D{
-		{Key: "db", Value: m.Database},
-		{Key: "collection", Value: m.Collection},
+		{Key: fieldDB, Value: m.Database},
+		{Key: fieldCollection, Value: m.Collection},
 		{Key: "metadata", Value: m.Metadata},
 		{Key: "size", Value: size},
 		{Key: "type", Value: m.Type},
@@ -189,9 +196,9 @@ func unmarshalCollectionMetadata(doc []byte) (CollectionMetadata, error) {
 		v := e.Value()
 		var ok bool
 		switch e.Key() {
-		case "db":
+		case fieldDB:
 			m.Database, ok = v.StringValueOK()
-		case "collection":
+		case fieldCollection:
 			m.Collection, ok = v.StringValueOK()
 		case "metadata":
 			m.Metadata, ok = v.StringValueOK()
@@ -242,8 +249,8 @@ type namespaceHeader struct {
 // namespace header with any other field, and expects CRC as int64 even when it is 0.
 func marshalNamespaceHeader(h namespaceHeader) ([]byte, error) {
 	return bson.Marshal(bson.D{
-		{Key: "db", Value: h.Database},
-		{Key: "collection", Value: h.Collection},
+		{Key: fieldDB, Value: h.Database},
+		{Key: fieldCollection, Value: h.Collection},
 		{Key: "EOF", Value: h.EOF},
 		{Key: "CRC", Value: int64(h.CRC)}, // same 64 bits, as BSON has no unsigned integers
 	})
@@ -260,9 +267,9 @@ func unmarshalNamespaceHeader(doc []byte) (namespaceHeader, error) {
 		v := e.Value()
 		var ok bool
 		switch e.Key() {
-		case "db":
+		case fieldDB:
 			h.Database, ok = v.StringValueOK()
-		case "collection":
+		case fieldCollection:
 			h.Collection, ok = v.StringValueOK()
 		case "EOF":
 			h.EOF, ok = v.BooleanOK()
