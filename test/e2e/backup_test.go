@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
+	"github.com/backflow-dev/backflow/stages"
 	"github.com/backflow-dev/backflow/test/envtest"
 	"github.com/backflow-dev/backflow/test/servers"
 )
@@ -543,7 +544,7 @@ spec:
 	}
 	var backups []string
 	for _, k := range objects(t, bucket, ns+"/") {
-		if !strings.HasSuffix(k, ".backflow.json") {
+		if !strings.HasSuffix(k, stages.ManifestSuffix) {
 			backups = append(backups, k)
 		}
 	}
