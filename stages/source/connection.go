@@ -1,7 +1,9 @@
-// Package source runs the commands that produce a backup (pg_dump,
-// mariadb-dump, mongodump, tar of a volume, a user's command) and the ones
-// that consume it on restore, as argument lists with their secrets in the
-// environment or in files only they can read, never on the command line.
+// Package source is what the engines (postgresql, mysql, mongodb, pvc,
+// command; see Engine) share: their interface and registry, and the plumbing
+// that runs the commands that produce a backup and the ones that consume it
+// on restore, as argument lists with their secrets in the environment or in
+// files only they can read, never on the command line, the connections they
+// resolve and the tar archives of volumes.
 package source
 
 import (
