@@ -147,34 +147,45 @@ var (
 )
 
 // Register adds an engine. It panics when the engine's name, one of its
-// formats, client image keys or scratch engine names is taken: two engines
-// would then answer for the same thing.
+// formats, client image keys or scratch engine names is taken, and then
+// registers nothing: two engines would answer for the same thing.
 func Register(e Engine) {
-	claim := func(what, key string, taken bool) {
-		if taken {
-			panic(fmt.Sprintf("source.Register(%s): %s %q is already registered", e.Name(), what, key))
-		}
-	}
-	_, taken := engines[e.Name()]
-	claim("engine", e.Name(), taken)
-	for _, f := range e.Formats() {
-		_, taken := formatWriters[f.Name]
-		claim("format", f.Name, taken)
-		formatWriters[f.Name] = e
-	}
-	for key, image := range e.ClientImages() {
-		_, taken := clientImages[key]
-		claim("client image", key, taken)
-		clientImages[key] = image
-	}
+	var scratch []string
 	if t, ok := e.(RestoreTester); ok {
-		for _, name := range t.ScratchEngines() {
-			_, taken := scratchEngines[name]
-			claim("scratch engine", name, taken)
-			scratchEngines[name] = t
+		scratch = t.ScratchEngines()
+	}
+	for _, claim := range []struct {
+		what  string
+		keys  []string
+		taken func(string) bool
+	}{
+		{"engine", []string{e.Name()}, func(k string) bool { _, ok := engines[k]; return ok }},
+		{"format", formatNames(e.Formats()), func(k string) bool { _, ok := formatWriters[k]; return ok }},
+		{"client image", slices.Collect(maps.Keys(e.ClientImages())), func(k string) bool { _, ok := clientImages[k]; return ok }},
+		{"scratch engine", scratch, func(k string) bool { _, ok := scratchEngines[k]; return ok }},
+	} {
+		for _, key := range claim.keys {
+			if claim.taken(key) {
+				panic(fmt.Sprintf("source.Register(%s): %s %q is already registered", e.Name(), claim.what, key))
+			}
 		}
 	}
 	engines[e.Name()] = e
+	for _, f := range e.Formats() {
+		formatWriters[f.Name] = e
+	}
+	maps.Copy(clientImages, e.ClientImages())
+	for _, name := range scratch {
+		scratchEngines[name] = e.(RestoreTester)
+	}
+}
+
+func formatNames(formats []Format) []string {
+	names := make([]string, len(formats))
+	for i, f := range formats {
+		names[i] = f.Name
+	}
+	return names
 }
 
 // Names are the registered engines' names, sorted.

@@ -15,6 +15,7 @@ import (
 	_ "github.com/backflow-dev/backflow/stages/source/engines"
 	"github.com/backflow-dev/backflow/stages/source/mysql"
 	"github.com/backflow-dev/backflow/stages/source/postgresql"
+	"github.com/backflow-dev/backflow/stages/source/pvc"
 )
 
 var connection = v1.DatabaseConnection{SecretRef: &v1.ConnectionSecretRef{Name: "db"}}
@@ -96,6 +97,36 @@ func TestNoneOrTwoKindsFail(t *testing.T) {
 		}
 	}
 }
+
+// Register refuses an engine that would answer for what another one does,
+// and then registers nothing of it.
+func TestRegisterRefusesWhatIsTaken(t *testing.T) {
+	names, formats := source.Names(), source.Formats()
+	for what, e := range map[string]source.Engine{
+		"a taken name":   pvc.Engine{},
+		"a taken format": renamed{pvc.Engine{}, "volume"},
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s was registered", what)
+				}
+			}()
+			source.Register(e)
+		}()
+	}
+	if !slices.Equal(source.Names(), names) || !slices.Equal(source.Formats(), formats) {
+		t.Errorf("a refused engine left %v, %v", source.Names(), source.Formats())
+	}
+}
+
+// renamed is an engine under another name.
+type renamed struct {
+	pvc.Engine
+	name string
+}
+
+func (r renamed) Name() string { return r.name }
 
 // The formats are what manifests in storage say and what keys end with:
 // they never change, each has one extension and one engine that writes it,
