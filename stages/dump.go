@@ -14,6 +14,7 @@ import (
 	"github.com/backflow-dev/backflow/stages/pathtemplate"
 	"github.com/backflow-dev/backflow/stages/pipeline"
 	"github.com/backflow-dev/backflow/stages/source"
+	_ "github.com/backflow-dev/backflow/stages/source/engines"
 	"github.com/backflow-dev/backflow/stages/storage"
 )
 
@@ -64,19 +65,19 @@ func Dump(ctx context.Context, cfg DumpConfig) (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	kind := source.Kind(cfg.Source)
-	if kind == "" {
-		return nil, errors.New("the source names no postgresql, mysql, mongodb, pvc or command")
+	engine, err := source.ForSource(cfg.Source)
+	if err != nil {
+		return nil, err
 	}
-	format := source.Format(cfg.Source)
+	kind, format := engine.Name(), engine.Format(cfg.Source)
 	cfg.SourceOptions.Version = cfg.Version
 	m := &Manifest{
 		Compression: algo, CompressionLevel: level, Encryption: EncryptionNone,
-		Source: kind, Format: format,
+		Source: kind, Format: format.Name,
 		Namespace: cfg.Namespace, Name: cfg.Name, Series: cfg.Series,
 		StartedAt: cfg.Now().UTC().Truncate(time.Second), BackflowVersion: cfg.Version,
 	}
-	ext := source.Extension(format) + algo.Extension()
+	ext := format.Extension + algo.Extension()
 	if len(cfg.Recipients) > 0 {
 		m.Encryption = EncryptionAge
 		ext += ".age"
@@ -86,7 +87,7 @@ func Dump(ctx context.Context, cfg DumpConfig) (*Manifest, error) {
 	}
 	m.Key, err = pathtemplate.Render(cfg.PathTemplate, pathtemplate.Data{
 		Namespace: cfg.Namespace, Name: cfg.Name, Series: cfg.Series, Source: kind,
-		Database: source.DatabaseName(cfg.Source, cfg.SourceOptions), Timestamp: m.StartedAt, Extension: ext,
+		Database: engine.DatabaseName(cfg.Source, cfg.SourceOptions), Timestamp: m.StartedAt, Extension: ext,
 	})
 	if err != nil {
 		return nil, err
@@ -97,12 +98,8 @@ func Dump(ctx context.Context, cfg DumpConfig) (*Manifest, error) {
 		return nil, err
 	}
 
-	var total int64
-	if cfg.Source.PVC != nil {
-		total = source.TreeSize(cfg.SourceOptions.VolumeRoot, cfg.Source.PVC.Paths)
-	}
-	progress := StartProgress(cfg.ProgressFile, total)
-	producer, err := source.StartDump(ctx, cfg.Source, cfg.SourceOptions, cfg.Stderr)
+	progress := StartProgress(cfg.ProgressFile, engine.SizeHint(cfg.Source, cfg.SourceOptions))
+	producer, err := engine.StartDump(ctx, cfg.Source, cfg.SourceOptions, cfg.Stderr)
 	if err != nil {
 		progress.Finish(false)
 		return nil, err
@@ -123,7 +120,7 @@ func Dump(ctx context.Context, cfg DumpConfig) (*Manifest, error) {
 		encodeErr <- err
 	}()
 	putErr := cfg.Storage.Put(ctx, m.Key, pr, map[string]string{
-		"backflow-source": kind, "backflow-format": format,
+		"backflow-source": kind, "backflow-format": format.Name,
 		"backflow-compression": string(algo), "backflow-encryption": m.Encryption,
 	})
 	pr.CloseWithError(errUploadEnded) // unblocks the encoder if the upload stopped early

@@ -41,7 +41,7 @@ type Manifest struct {
 	Encryption string `json:"encryption"`
 	// Recipients are the fingerprints of the age recipients.
 	Recipients []string `json:"recipients,omitempty"`
-	// Source kind and the raw stream's format (see source.Format).
+	// Source kind and the raw stream's format (see source.Runner.Format).
 	Source string `json:"source"`
 	Format string `json:"format"`
 	// Resource the backup belongs to.

@@ -23,6 +23,7 @@ import (
 	"github.com/backflow-dev/backflow/stages"
 	"github.com/backflow-dev/backflow/stages/pipeline"
 	"github.com/backflow-dev/backflow/stages/source"
+	"github.com/backflow-dev/backflow/stages/source/mongodb"
 	"github.com/backflow-dev/backflow/stages/source/mongodb/archive"
 )
 
@@ -170,7 +171,7 @@ func TestMongoDBRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Key != "shop/shop-1.archive.zst.age" || m.Source != "mongodb" || m.Format != source.FormatMongoDBArchive {
+	if m.Key != "shop/shop-1.archive.zst.age" || m.Source != "mongodb" || m.Format != mongodb.FormatArchive.Name {
 		t.Errorf("manifest %+v", m)
 	}
 	if _, err := stages.Verify(ctx, stages.VerifyConfig{Storage: backend, Key: m.Key, Identities: []age.Identity{id}}); err != nil {

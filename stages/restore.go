@@ -63,8 +63,7 @@ func Restore(ctx context.Context, cfg RestoreConfig) (*Manifest, error) {
 		return nil, err
 	}
 	defer obj.Close()
-	target := withSingleTransaction(cfg.Target, m.Format)
-	consumer, err := source.StartRestore(ctx, target, m.Format, cfg.SourceOptions, cfg.Stdout, cfg.Stderr)
+	consumer, err := source.StartRestore(ctx, cfg.Target, m.Format, cfg.SourceOptions, cfg.Stdout, cfg.Stderr)
 	if err != nil {
 		return nil, err
 	}
@@ -95,16 +94,4 @@ func checkStoredObject(ctx context.Context, b storage.Backend, m *Manifest) erro
 		return fmt.Errorf("reading the object: %w", err)
 	}
 	return checkStored(m, stored)
-}
-
-// withSingleTransaction makes PostgreSQL restores atomic, so that a stream
-// cut short by a checksum failure leaves the database as it was.
-func withSingleTransaction(t v1.RestoreTarget, format string) v1.RestoreTarget {
-	if t.PostgreSQL == nil || (format != "pg-plain" && format != "pg-custom" && format != "pg-tar") {
-		return t
-	}
-	pg := *t.PostgreSQL
-	pg.ExtraArgs = append([]string{"--single-transaction"}, pg.ExtraArgs...)
-	t.PostgreSQL = &pg
-	return t
 }

@@ -3,6 +3,8 @@ package main
 import (
 	goflag "flag"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -43,8 +45,11 @@ BackupStorages, and serves Prometheus metrics.`,
 			if namespaces != "" {
 				opts.Namespaces = strings.Split(namespaces, ",")
 			}
-			for engine, image := range clientImages {
-				opts.Compiler.ClientImages[engine] = image
+			for key, image := range clientImages {
+				if _, known := opts.Compiler.ClientImages[key]; !known {
+					return fmt.Errorf("--client-image: no engine has a client image %q; the keys are %s", key, clientImageKeys(opts.Compiler))
+				}
+				opts.Compiler.ClientImages[key] = image
 			}
 			opts.Compiler.ImagePullPolicy = corev1.PullPolicy(pullPolicy)
 			opts.Compiler.SuccessTTLSeconds = int32(successTTL.Seconds())
@@ -92,7 +97,7 @@ BackupStorages, and serves Prometheus metrics.`,
 	f.StringVar(&namespaces, "namespaces", "", "comma-separated namespaces to watch (default: all)")
 	f.StringVar(&opts.Compiler.Image, "image", opts.Compiler.Image, "backflow image the workflow steps run")
 	f.StringVar(&pullPolicy, "image-pull-policy", string(corev1.PullIfNotPresent), "pull policy of the step images")
-	f.StringToStringVar(&clientImages, "client-image", nil, "database client image per engine, e.g. postgresql=postgres:17-alpine (repeatable)")
+	f.StringToStringVar(&clientImages, "client-image", nil, "database client image per key ("+clientImageKeys(opts.Compiler)+"), e.g. postgresql=postgres:17-alpine (repeatable)")
 	f.StringVar(&opts.Compiler.ServiceAccountName, "workflow-service-account", opts.Compiler.ServiceAccountName, "service account the steps run as by default")
 	f.DurationVar(&successTTL, "workflow-success-ttl", time.Duration(opts.Compiler.SuccessTTLSeconds)*time.Second, "how long Argo keeps a succeeded Workflow")
 	f.DurationVar(&failureTTL, "workflow-failure-ttl", time.Duration(opts.Compiler.FailureTTLSeconds)*time.Second, "how long Argo keeps a failed Workflow")
@@ -102,4 +107,9 @@ BackupStorages, and serves Prometheus metrics.`,
 	zapOpts.BindFlags(gofs)
 	f.AddGoFlagSet(gofs)
 	return cmd
+}
+
+// clientImageKeys are the keys of the engines' client images.
+func clientImageKeys(o compiler.Options) string {
+	return strings.Join(slices.Sorted(maps.Keys(o.ClientImages)), ", ")
 }

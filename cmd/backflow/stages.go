@@ -20,6 +20,7 @@ import (
 	"github.com/backflow-dev/backflow/stages/pathtemplate"
 	"github.com/backflow-dev/backflow/stages/pipeline"
 	"github.com/backflow-dev/backflow/stages/source"
+	_ "github.com/backflow-dev/backflow/stages/source/engines"
 	"github.com/backflow-dev/backflow/stages/storage"
 )
 
@@ -279,11 +280,11 @@ func newVerifyCommand() *cobra.Command {
 				}
 				cfg.RestoreTest = &stages.RestoreTestConfig{CheckQuery: spec.CheckQuery}
 				if spec.Connection != nil {
-					target, err := scratchTarget(engine, *spec.Connection)
+					target, err := source.ScratchTarget(engine, *spec.Connection)
 					if err != nil {
-						return err
+						return fmt.Errorf("--engine: %w", err)
 					}
-					cfg.RestoreTest.Target = target
+					cfg.RestoreTest.Target = &target
 				}
 			}
 			m, err := stages.Verify(cmd.Context(), cfg)
@@ -300,29 +301,11 @@ func newVerifyCommand() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&key, "key", "", "key of the object to verify")
 	f.StringVar(&restoreTest, "restore-test", "", "the Backup's spec.verify.restoreTest as JSON or YAML, or @file")
-	f.StringVar(&engine, "engine", "", "engine of the scratch database of a restore test: postgresql, mysql, mariadb or mongodb")
+	f.StringVar(&engine, "engine", "", "engine of the scratch database of a restore test: "+strings.Join(source.ScratchEngineNames(), ", "))
 	f.StringVar(&namespace, "namespace", "default", "namespace, for Service host names")
 	f.StringVar(&outputsDir, "outputs-dir", "", "directory to write Argo output parameters into")
 	_ = cmd.MarkFlagRequired("key")
 	return cmd
-}
-
-// scratchTarget builds the restore target of a restore test from the
-// --engine flag and the scratch connection.
-func scratchTarget(engine string, conn v1.DatabaseConnection) (*v1.RestoreTarget, error) {
-	switch engine {
-	case "postgresql":
-		return &v1.RestoreTarget{PostgreSQL: &v1.PostgreSQLTarget{Connection: conn, Clean: true}}, nil
-	case "mysql", "mariadb":
-		flavor := v1.MySQLFlavorMySQL
-		if engine == "mariadb" {
-			flavor = v1.MySQLFlavorMariaDB
-		}
-		return &v1.RestoreTarget{MySQL: &v1.MySQLTarget{Connection: conn, Flavor: flavor}}, nil
-	case "mongodb":
-		return &v1.RestoreTarget{MongoDB: &v1.MongoDBTarget{Connection: conn, Drop: true}}, nil
-	}
-	return nil, fmt.Errorf("--engine must be postgresql, mysql, mariadb or mongodb for a restore test into a database, got %q", engine)
 }
 
 func newRestoreCommand() *cobra.Command {

@@ -14,7 +14,7 @@ import (
 
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
 	"github.com/backflow-dev/backflow/stages/source"
-	"github.com/backflow-dev/backflow/stages/source/mongodb"
+	_ "github.com/backflow-dev/backflow/stages/source/engines"
 	"github.com/backflow-dev/backflow/stages/storage"
 )
 
@@ -93,12 +93,12 @@ func Backup(in BackupInput, opts Options) (*wfv1.Workflow, error) {
 // backup-name argument: the Backup's name, or {{workflow.name}} in a
 // CronWorkflow.
 func backupWorkflowSpec(namespace string, spec v1.BackupSpec, series string, name wfv1.Parameter, st StorageAccess, opts Options) (*wfv1.WorkflowSpec, error) {
-	kind := source.Kind(spec.Source)
-	if kind == "" {
-		return nil, fmt.Errorf("spec.source: set exactly one of postgresql, mysql, mongodb, pvc and command")
+	engine, err := source.ForSource(spec.Source)
+	if err != nil {
+		return nil, err
 	}
-	if m := spec.Source.MongoDB; m != nil && m.Oplog {
-		return nil, fmt.Errorf("spec.source.%w", mongodb.ErrOplogUnavailable)
+	if err := engine.CheckSource(spec.Source); err != nil {
+		return nil, fmt.Errorf("spec.source.%w", err)
 	}
 	sourceJSON, err := json.Marshal(spec.Source)
 	if err != nil {
@@ -130,25 +130,9 @@ func backupWorkflowSpec(namespace string, spec v1.BackupSpec, series string, nam
 	if recipientsSecret != nil {
 		dumpPatch.env(corev1.EnvVar{Name: envRecipients, ValueFrom: secretRef(recipientsSecret.Name, recipientsSecret.Key, false)})
 	}
-	image := opts.Image
-	switch {
-	case spec.Source.PostgreSQL != nil:
-		image = clientImage(opts, "postgresql", spec.Source.PostgreSQL.Image)
-		dumpPatch.connection(spec.Source.PostgreSQL.Connection)
-	case spec.Source.MySQL != nil:
-		image = clientImage(opts, mysqlEngine(spec.Source.MySQL.Flavor), spec.Source.MySQL.Image)
-		dumpPatch.connection(spec.Source.MySQL.Connection)
-	case spec.Source.MongoDB != nil:
-		// backflow's own engine: the step runs in the backflow image.
-		dumpPatch.connection(spec.Source.MongoDB.Connection)
-	case spec.Source.PVC != nil:
-		dumpPatch.volume(corev1.Volume{Name: dataVolume, VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{
-			ClaimName: spec.Source.PVC.ClaimName, ReadOnly: true,
-		}}}, VolumeRoot, true)
-	case spec.Source.Command != nil:
-		image = spec.Source.Command.Image
-		dumpPatch.env(spec.Source.Command.Env...)
-	}
+	dumpPod := engine.DumpPod(spec.Source)
+	image := engineImage(dumpPod, opts)
+	dumpPatch.enginePod(dumpPod)
 	path := spec.Storage.Path
 	if path == "" {
 		path = DefaultPath
@@ -177,7 +161,7 @@ func backupWorkflowSpec(namespace string, spec v1.BackupSpec, series string, nam
 			verifyPatch.storageCA(st)
 			verifyPatch.resources(spec.Pod)
 			verifyPatch.identity(identity)
-			verifyImage, restoreTest, engine := opts.Image, "", ""
+			verifyImage, restoreTest, scratchEngine := opts.Image, "", ""
 			if spec.Verify != nil && spec.Verify.RestoreTest != nil {
 				rt := spec.Verify.RestoreTest
 				data, err := json.Marshal(rt)
@@ -187,17 +171,18 @@ func backupWorkflowSpec(namespace string, spec v1.BackupSpec, series string, nam
 				restoreTest = string(data)
 				verifyImage = image
 				if rt.Connection != nil {
-					verifyPatch.connection(*rt.Connection)
-					engine = kind
-					if spec.Source.MySQL != nil {
-						engine = mysqlEngine(spec.Source.MySQL.Flavor)
+					tester, ok := engine.(source.RestoreTester)
+					if !ok {
+						return wfv1.DAGTask{}, fmt.Errorf("spec.verify.restoreTest: a %s source has no scratch database to restore into", engine.Name())
 					}
+					verifyPatch.connection(*rt.Connection)
+					scratchEngine = tester.ScratchEngine(spec.Source)
 				}
 			}
 			return wfv1.DAGTask{
 				TemplateRef: &wfv1.TemplateRef{Name: TemplateVerify, Template: EntryVerify, ClusterScope: true},
 				Arguments: wfv1.Arguments{Parameters: concat(st.params(), stepArgs(verifyImage, verifyPatch, retries, opts),
-					value(ParamKey, dumpedKey), value(ParamRestoreTest, restoreTest), value(ParamEngine, engine), value(ParamNamespace, namespace),
+					value(ParamKey, dumpedKey), value(ParamRestoreTest, restoreTest), value(ParamEngine, scratchEngine), value(ParamNamespace, namespace),
 				)},
 			}, nil
 		},
@@ -289,19 +274,8 @@ func hookTask(h *v1.Hook, opts Options) wfv1.DAGTask {
 }
 
 func describeBackup(spec v1.BackupSpec, st StorageAccess) string {
-	var what string
-	switch s := spec.Source; {
-	case s.PostgreSQL != nil:
-		what = fmt.Sprintf("PostgreSQL %s with pg_dump (%s)", describeDatabase(s.PostgreSQL.Connection), cmp.Or(string(s.PostgreSQL.Format), "custom"))
-	case s.MySQL != nil:
-		what = fmt.Sprintf("%s %s", map[bool]string{true: "MariaDB", false: "MySQL"}[s.MySQL.Flavor == v1.MySQLFlavorMariaDB], describeDatabase(s.MySQL.Connection))
-	case s.MongoDB != nil:
-		what = "MongoDB " + describeDatabase(s.MongoDB.Connection)
-	case s.PVC != nil:
-		what = fmt.Sprintf("volume %s (%s)", s.PVC.ClaimName, strings.Join(orDefaultSlice(s.PVC.Paths, "."), ", "))
-	case s.Command != nil:
-		what = fmt.Sprintf("output of %s", strings.Join(s.Command.Command, " "))
-	}
+	// Backup compiled the spec: its source names an engine.
+	engine, _ := source.ForSource(spec.Source)
 	how := defaultCompression
 	if spec.Compression != nil && spec.Compression.Algorithm != "" {
 		how = string(spec.Compression.Algorithm)
@@ -310,35 +284,19 @@ func describeBackup(spec v1.BackupSpec, st StorageAccess) string {
 		how += ", age-encrypted"
 	}
 	s3 := st.Storage.Spec.S3
-	return fmt.Sprintf("%s to s3://%s/%s (BackupStorage %s), %s", what, s3.Bucket, s3.Prefix, st.Storage.Name, how)
+	return fmt.Sprintf("%s to s3://%s/%s (BackupStorage %s), %s", engine.DescribeSource(spec.Source), s3.Bucket, s3.Prefix, st.Storage.Name, how)
 }
 
-func describeDatabase(c v1.DatabaseConnection) string {
-	where := c.Host
-	if c.ServiceRef != nil {
-		where = "service " + c.ServiceRef.Name
+// engineImage is the image an engine's step runs in: the spec's own, or the
+// controller's client image the engine names, or the backflow image.
+func engineImage(pod source.Pod, opts Options) string {
+	switch {
+	case pod.Image != "":
+		return pod.Image
+	case pod.ClientImage != "":
+		return opts.ClientImages[pod.ClientImage]
 	}
-	if where == "" {
-		where = "from Secret " + c.SecretRef.Name
-	}
-	if c.Database != "" {
-		return fmt.Sprintf("database %s on %s", c.Database, where)
-	}
-	return "on " + where
-}
-
-func clientImage(opts Options, engine, override string) string {
-	if override != "" {
-		return override
-	}
-	return opts.ClientImages[engine]
-}
-
-func mysqlEngine(f v1.MySQLFlavor) string {
-	if f == v1.MySQLFlavorMariaDB {
-		return "mariadb"
-	}
-	return "mysql"
+	return opts.Image
 }
 
 // stepArgs are the arguments every backflow step takes: the image to run in,
@@ -358,11 +316,4 @@ func concat(lists []wfv1.Parameter, more []wfv1.Parameter, rest ...wfv1.Paramete
 
 func value(name, v string) wfv1.Parameter {
 	return wfv1.Parameter{Name: name, Value: wfv1.AnyStringPtr(v)}
-}
-
-func orDefaultSlice(v []string, def ...string) []string {
-	if len(v) == 0 {
-		return def
-	}
-	return v
 }

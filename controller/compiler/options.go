@@ -6,6 +6,8 @@ package compiler
 
 import (
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/backflow-dev/backflow/stages/source"
 )
 
 // Options are the controller-wide settings of the compiler.
@@ -15,9 +17,10 @@ type Options struct {
 	Image string
 	// ImagePullPolicy of every step container.
 	ImagePullPolicy corev1.PullPolicy
-	// ClientImages are the default images with the database client tools,
-	// by engine: postgresql, mysql, mariadb. MongoDB needs none: backflow
-	// dumps and restores it itself.
+	// ClientImages are the images with the database client tools, by the
+	// key an engine names (postgresql, mysql, mariadb; see
+	// source.Planner.ClientImages). MongoDB needs none: backflow dumps and
+	// restores it itself.
 	ClientImages map[string]string
 	// ServiceAccountName the steps run as unless the resource names one.
 	ServiceAccountName string
@@ -33,13 +36,9 @@ type Options struct {
 // DefaultOptions are the options of a controller started without flags.
 func DefaultOptions() Options {
 	return Options{
-		Image:           "ghcr.io/backflow-dev/backflow:latest",
-		ImagePullPolicy: corev1.PullIfNotPresent,
-		ClientImages: map[string]string{
-			"postgresql": "docker.io/library/postgres:17-alpine",
-			"mysql":      "docker.io/library/mysql:8.4",
-			"mariadb":    "docker.io/library/mariadb:11.4",
-		},
+		Image:              "ghcr.io/backflow-dev/backflow:latest",
+		ImagePullPolicy:    corev1.PullIfNotPresent,
+		ClientImages:       source.ClientImages(),
 		ServiceAccountName: "backflow-workflow",
 		SuccessTTLSeconds:  24 * 3600,
 		FailureTTLSeconds:  7 * 24 * 3600,

@@ -28,6 +28,17 @@ func (p *podPatch) volume(v corev1.Volume, mountPath string, readOnly bool) {
 	p.main.VolumeMounts = append(p.main.VolumeMounts, corev1.VolumeMount{Name: v.Name, MountPath: mountPath, ReadOnly: readOnly})
 }
 
+// enginePod adds what an engine's step needs (see source.Pod).
+func (p *podPatch) enginePod(pod source.Pod) {
+	if pod.Connection != nil {
+		p.connection(*pod.Connection)
+	}
+	p.env(pod.Env...)
+	if pod.Volume != nil {
+		p.volume(corev1.Volume{Name: dataVolume, VolumeSource: *pod.Volume}, VolumeRoot, pod.VolumeReadOnly)
+	}
+}
+
 func (p *podPatch) resources(pod *v1.PodOverrides) {
 	if pod != nil && pod.Resources != nil {
 		p.main.Resources = *pod.Resources

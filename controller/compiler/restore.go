@@ -6,10 +6,10 @@ import (
 
 	"github.com/argoproj/argo-workflows/v3/pkg/apis/workflow"
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
+	"github.com/backflow-dev/backflow/stages/source"
 )
 
 // RestoreInput is a Restore with what the reconciler resolved for it: the
@@ -34,27 +34,13 @@ func Restore(in RestoreInput, opts Options) (*wfv1.Workflow, error) {
 	patch.storageCA(in.Storage)
 	patch.resources(r.Spec.Pod)
 	patch.identity(in.Identity)
-	image := opts.Image
-	switch t := r.Spec.Target; {
-	case t.PostgreSQL != nil:
-		image = clientImage(opts, "postgresql", t.PostgreSQL.Image)
-		patch.connection(t.PostgreSQL.Connection)
-	case t.MySQL != nil:
-		image = clientImage(opts, mysqlEngine(t.MySQL.Flavor), t.MySQL.Image)
-		patch.connection(t.MySQL.Connection)
-	case t.MongoDB != nil:
-		// backflow's own engine: the step runs in the backflow image.
-		patch.connection(t.MongoDB.Connection)
-	case t.PVC != nil:
-		patch.volume(corev1.Volume{Name: dataVolume, VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{
-			ClaimName: t.PVC.ClaimName,
-		}}}, VolumeRoot, false)
-	case t.Command != nil:
-		image = t.Command.Image
-		patch.env(t.Command.Env...)
-	default:
-		return nil, fmt.Errorf("spec.target: set exactly one of postgresql, mysql, mongodb, pvc and command")
+	engine, err := source.ForTarget(r.Spec.Target)
+	if err != nil {
+		return nil, err
 	}
+	restorePod := engine.RestorePod(r.Spec.Target)
+	image := engineImage(restorePod, opts)
+	patch.enginePod(restorePod)
 
 	choices := runChoices{verify: r.Spec.VerifyBeforeRestore == nil || *r.Spec.VerifyBeforeRestore}
 	if h := r.Spec.Hooks; h != nil {
@@ -106,24 +92,8 @@ func Restore(in RestoreInput, opts Options) (*wfv1.Workflow, error) {
 			Name: WorkflowName(r.Name), Namespace: r.Namespace,
 			Labels: map[string]string{v1.LabelRestore: r.Name, v1.LabelNamespace: r.Namespace},
 			Annotations: uiAnnotations(fmt.Sprintf("Restore %s/%s", r.Namespace, r.Name),
-				fmt.Sprintf("%s from s3://%s/%s", describeTarget(r.Spec.Target), in.Storage.Storage.Spec.S3.Bucket, in.Key)),
+				fmt.Sprintf("%s from s3://%s/%s", engine.DescribeTarget(r.Spec.Target), in.Storage.Storage.Spec.S3.Bucket, in.Key)),
 		},
 		Spec: *ws,
 	}, nil
-}
-
-func describeTarget(t v1.RestoreTarget) string {
-	switch {
-	case t.PostgreSQL != nil:
-		return "into PostgreSQL " + describeDatabase(t.PostgreSQL.Connection)
-	case t.MySQL != nil:
-		return "into MySQL " + describeDatabase(t.MySQL.Connection)
-	case t.MongoDB != nil:
-		return "into MongoDB " + describeDatabase(t.MongoDB.Connection)
-	case t.PVC != nil:
-		return "into volume " + t.PVC.ClaimName
-	case t.Command != nil:
-		return "into the input of " + t.Command.Image
-	}
-	return ""
 }

@@ -1,7 +1,9 @@
-// Package source runs the commands that produce a backup (pg_dump,
-// mariadb-dump, mongodump, tar of a volume, a user's command) and the ones
-// that consume it on restore, as argument lists with their secrets in the
-// environment or in files only they can read, never on the command line.
+// Package source is what the engines (postgresql, mysql, mongodb, pvc,
+// command; see Engine) share: their interface and registry, and the plumbing
+// that runs the commands that produce a backup and the ones that consume it
+// on restore, as argument lists with their secrets in the environment or in
+// files only they can read, never on the command line, the connections they
+// resolve and the tar archives of volumes.
 package source
 
 import (
@@ -119,4 +121,42 @@ func (c *Connection) applyURI(raw string) error {
 	}
 	c.Params = u.Query()
 	return nil
+}
+
+// DatabaseName is the database of an engine that dumps databases, for
+// Runner.DatabaseName: the one of databases when it names one, none when it
+// names several, and otherwise the connection's, resolved with the
+// connection Secret's values when opts can read them.
+func DatabaseName(databases []string, conn v1.DatabaseConnection, opts Options) string {
+	switch len(databases) {
+	case 0:
+	case 1:
+		return databases[0]
+	default:
+		return ""
+	}
+	if opts.Getenv == nil {
+		return conn.Database
+	}
+	resolved, err := ResolveConnection(conn, opts.Namespace, 1, opts.Getenv)
+	if err != nil {
+		return conn.Database
+	}
+	return resolved.Database
+}
+
+// DescribeConnection says which database a connection names and where, for
+// the engines' descriptions.
+func DescribeConnection(c v1.DatabaseConnection) string {
+	where := c.Host
+	if c.ServiceRef != nil {
+		where = "service " + c.ServiceRef.Name
+	}
+	if where == "" {
+		where = "from Secret " + c.SecretRef.Name
+	}
+	if c.Database != "" {
+		return fmt.Sprintf("database %s on %s", c.Database, where)
+	}
+	return "on " + where
 }

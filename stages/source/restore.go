@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"strings"
 
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
-	"github.com/backflow-dev/backflow/stages/source/mongodb"
 )
 
 // Consumer is a started restore target that reads the plain stream.
@@ -23,26 +21,61 @@ type Consumer struct {
 }
 
 // StartRestore starts the target that restores a stream of the given format
-// (see Format).
+// (a manifest's Format), once its engine said it accepts it.
 func StartRestore(ctx context.Context, target v1.RestoreTarget, format string, opts Options, stdout, stderr io.Writer) (*Consumer, error) {
-	if target.PVC != nil {
-		pr, pw := io.Pipe()
-		dir := filepath.Join(opts.VolumeRoot, filepath.FromSlash(target.PVC.Path))
-		return consumerOf(pr, pw, func() error { return Untar(pr, dir) }, func() {}), nil
-	}
-	if target.MongoDB != nil {
-		restoreOpts, err := mongoTarget(target.MongoDB, format, opts)
-		if err != nil {
-			return nil, err
-		}
-		return startMongoRestore(ctx, restoreOpts), nil
-	}
-	proc, err := RestoreProcess(target, format, opts)
+	e, err := acceptingEngine(target, format)
 	if err != nil {
 		return nil, err
 	}
-	proc.Stdout = stdout
-	return proc.StartConsumer(ctx, stderr)
+	return e.StartRestore(ctx, target, format, opts, stdout, stderr)
+}
+
+// acceptingEngine is the engine of a target, which must accept the format.
+func acceptingEngine(target v1.RestoreTarget, format string) (Engine, error) {
+	e, err := ForTarget(target)
+	if err != nil {
+		return nil, err
+	}
+	if !e.Accepts(format) {
+		return nil, fmt.Errorf("a %s backup cannot be restored into %s", format, e.Title())
+	}
+	return e, nil
+}
+
+// StartRestoreTest starts a verify's restore test: into the scratch
+// database target, with the check of its engine once the stream ended (see
+// RestoreTester); without a target, a structural check by the engine that
+// wrote the format, if it can (see ArchiveChecker).
+func StartRestoreTest(ctx context.Context, target *v1.RestoreTarget, format, query string, opts Options, stderr io.Writer) (*Consumer, error) {
+	if target == nil {
+		if checker, ok := archiveCheckerOf(format); ok {
+			return checker.StartArchiveCheck(ctx, stderr)
+		}
+		var checkable []string
+		for _, f := range Formats() {
+			if _, ok := archiveCheckerOf(f.Name); ok {
+				checkable = append(checkable, f.Name)
+			}
+		}
+		return nil, fmt.Errorf("a restore test without a scratch database needs a %s backup, not %s", list(checkable, "or"), format)
+	}
+	e, err := acceptingEngine(*target, format)
+	if err != nil {
+		return nil, err
+	}
+	tester, ok := e.(RestoreTester)
+	if !ok {
+		return nil, fmt.Errorf("%s has no restore test", e.Title())
+	}
+	return tester.StartRestoreTest(ctx, *target, format, query, opts, stderr)
+}
+
+// archiveCheckerOf is the engine that wrote a format when it can check it
+// without a database.
+func archiveCheckerOf(format string) (ArchiveChecker, bool) {
+	writer, _ := WriterOf(format)
+	checker, ok := writer.(ArchiveChecker)
+	return checker, ok && checker.ChecksArchive(format)
 }
 
 // StartConsumer starts a process that reads a stream on its standard input.
@@ -58,6 +91,17 @@ func (p Process) StartConsumer(ctx context.Context, stderr io.Writer) (*Consumer
 		return nil, err
 	}
 	return consumerOf(pr, pw, running.Wait, running.Stop), nil
+}
+
+// Consume starts a target that runs in this process: consume reads the
+// plain stream until its end, and its context is cancelled on Abort.
+func Consume(ctx context.Context, consume func(context.Context, io.Reader) error) *Consumer {
+	pr, pw := io.Pipe()
+	ctx, cancel := context.WithCancel(ctx)
+	return consumerOf(pr, pw, func() error {
+		defer cancel()
+		return consume(ctx, pr)
+	}, cancel)
 }
 
 // consumerOf is a Consumer whose Input is pw and whose work, consume,
@@ -110,85 +154,12 @@ func (c *consumerInput) Write(p []byte) (int, error) {
 
 func (c *consumerInput) Close() error { return c.pw.Close() }
 
-// RestoreProcess is the command that restores a stream of the given format
-// into a database or a user's command.
-func RestoreProcess(target v1.RestoreTarget, format string, opts Options) (Process, error) {
-	switch {
-	case target.PostgreSQL != nil:
-		t := target.PostgreSQL
-		conn, err := ResolveConnection(t.Connection, opts.Namespace, PostgreSQLPort, opts.Getenv)
-		if err != nil {
-			return Process{}, err
-		}
-		var args []string
-		switch format {
-		case "pg-plain":
-			args = []string{"psql", "--no-password", "--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", "--file=-"}
-		case "pg-custom", "pg-tar":
-			// A conninfo without dbname makes libpq take PGDATABASE from the
-			// environment: the database never appears on the command line, and
-			// -d still tells pg_restore to restore rather than print SQL.
-			args = []string{"pg_restore", "--no-password", "--exit-on-error", "--no-owner", "--dbname=application_name=backflow"}
-			if t.Clean {
-				args = append(args, "--clean", "--if-exists")
-			}
-		default:
-			return Process{}, fmt.Errorf("a %s backup cannot be restored into PostgreSQL", format)
-		}
-		return Process{Args: append(args, t.ExtraArgs...), Env: postgresEnv(conn)}, nil
-	case target.MySQL != nil:
-		t := target.MySQL
-		if format != "mysql" {
-			return Process{}, fmt.Errorf("a %s backup cannot be restored into MySQL", format)
-		}
-		conn, err := ResolveConnection(t.Connection, opts.Namespace, MySQLPort, opts.Getenv)
-		if err != nil {
-			return Process{}, err
-		}
-		args := []string{mysqlProgram(t.Flavor, "client"), "--defaults-extra-file={file:my.cnf}", "--binary-mode", "--default-character-set=utf8mb4"}
-		return Process{Args: append(args, t.ExtraArgs...), Files: map[string]string{"my.cnf": myCnf(conn, true)}}, nil
-	case target.Command != nil:
-		c := target.Command
-		var env []string
-		for _, e := range c.Env {
-			if e.ValueFrom == nil {
-				env = append(env, e.Name+"="+e.Value)
-			}
-		}
-		return Process{Args: append(append([]string(nil), c.Command...), c.Args...), Env: env}, nil
-	case target.MongoDB != nil:
-		return Process{}, errors.New("MongoDB is restored by backflow itself, not by a command")
-	}
-	return Process{}, errors.New("the target names no postgresql, mysql, mongodb, pvc or command")
-}
-
-// mongoTarget checks that a backup of format can go into a MongoDB target.
-func mongoTarget(t *v1.MongoDBTarget, format string, opts Options) (mongodb.RestoreOptions, error) {
-	if format != FormatMongoDBArchive {
-		return mongodb.RestoreOptions{}, fmt.Errorf("a %s backup cannot be restored into MongoDB", format)
-	}
-	return mongoRestoreOptions(t, opts)
-}
-
-// StartRestoreTest starts a verify's restore test: into the scratch
-// database target, whose check runs once the stream ended (query, or for
-// MongoDB the document counts); without a target, a structural check of a
-// PostgreSQL custom or tar archive with pg_restore --list.
-func StartRestoreTest(ctx context.Context, target *v1.RestoreTarget, format, query string, opts Options, stderr io.Writer) (*Consumer, error) {
-	switch {
-	case target == nil:
-		if format != "pg-custom" && format != "pg-tar" {
-			return nil, fmt.Errorf("a restore test without a scratch database needs a PostgreSQL custom or tar backup, not %s", format)
-		}
-		return Process{Args: []string{"pg_restore", "--list"}, Stdout: io.Discard}.StartConsumer(ctx, stderr)
-	case target.MongoDB != nil:
-		restoreOpts, err := mongoTarget(target.MongoDB, format, opts)
-		if err != nil {
-			return nil, err
-		}
-		return mongoRestoreTest(ctx, restoreOpts, query)
-	}
-	c, err := StartRestore(ctx, *target, format, opts, io.Discard, stderr)
+// RestoreAndQuery is the restore test of the SQL engines: e restores into
+// the scratch database target and, once that succeeded, the check query runs
+// unless query is empty. check is the query's process, which prints the rows
+// the query returns; the test fails unless it returns one.
+func RestoreAndQuery(ctx context.Context, e Runner, target v1.RestoreTarget, format, query string, opts Options, stderr io.Writer, check func() (Process, error)) (*Consumer, error) {
+	c, err := e.StartRestore(ctx, target, format, opts, io.Discard, stderr)
 	if err != nil || query == "" {
 		return c, err
 	}
@@ -197,56 +168,28 @@ func StartRestoreTest(ctx context.Context, target *v1.RestoreTarget, format, que
 		if err := wait(); err != nil {
 			return err
 		}
-		_, err := RunCheckQuery(ctx, *target, query, opts, stderr)
-		return err
+		proc, err := check()
+		if err != nil {
+			return err
+		}
+		return runCheckQuery(ctx, proc, stderr)
 	}
 	return c, nil
 }
 
-// CheckQueryProcess runs query against a database and prints its rows, one
-// per line, for a restore test.
-func CheckQueryProcess(target v1.RestoreTarget, query string, opts Options) (Process, error) {
-	switch {
-	case target.PostgreSQL != nil:
-		conn, err := ResolveConnection(target.PostgreSQL.Connection, opts.Namespace, PostgreSQLPort, opts.Getenv)
-		if err != nil {
-			return Process{}, err
-		}
-		return Process{
-			Args: []string{"psql", "--no-password", "--no-psqlrc", "--set=ON_ERROR_STOP=1", "--tuples-only", "--no-align", "--command=" + query},
-			Env:  postgresEnv(conn),
-		}, nil
-	case target.MySQL != nil:
-		conn, err := ResolveConnection(target.MySQL.Connection, opts.Namespace, MySQLPort, opts.Getenv)
-		if err != nil {
-			return Process{}, err
-		}
-		return Process{
-			Args:  []string{mysqlProgram(target.MySQL.Flavor, "client"), "--defaults-extra-file={file:my.cnf}", "--batch", "--skip-column-names", "--execute=" + query},
-			Files: map[string]string{"my.cnf": myCnf(conn, true)},
-		}, nil
-	}
-	return Process{}, errors.New("a check query needs a postgresql or mysql database")
-}
-
-// RunCheckQuery runs a check query and fails unless it returns a row.
-func RunCheckQuery(ctx context.Context, target v1.RestoreTarget, query string, opts Options, stderr io.Writer) (string, error) {
-	proc, err := CheckQueryProcess(target, query, opts)
-	if err != nil {
-		return "", err
-	}
+// runCheckQuery runs a check query and fails unless it returns a row.
+func runCheckQuery(ctx context.Context, proc Process, stderr io.Writer) error {
 	var out strings.Builder
 	proc.Stdout = &out
 	running, err := proc.Start(ctx, stderr)
 	if err != nil {
-		return "", err
+		return err
 	}
 	if err := running.Wait(); err != nil {
-		return "", fmt.Errorf("check query: %w", err)
+		return fmt.Errorf("check query: %w", err)
 	}
-	rows := strings.TrimSpace(out.String())
-	if rows == "" {
-		return "", fmt.Errorf("check query returned no rows")
+	if strings.TrimSpace(out.String()) == "" {
+		return fmt.Errorf("check query returned no rows")
 	}
-	return rows, nil
+	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,112 +21,10 @@ func secretEnv(name string) string {
 	}[name]
 }
 
-func conn() v1.DatabaseConnection {
-	return v1.DatabaseConnection{SecretRef: &v1.ConnectionSecretRef{Name: "db"}}
-}
-
-// No password or URI ever appears on a command line.
-func TestSecretsStayOffTheCommandLine(t *testing.T) {
-	opts := Options{Namespace: "shop", Getenv: secretEnv}
-	cases := map[string]struct {
-		proc  func() (Process, error)
-		words []string
-	}{
-		"pg_dump": {func() (Process, error) {
-			return DumpProcess(v1.BackupSource{PostgreSQL: &v1.PostgreSQLSource{Connection: conn()}}, opts)
-		}, []string{secret}},
-		"mariadb-dump": {func() (Process, error) {
-			return DumpProcess(v1.BackupSource{MySQL: &v1.MySQLSource{Connection: conn(), Flavor: v1.MySQLFlavorMariaDB}}, opts)
-		}, []string{secret}},
-		"pg_restore": {func() (Process, error) {
-			return RestoreProcess(v1.RestoreTarget{PostgreSQL: &v1.PostgreSQLTarget{Connection: conn()}}, "pg-custom", opts)
-		}, []string{secret, "shop"}},
-		"mysql": {func() (Process, error) {
-			return RestoreProcess(v1.RestoreTarget{MySQL: &v1.MySQLTarget{Connection: conn()}}, "mysql", opts)
-		}, []string{secret, "shop"}},
-	}
-	for name, tc := range cases {
-		p, err := tc.proc()
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		args := strings.Join(p.Args, " ")
-		for _, w := range tc.words {
-			if strings.Contains(args, w) {
-				t.Errorf("%s: %q on the command line: %s", name, w, args)
-			}
-		}
-	}
-}
-
-// The driver gets the password as a credential, never inside its URI, so
-// no error can quote it; the user is looked up in admin unless the
-// connection says otherwise, and a Secret's URI keeps its hosts and options.
-func TestMongoClientOptions(t *testing.T) {
-	c, err := ResolveConnection(conn(), "ns", MongoDBPort, secretEnv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts, err := mongoClientOptions(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := opts.GetURI(); got != "mongodb://db.internal:6543/" {
-		t.Errorf("URI %q", got)
-	}
-	if a := opts.Auth; a == nil || a.Username != "app" || a.Password != secret || a.AuthSource != "admin" {
-		t.Errorf("credential %+v", opts.Auth)
-	}
-	c.Params = url.Values{"authSource": {"shop"}, "tls": {"true"}}
-	if opts, err = mongoClientOptions(c); err != nil {
-		t.Fatal(err)
-	}
-	if opts.Auth.AuthSource != "shop" || opts.GetURI() != "mongodb://db.internal:6543/?tls=true" {
-		t.Errorf("the connection's authSource and tls: %q, %+v", opts.GetURI(), opts.Auth)
-	}
-
-	uriEnv := func(name string) string {
-		if name == EnvURI {
-			return "mongodb://app:" + "topsecret" + "@mongo-0:27017,mongo-1:27017/events?replicaSet=rs0"
-		}
-		return ""
-	}
-	c, err = ResolveConnection(conn(), "ns", MongoDBPort, uriEnv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if opts, err = mongoClientOptions(c); err != nil {
-		t.Fatal(err)
-	}
-	if got := opts.GetURI(); strings.Contains(got, "topsecret") || len(opts.Hosts) != 2 || opts.ReplicaSet == nil || *opts.ReplicaSet != "rs0" {
-		t.Errorf("from the Secret's URI: %q, hosts %v", got, opts.Hosts)
-	}
-	if opts.Auth.Password != "topsecret" || c.Database != "events" {
-		t.Errorf("credential %+v, database %q", opts.Auth, c.Database)
-	}
-	c.Params = url.Values{"replicaSet": {"a"}, "directConnection": {"true"}}
-	if _, err := mongoClientOptions(c); err == nil || strings.Contains(err.Error(), "topsecret") {
-		t.Errorf("invalid settings: %v", err)
-	}
-}
-
-func TestMyCnfQuotesValues(t *testing.T) {
-	c, err := ResolveConnection(conn(), "ns", MySQLPort, secretEnv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := myCnf(c, true)
-	for _, want := range []string{`host="db.internal"`, "port=6543", `user="app"`, `password="s3cr3t-p@ss:word/\"'"`, `database="shop"`} {
-		if !strings.Contains(got, want) {
-			t.Errorf("my.cnf lacks %s:\n%s", want, got)
-		}
-	}
-}
-
 func TestResolveConnectionPrecedence(t *testing.T) {
 	port := int32(5433)
 	spec := v1.DatabaseConnection{ServiceRef: &v1.ServiceReference{Name: "pg", Port: &port}, Database: "orders", SecretRef: &v1.ConnectionSecretRef{Name: "x"}}
-	c, err := ResolveConnection(spec, "shop", PostgreSQLPort, secretEnv)
+	c, err := ResolveConnection(spec, "shop", 5432, secretEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,15 +37,15 @@ func TestResolveConnectionPrecedence(t *testing.T) {
 		}
 		return ""
 	}
-	c, err = ResolveConnection(v1.DatabaseConnection{}, "ns", PostgreSQLPort, uri)
+	c, err = ResolveConnection(v1.DatabaseConnection{}, "ns", 5432, uri)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Host != "10.0.0.5" || c.Port != 7777 || c.Username != "u" || c.Password != "p@w" || c.Database != "app" {
 		t.Errorf("URI not applied: %+v", c)
 	}
-	if env := strings.Join(postgresEnv(c), " "); !strings.Contains(env, "PGSSLMODE=require") {
-		t.Errorf("sslmode not passed: %s", env)
+	if c.Params.Get("sslmode") != "require" {
+		t.Errorf("the URI's parameters are kept: %v", c.Params)
 	}
 	bad := func(n string) string {
 		if n == EnvURI {
