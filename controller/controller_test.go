@@ -283,7 +283,7 @@ func TestFailingDumpRunsPostHookButNotRotate(t *testing.T) {
 		t.Errorf("message %q must name the failed step and say why", b.Status.Message)
 	}
 	c := meta.FindStatusCondition(b.Status.Conditions, v1.ConditionSucceeded)
-	if c == nil || c.Status != metav1.ConditionFalse || c.Reason != v1.ReasonFailed {
+	if c == nil || c.Status != metav1.ConditionFalse || v1.ConditionReason(c.Reason) != v1.ReasonFailed {
 		t.Errorf("Succeeded condition %+v", c)
 	}
 	checkHealth(t, b, gitopshealth.HealthStatusDegraded)
@@ -316,7 +316,7 @@ func TestFailingVerify(t *testing.T) {
 		t.Errorf("rotate ran after a failed verify: %v", phases)
 	}
 	c := meta.FindStatusCondition(b.Status.Conditions, v1.ConditionVerified)
-	if c == nil || c.Status != metav1.ConditionFalse || c.Reason != v1.ReasonVerifyFailed || !strings.Contains(c.Message, "checksum mismatch") {
+	if c == nil || c.Status != metav1.ConditionFalse || v1.ConditionReason(c.Reason) != v1.ReasonVerifyFailed || !strings.Contains(c.Message, "checksum mismatch") {
 		t.Errorf("Verified condition %+v", c)
 	}
 	if got := testutil.ToFloat64(metrics.VerifyFailedTotal.WithLabelValues(ns, "")) - before; got != 1 {
@@ -363,7 +363,7 @@ func TestBackupWaitsForItsStorage(t *testing.T) {
 	argotest.WaitFor(t, "StorageNotFound", 20*time.Second, func() (bool, string) {
 		b := getBackup(t, ns, "waiting")
 		c := meta.FindStatusCondition(b.Status.Conditions, v1.ConditionSucceeded)
-		return c != nil && c.Reason == v1.ReasonStorageNotFound && b.Status.Phase == v1.PhasePending, fmt.Sprintf("%+v", b.Status)
+		return c != nil && v1.ConditionReason(c.Reason) == v1.ReasonStorageNotFound && b.Status.Phase == v1.PhasePending, fmt.Sprintf("%+v", b.Status)
 	})
 	st := &v1.BackupStorage{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "later"}, Spec: v1.BackupStorageSpec{S3: v1.S3Storage{
 		Endpoint: minioServer.Endpoint, Bucket: minioServer.Bucket, ForcePathStyle: true,
@@ -386,7 +386,7 @@ func TestStorageInAnotherNamespace(t *testing.T) {
 	argotest.WaitFor(t, "StorageForbidden", 20*time.Second, func() (bool, string) {
 		b := getBackup(t, apps, "cross")
 		c := meta.FindStatusCondition(b.Status.Conditions, v1.ConditionSucceeded)
-		return c != nil && c.Reason == v1.ReasonStorageForbidden, fmt.Sprintf("%+v", b.Status)
+		return c != nil && v1.ConditionReason(c.Reason) == v1.ReasonStorageForbidden, fmt.Sprintf("%+v", b.Status)
 	})
 	var st v1.BackupStorage
 	if err := stack.Client.Get(context.Background(), client.ObjectKey{Namespace: home, Name: "minio"}, &st); err != nil {
@@ -418,7 +418,7 @@ func TestBackupStorageReadiness(t *testing.T) {
 		var st v1.BackupStorage
 		_ = stack.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "minio"}, &st)
 		c := meta.FindStatusCondition(st.Status.Conditions, v1.ConditionReady)
-		return c != nil && c.Status == metav1.ConditionTrue && c.Reason == v1.ReasonReachable && st.Status.LastCheckedTime != nil, fmt.Sprintf("%+v", st.Status)
+		return c != nil && c.Status == metav1.ConditionTrue && v1.ConditionReason(c.Reason) == v1.ReasonReachable && st.Status.LastCheckedTime != nil, fmt.Sprintf("%+v", st.Status)
 	})
 	var ready v1.BackupStorage
 	if err := stack.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "minio"}, &ready); err != nil {
@@ -436,12 +436,12 @@ func TestBackupStorageReadiness(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for name, reason := range map[string]string{"nobucket": v1.ReasonUnreachable, "nosecret": v1.ReasonCredentialsError} {
+	for name, reason := range map[string]v1.ConditionReason{"nobucket": v1.ReasonUnreachable, "nosecret": v1.ReasonCredentialsError} {
 		argotest.WaitFor(t, name+" not Ready", 20*time.Second, func() (bool, string) {
 			var st v1.BackupStorage
 			_ = stack.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &st)
 			c := meta.FindStatusCondition(st.Status.Conditions, v1.ConditionReady)
-			return c != nil && c.Status == metav1.ConditionFalse && c.Reason == reason, fmt.Sprintf("%+v", st.Status)
+			return c != nil && c.Status == metav1.ConditionFalse && v1.ConditionReason(c.Reason) == reason, fmt.Sprintf("%+v", st.Status)
 		})
 		var st v1.BackupStorage
 		if err := stack.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &st); err != nil {
@@ -586,7 +586,7 @@ func TestScheduleRunsBecomeBackups(t *testing.T) {
 		_ = stack.Client.Get(ctx, client.ObjectKeyFromObject(s), s)
 		_ = stack.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "hourly"}, &cron)
 		c := meta.FindStatusCondition(s.Status.Conditions, v1.ConditionReady)
-		return cron.Spec.Suspend && s.Status.NextScheduleTime == nil && c != nil && c.Reason == v1.ReasonSuspended, fmt.Sprintf("%+v", s.Status)
+		return cron.Spec.Suspend && s.Status.NextScheduleTime == nil && c != nil && v1.ConditionReason(c.Reason) == v1.ReasonSuspended, fmt.Sprintf("%+v", s.Status)
 	})
 	checkHealth(t, s, gitopshealth.HealthStatusSuspended)
 }

@@ -5,15 +5,12 @@ package backup
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -24,7 +21,9 @@ import (
 
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
 	"github.com/backflow-dev/backflow/controller/compiler"
+	"github.com/backflow-dev/backflow/controller/metrics"
 	"github.com/backflow-dev/backflow/controller/runstatus"
+	"github.com/backflow-dev/backflow/controller/status"
 	"github.com/backflow-dev/backflow/controller/storageref"
 )
 
@@ -41,10 +40,6 @@ type Reconciler struct {
 	Recorder  record.EventRecorder
 	Compiler  compiler.Options
 }
-
-// retryAfter is how soon a Backup whose storage is missing is looked at
-// again; creating the storage also triggers it.
-const retryAfter = 30 * time.Second
 
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var b v1.Backup
@@ -121,55 +116,41 @@ func (r *Reconciler) reconcileMissingWorkflow(ctx context.Context, b *v1.Backup)
 		return ctrl.Result{RequeueAfter: time.Second}, nil
 	}
 	log.FromContext(ctx).Info("created Workflow", "workflow", wf.Name)
-	r.Recorder.Eventf(b, corev1.EventTypeNormal, "WorkflowCreated", "Created Workflow %s", wf.Name)
-	patch := client.MergeFrom(b.DeepCopy())
-	b.Status.WorkflowName = wf.Name
-	b.Status.Phase = v1.PhasePending
-	b.Status.ObservedGeneration = b.Generation
-	b.Status.Message = "waiting for Argo to start the Workflow"
-	meta.SetStatusCondition(&b.Status.Conditions, metav1.Condition{
-		Type: v1.ConditionSucceeded, Status: metav1.ConditionUnknown, Reason: v1.ReasonWorkflowCreated,
-		Message: "Workflow " + wf.Name + " created", ObservedGeneration: b.Generation,
-	})
-	return ctrl.Result{}, r.Status().Patch(ctx, b, patch)
+	r.Recorder.Eventf(b, corev1.EventTypeNormal, string(v1.EventWorkflowCreated), "Created Workflow %s", wf.Name)
+	_, err = status.Patch(ctx, r.Client, b, func() { b.Status.SetAsWorkflowCreated(b.Generation, wf.Name) })
+	return ctrl.Result{}, err
 }
 
 // storageProblem reports a storage that cannot be used yet and retries.
 func (r *Reconciler) storageProblem(ctx context.Context, b *v1.Backup, err error) (ctrl.Result, error) {
-	reason := v1.ReasonStorageNotFound
-	switch {
-	case errors.Is(err, storageref.ErrForbidden):
-		reason = v1.ReasonStorageForbidden
-	case !errors.Is(err, storageref.ErrNotFound):
+	reason, ok := storageref.Reason(err)
+	if !ok {
 		return ctrl.Result{}, err
 	}
-	patch := client.MergeFrom(b.DeepCopy())
-	b.Status.Phase = v1.PhasePending
-	b.Status.ObservedGeneration = b.Generation
-	b.Status.Message = err.Error()
-	changed := meta.SetStatusCondition(&b.Status.Conditions, metav1.Condition{
-		Type: v1.ConditionSucceeded, Status: metav1.ConditionUnknown, Reason: reason, Message: err.Error(), ObservedGeneration: b.Generation,
-	})
-	if changed {
-		r.Recorder.Event(b, corev1.EventTypeWarning, reason, err.Error())
+	changed := false
+	if _, err := status.Patch(ctx, r.Client, b, func() { changed = b.Status.SetAsPending(b.Generation, reason, err.Error()) }); err != nil {
+		return ctrl.Result{}, err
 	}
-	return ctrl.Result{RequeueAfter: retryAfter}, r.Status().Patch(ctx, b, patch)
+	if changed {
+		r.Recorder.Event(b, corev1.EventTypeWarning, string(reason), err.Error())
+	}
+	return ctrl.Result{RequeueAfter: storageref.RetryAfter}, nil
 }
 
 // fail marks a Backup failed for a reason of its own (not a step's).
-func (r *Reconciler) fail(ctx context.Context, b *v1.Backup, reason, message string) error {
-	if b.Status.Phase == v1.PhaseFailed && b.Status.Message == message {
-		return nil
+func (r *Reconciler) fail(ctx context.Context, b *v1.Backup, reason v1.ConditionReason, message string) error {
+	old := b.Status.Phase
+	changed := false
+	if _, err := status.Patch(ctx, r.Client, b, func() { changed = b.Status.SetAsFailed(b.Generation, reason, message) }); err != nil {
+		return err
 	}
-	patch := client.MergeFrom(b.DeepCopy())
-	b.Status.Phase = v1.PhaseFailed
-	b.Status.ObservedGeneration = b.Generation
-	b.Status.Message = message
-	meta.SetStatusCondition(&b.Status.Conditions, metav1.Condition{
-		Type: v1.ConditionSucceeded, Status: metav1.ConditionFalse, Reason: reason, Message: message, ObservedGeneration: b.Generation,
-	})
-	r.Recorder.Event(b, corev1.EventTypeWarning, "Failed", message)
-	return r.Status().Patch(ctx, b, patch)
+	if changed {
+		r.Recorder.Event(b, corev1.EventTypeWarning, string(v1.EventFailed), message)
+	}
+	if old != v1.PhaseFailed {
+		metrics.BackupTotal.WithLabelValues(b.Namespace, b.Labels[v1.LabelSchedule], metrics.StatusFailed).Inc()
+	}
+	return nil
 }
 
 // finalize deletes the object of a Backup whose deletionPolicy is Delete.
@@ -179,8 +160,7 @@ func (r *Reconciler) finalize(ctx context.Context, b *v1.Backup) error {
 	}
 	if loc := b.Status.Location; loc != nil && loc.Key != "" {
 		var st v1.BackupStorage
-		key := client.ObjectKey{Namespace: b.Spec.Storage.StorageNamespace(b.Namespace), Name: b.Spec.Storage.Name}
-		if err := r.Get(ctx, key, &st); err != nil {
+		if err := r.Get(ctx, storageref.Key(b.Spec.Storage.StorageReference, b.Namespace), &st); err != nil {
 			return fmt.Errorf("deleting the object of Backup %s: %w", b.Name, err)
 		}
 		backend, err := storageref.Open(ctx, r.Client, &st)
@@ -189,11 +169,11 @@ func (r *Reconciler) finalize(ctx context.Context, b *v1.Backup) error {
 		}
 		for _, k := range []string{loc.Key + ".backflow.json", loc.Key} {
 			if err := backend.Delete(ctx, k); err != nil {
-				r.Recorder.Eventf(b, corev1.EventTypeWarning, "DeleteFailed", "Deleting %s: %v", k, err)
+				r.Recorder.Eventf(b, corev1.EventTypeWarning, string(v1.EventDeleteFailed), "Deleting %s: %v", k, err)
 				return err
 			}
 		}
-		r.Recorder.Eventf(b, corev1.EventTypeNormal, "Deleted", "Deleted %s from %s", loc.Key, st.Name)
+		r.Recorder.Eventf(b, corev1.EventTypeNormal, string(v1.EventDeleted), "Deleted %s from %s", loc.Key, st.Name)
 	}
 	controllerutil.RemoveFinalizer(b, Finalizer)
 	return r.Update(ctx, b)

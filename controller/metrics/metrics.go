@@ -55,3 +55,10 @@ func init() {
 	metrics.Registry.MustRegister(BackupTotal, BackupDuration, BackupSize, ScheduleLastSuccess, ScheduleNextRun,
 		ScheduleIntervalSeconds, RestoreTotal, VerifyFailedTotal)
 }
+
+// The values of the status label of BackupTotal, BackupDuration and
+// RestoreTotal.
+const (
+	StatusSucceeded = "succeeded"
+	StatusFailed    = "failed"
+)

@@ -12,10 +12,7 @@ import (
 
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -26,6 +23,7 @@ import (
 	"github.com/backflow-dev/backflow/controller/compiler"
 	"github.com/backflow-dev/backflow/controller/metrics"
 	"github.com/backflow-dev/backflow/controller/runstatus"
+	"github.com/backflow-dev/backflow/controller/status"
 	"github.com/backflow-dev/backflow/controller/storageref"
 )
 
@@ -138,17 +136,15 @@ func (r *Reconciler) resolve(ctx context.Context, rs *v1.Restore) (*source, erro
 func (r *Reconciler) start(ctx context.Context, rs *v1.Restore) (ctrl.Result, error) {
 	src, err := r.resolve(ctx, rs)
 	if errors.Is(err, errWaiting) {
-		return ctrl.Result{RequeueAfter: 15 * time.Second}, r.setPending(ctx, rs, v1.ReasonPending, err.Error())
+		_, err := status.Patch(ctx, r.Client, rs, func() { rs.Status.SetAsPending(rs.Generation, v1.ReasonPending, err.Error()) })
+		return ctrl.Result{RequeueAfter: waitForBackup}, err
 	}
 	if err != nil {
 		return ctrl.Result{}, r.setFailed(ctx, rs, v1.ReasonInvalidSpec, err.Error())
 	}
 	access, err := storageref.Resolve(ctx, r.Client, src.storage, rs.Namespace)
-	if errors.Is(err, storageref.ErrNotFound) || errors.Is(err, storageref.ErrForbidden) {
-		return ctrl.Result{RequeueAfter: 30 * time.Second}, r.setPending(ctx, rs, v1.ReasonStorageNotFound, err.Error())
-	}
 	if err != nil {
-		return ctrl.Result{}, err
+		return r.storageProblem(ctx, rs, err)
 	}
 	wf, err := compiler.Restore(compiler.RestoreInput{Restore: rs, Storage: access, Key: src.key, Identity: src.identity}, r.Compiler)
 	if err != nil {
@@ -161,42 +157,58 @@ func (r *Reconciler) start(ctx context.Context, rs *v1.Restore) (ctrl.Result, er
 	if !created {
 		return ctrl.Result{RequeueAfter: time.Second}, nil
 	}
-	r.Recorder.Eventf(rs, corev1.EventTypeNormal, "WorkflowCreated", "Created Workflow %s to restore %s", wf.Name, src.key)
-	patch := client.MergeFrom(rs.DeepCopy())
-	rs.Status.WorkflowName, rs.Status.BackupName = wf.Name, src.backup
-	rs.Status.Location = &v1.ObjectLocation{Storage: src.storage.Name, Bucket: access.Storage.Spec.S3.Bucket, Key: src.key}
-	rs.Status.Size, rs.Status.Checksum = src.size, src.checksum
-	if src.size != nil {
-		rs.Status.DisplaySize = v1.FormatSize(*src.size)
+	r.Recorder.Eventf(rs, corev1.EventTypeNormal, string(v1.EventWorkflowCreated), "Created Workflow %s to restore %s", wf.Name, src.key)
+	_, err = status.Patch(ctx, r.Client, rs, func() {
+		st := &rs.Status
+		st.BackupName = src.backup
+		st.Location = &v1.ObjectLocation{Storage: src.storage.Name, Bucket: access.Storage.Spec.S3.Bucket, Key: src.key}
+		st.Size, st.Checksum = src.size, src.checksum
+		if src.size != nil {
+			st.DisplaySize = v1.FormatSize(*src.size)
+		}
+		st.SetAsWorkflowCreated(rs.Generation, wf.Name)
+	})
+	return ctrl.Result{}, err
+}
+
+// waitForBackup is how soon a Restore whose Backup has not succeeded is
+// looked at again; a change to the Backup also triggers it.
+const waitForBackup = 15 * time.Second
+
+// storageProblem reports a storage that cannot be used yet and retries.
+func (r *Reconciler) storageProblem(ctx context.Context, rs *v1.Restore, err error) (ctrl.Result, error) {
+	reason, ok := storageref.Reason(err)
+	if !ok {
+		return ctrl.Result{}, err
 	}
-	rs.Status.Phase, rs.Status.ObservedGeneration, rs.Status.Message = v1.PhasePending, rs.Generation, "waiting for Argo to start the Workflow"
-	meta.SetStatusCondition(&rs.Status.Conditions, metav1.Condition{Type: v1.ConditionSucceeded, Status: metav1.ConditionUnknown,
-		Reason: v1.ReasonWorkflowCreated, Message: "Workflow " + wf.Name + " created", ObservedGeneration: rs.Generation})
-	return ctrl.Result{}, r.Status().Patch(ctx, rs, patch)
-}
-
-func (r *Reconciler) setPending(ctx context.Context, rs *v1.Restore, reason, message string) error {
-	patch := client.MergeFrom(rs.DeepCopy())
-	rs.Status.Phase, rs.Status.ObservedGeneration, rs.Status.Message = v1.PhasePending, rs.Generation, message
-	meta.SetStatusCondition(&rs.Status.Conditions, metav1.Condition{Type: v1.ConditionSucceeded, Status: metav1.ConditionUnknown,
-		Reason: reason, Message: message, ObservedGeneration: rs.Generation})
-	return r.Status().Patch(ctx, rs, patch)
-}
-
-func (r *Reconciler) setFailed(ctx context.Context, rs *v1.Restore, reason, message string) error {
-	if rs.Status.Phase == v1.PhaseFailed && rs.Status.Message == message {
-		return nil
+	changed := false
+	if _, err := status.Patch(ctx, r.Client, rs, func() { changed = rs.Status.SetAsPending(rs.Generation, reason, err.Error()) }); err != nil {
+		return ctrl.Result{}, err
 	}
-	patch := client.MergeFrom(rs.DeepCopy())
-	rs.Status.Phase, rs.Status.ObservedGeneration, rs.Status.Message = v1.PhaseFailed, rs.Generation, message
-	meta.SetStatusCondition(&rs.Status.Conditions, metav1.Condition{Type: v1.ConditionSucceeded, Status: metav1.ConditionFalse,
-		Reason: reason, Message: message, ObservedGeneration: rs.Generation})
-	r.Recorder.Event(rs, corev1.EventTypeWarning, "Failed", message)
-	metrics.RestoreTotal.WithLabelValues(rs.Namespace, "failed").Inc()
-	return r.Status().Patch(ctx, rs, patch)
+	if changed {
+		r.Recorder.Event(rs, corev1.EventTypeWarning, string(reason), err.Error())
+	}
+	return ctrl.Result{RequeueAfter: storageref.RetryAfter}, nil
 }
 
-// mirror copies what the Workflow reports into the Restore's status.
+// setFailed marks a Restore failed for a reason of its own (not a step's).
+func (r *Reconciler) setFailed(ctx context.Context, rs *v1.Restore, reason v1.ConditionReason, message string) error {
+	old := rs.Status.Phase
+	changed := false
+	if _, err := status.Patch(ctx, r.Client, rs, func() { changed = rs.Status.SetAsFailed(rs.Generation, reason, message) }); err != nil {
+		return err
+	}
+	if changed {
+		r.Recorder.Event(rs, corev1.EventTypeWarning, string(v1.EventFailed), message)
+	}
+	if old != v1.PhaseFailed {
+		metrics.RestoreTotal.WithLabelValues(rs.Namespace, metrics.StatusFailed).Inc()
+	}
+	return nil
+}
+
+// mirror copies what the Workflow reports into the Restore's status, and
+// emits Events and metrics for what changed.
 func (r *Reconciler) mirror(ctx context.Context, rs *v1.Restore, wf *wfv1.Workflow) error {
 	results, err := runstatus.TaskResults(ctx, r.Client, wf)
 	if err != nil {
@@ -206,48 +218,39 @@ func (r *Reconciler) mirror(ctx context.Context, rs *v1.Restore, wf *wfv1.Workfl
 	if err != nil {
 		return err
 	}
-	old := rs.Status.DeepCopy()
-	st := &rs.Status
-	st.ObservedGeneration, st.WorkflowName = rs.Generation, wf.Name
-	st.Phase, st.StartedAt, st.CompletedAt, st.Stages, st.Progress = run.Phase, run.StartedAt, run.CompletedAt, run.Stages, run.Progress
-	if out := run.Outputs[compiler.StepRestore]; out != nil {
-		if raw := runstatus.Int64(out, compiler.OutputRawSize); raw != nil {
-			st.RawSize = raw
-		}
+	old := rs.Status.Phase
+	changed, err := status.Patch(ctx, r.Client, rs, func() { setStatus(rs, wf.Name, run) })
+	if err != nil || !changed {
+		return err
 	}
-	cond := metav1.Condition{Type: v1.ConditionSucceeded, ObservedGeneration: rs.Generation}
-	switch run.Phase {
-	case v1.PhaseSucceeded:
-		st.Message = ""
-		cond.Status, cond.Reason, cond.Message = metav1.ConditionTrue, v1.ReasonSucceeded, "restored "+st.Location.Key
-	case v1.PhaseFailed:
-		st.Message = run.Message
-		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, v1.ReasonFailed, run.Message
-	case v1.PhaseRunning:
-		st.Message = "running"
-		cond.Status, cond.Reason, cond.Message = metav1.ConditionUnknown, v1.ReasonRunning, "the restore is running"
-	default:
-		cond.Status, cond.Reason, cond.Message = metav1.ConditionUnknown, v1.ReasonPending, st.Message
+	if run.StartedSince(old) {
+		r.Recorder.Eventf(rs, corev1.EventTypeNormal, string(v1.EventStarted), "Workflow %s started", wf.Name)
 	}
-	meta.SetStatusCondition(&st.Conditions, cond)
-	if equality.Semantic.DeepEqual(old, st) {
+	if old == run.Phase || !run.Phase.IsFinished() {
 		return nil
 	}
-	if old.Phase != run.Phase && run.Phase.IsFinished() {
-		status := "succeeded"
-		if run.Phase == v1.PhaseFailed {
-			status = "failed"
-			r.Recorder.Event(rs, corev1.EventTypeWarning, "StepFailed", run.Message)
-		} else {
-			r.Recorder.Eventf(rs, corev1.EventTypeNormal, "Restored", "Restored %s", st.Location.Key)
-		}
-		metrics.RestoreTotal.WithLabelValues(rs.Namespace, status).Inc()
-	} else if old.Phase != run.Phase && run.Phase == v1.PhaseRunning {
-		r.Recorder.Eventf(rs, corev1.EventTypeNormal, "Started", "Workflow %s started", wf.Name)
+	result := metrics.StatusSucceeded
+	if run.Phase == v1.PhaseFailed {
+		result = metrics.StatusFailed
+		r.Recorder.Event(rs, corev1.EventTypeWarning, string(run.FailureEvent()), run.Message)
+	} else {
+		r.Recorder.Eventf(rs, corev1.EventTypeNormal, string(v1.EventRestored), "Restored %s", rs.Status.Location.Key)
 	}
-	base := rs.DeepCopy()
-	base.Status = *old
-	return r.Status().Patch(ctx, rs, client.MergeFrom(base))
+	metrics.RestoreTotal.WithLabelValues(rs.Namespace, result).Inc()
+	return nil
+}
+
+// setStatus sets the status of a Restore from what its Workflow reports.
+func setStatus(rs *v1.Restore, workflow string, run *runstatus.Run) {
+	st := &rs.Status
+	if raw := runstatus.Int64(run.Outputs[compiler.StepRestore], compiler.OutputRawSize); raw != nil {
+		st.RawSize = raw
+	}
+	summary := "the backup was restored"
+	if st.Location != nil {
+		summary = "restored " + st.Location.Key
+	}
+	runstatus.Mirror(&st.RunStatus, rs.Generation, workflow, run, summary)
 }
 
 // SetupWithManager watches Restores, their Workflows, and the Backups they

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/record"
@@ -18,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
+	"github.com/backflow-dev/backflow/controller/status"
 	"github.com/backflow-dev/backflow/controller/storageref"
 )
 
@@ -38,38 +38,22 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.Get(ctx, req.NamespacedName, &st); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	old := st.Status.DeepCopy()
-	cond := metav1.Condition{Type: v1.ConditionReady, ObservedGeneration: st.Generation}
-	backend, err := storageref.Open(ctx, r.Client, &st)
-	if err != nil {
-		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, v1.ReasonCredentialsError, err.Error()
-	} else {
-		check, cancel := context.WithTimeout(ctx, checkTimeout)
-		err = backend.CheckBucket(check)
-		cancel()
-		if err != nil {
-			cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, v1.ReasonUnreachable, err.Error()
-		} else {
-			cond.Status, cond.Reason, cond.Message = metav1.ConditionTrue, v1.ReasonReachable, "bucket "+st.Spec.S3.Bucket+" is reachable with the credentials"
-		}
-	}
+	cond := r.check(ctx, &st)
 	prev := meta.FindStatusCondition(st.Status.Conditions, v1.ConditionReady)
-	if prev == nil || prev.Status != cond.Status {
+	flipped := prev == nil || prev.Status != cond.Status
+	if _, err := status.Patch(ctx, r.Client, &st, func() {
+		meta.SetStatusCondition(&st.Status.Conditions, cond)
+		st.Status.ObservedGeneration = st.Generation
+		st.Status.LastCheckedTime = &metav1.Time{Time: time.Now().Truncate(time.Second)}
+	}); err != nil {
+		return ctrl.Result{}, err
+	}
+	if flipped {
 		kind := corev1.EventTypeNormal
 		if cond.Status != metav1.ConditionTrue {
 			kind = corev1.EventTypeWarning
 		}
 		r.Recorder.Event(&st, kind, cond.Reason, cond.Message)
-	}
-	meta.SetStatusCondition(&st.Status.Conditions, cond)
-	st.Status.ObservedGeneration = st.Generation
-	st.Status.LastCheckedTime = &metav1.Time{Time: time.Now().Truncate(time.Second)}
-	if !equality.Semantic.DeepEqual(old, &st.Status) {
-		base := st.DeepCopy()
-		base.Status = *old
-		if err := r.Status().Patch(ctx, &st, client.MergeFrom(base)); err != nil {
-			return ctrl.Result{}, err
-		}
 	}
 	interval := r.Interval
 	if interval == 0 {
@@ -79,6 +63,26 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		interval /= 4
 	}
 	return ctrl.Result{RequeueAfter: interval}, nil
+}
+
+// check checks that the storage's bucket is reachable with its credentials,
+// as its Ready condition.
+func (r *Reconciler) check(ctx context.Context, st *v1.BackupStorage) metav1.Condition {
+	cond := metav1.Condition{Type: v1.ConditionReady, ObservedGeneration: st.Generation, Status: metav1.ConditionFalse}
+	reason, message := v1.ReasonReachable, "bucket "+st.Spec.S3.Bucket+" is reachable with the credentials"
+	if backend, err := storageref.Open(ctx, r.Client, st); err != nil {
+		reason, message = v1.ReasonCredentialsError, err.Error()
+	} else {
+		check, cancel := context.WithTimeout(ctx, checkTimeout)
+		defer cancel()
+		if err := backend.CheckBucket(check); err != nil {
+			reason, message = v1.ReasonUnreachable, err.Error()
+		} else {
+			cond.Status = metav1.ConditionTrue
+		}
+	}
+	cond.Reason, cond.Message = string(reason), message
+	return cond
 }
 
 // SetupWithManager watches BackupStorages and their credentials Secrets.

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -25,6 +26,28 @@ var (
 	ErrForbidden = errors.New("storage not allowed")
 )
 
+// Reason is the condition reason for an error that says why a storage
+// cannot be used, and false for any other error.
+func Reason(err error) (v1.ConditionReason, bool) {
+	switch {
+	case errors.Is(err, ErrForbidden):
+		return v1.ReasonStorageForbidden, true
+	case errors.Is(err, ErrNotFound):
+		return v1.ReasonStorageNotFound, true
+	}
+	return "", false
+}
+
+// RetryAfter is how soon a resource whose storage cannot be used is looked
+// at again; a change to the storage also triggers it.
+const RetryAfter = 30 * time.Second
+
+// Key is the key of the BackupStorage ref names for a resource in namespace
+// ns.
+func Key(ref v1.StorageReference, ns string) client.ObjectKey {
+	return client.ObjectKey{Namespace: ref.StorageNamespace(ns), Name: ref.Name}
+}
+
 // LabelCopiedFrom marks the Secrets and ConfigMaps copied from a storage's
 // namespace, with the storage's namespace and name.
 const LabelCopiedFrom = "backflow.dev/copied-from-storage"
@@ -35,7 +58,7 @@ const LabelCopiedFrom = "backflow.dev/copied-from-storage"
 // their own namespace only.
 func Resolve(ctx context.Context, c client.Client, ref v1.StorageReference, ns string) (compiler.StorageAccess, error) {
 	var st v1.BackupStorage
-	key := client.ObjectKey{Namespace: ref.StorageNamespace(ns), Name: ref.Name}
+	key := Key(ref, ns)
 	if err := c.Get(ctx, key, &st); err != nil {
 		if apierrors.IsNotFound(err) {
 			return compiler.StorageAccess{}, fmt.Errorf("%w: BackupStorage %s does not exist", ErrNotFound, key)
