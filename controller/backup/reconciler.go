@@ -179,9 +179,22 @@ func (r *Reconciler) finalize(ctx context.Context, b *v1.Backup) error {
 	return r.Update(ctx, b)
 }
 
+// StorageIndex indexes Backups by the BackupStorage they reference, as
+// storageref.IndexValue.
+const StorageIndex = "backflow.dev/backup-storage"
+
+// storageOf is what StorageIndex files a Backup under.
+func storageOf(o client.Object) []string {
+	b := o.(*v1.Backup)
+	return []string{storageref.IndexValue(b.Spec.Storage.StorageReference, b.Namespace)}
+}
+
 // SetupWithManager watches Backups, the Workflows that run them and the
 // BackupStorages they wait for.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1.Backup{}, StorageIndex, storageOf); err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1.Backup{}).
 		Named("backup").
@@ -198,16 +211,17 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(r)
 }
 
-// backupsWaitingFor are the pending Backups that may be waiting for a
-// storage that changed.
+// backupsWaitingFor are the Backups that reference a storage that changed
+// and have no Workflow yet: those may be waiting for it.
 func (r *Reconciler) backupsWaitingFor(ctx context.Context, o client.Object) []reconcile.Request {
 	var list v1.BackupList
-	if err := r.List(ctx, &list); err != nil {
+	if err := r.List(ctx, &list, client.MatchingFields{StorageIndex: client.ObjectKeyFromObject(o).String()}); err != nil {
+		log.FromContext(ctx).Error(err, "listing the Backups of a BackupStorage", "storage", client.ObjectKeyFromObject(o))
 		return nil
 	}
 	var reqs []reconcile.Request
 	for _, b := range list.Items {
-		if b.Spec.Storage.Name == o.GetName() && b.Spec.Storage.StorageNamespace(b.Namespace) == o.GetNamespace() && b.Status.WorkflowName == "" {
+		if b.Status.WorkflowName == "" {
 			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&b)})
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
@@ -253,9 +254,34 @@ func setStatus(rs *v1.Restore, workflow string, run *runstatus.Run) {
 	runstatus.Mirror(&st.RunStatus, rs.Generation, workflow, run, summary)
 }
 
+// BackupIndex indexes the Restores that restore from a Backup or a
+// BackupSchedule by what they restore from, as sourceIndexValue.
+const BackupIndex = "backflow.dev/restore-from"
+
+// sourceIndexValue is the value BackupIndex files a Restore under: the kind
+// and name of the Backup or BackupSchedule it restores from, in its own
+// namespace.
+func sourceIndexValue(kind, name string) string { return kind + "/" + name }
+
+// sourceOf is what BackupIndex files a Restore under; nothing for a Restore
+// of a stored object, which waits for no Backup.
+func sourceOf(o client.Object) []string {
+	from := o.(*v1.Restore).Spec.From
+	switch {
+	case from.BackupRef != nil:
+		return []string{sourceIndexValue("Backup", from.BackupRef.Name)}
+	case from.ScheduleRef != nil:
+		return []string{sourceIndexValue("BackupSchedule", from.ScheduleRef.Name)}
+	}
+	return nil
+}
+
 // SetupWithManager watches Restores, their Workflows, and the Backups they
 // may be waiting for.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1.Restore{}, BackupIndex, sourceOf); err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1.Restore{}).
 		Named("restore").
@@ -264,15 +290,24 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(r)
 }
 
+// waitingRestores are the Restores without a Workflow yet that restore from
+// a Backup that changed, or from its schedule: those may be waiting for it.
 func (r *Reconciler) waitingRestores(ctx context.Context, o client.Object) []reconcile.Request {
-	var list v1.RestoreList
-	if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace())); err != nil {
-		return nil
+	sources := []string{sourceIndexValue("Backup", o.GetName())}
+	if s := o.GetLabels()[v1.LabelSchedule]; s != "" {
+		sources = append(sources, sourceIndexValue("BackupSchedule", s))
 	}
 	var reqs []reconcile.Request
-	for _, rs := range list.Items {
-		if rs.Status.WorkflowName == "" {
-			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&rs)})
+	for _, source := range sources {
+		var list v1.RestoreList
+		if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{BackupIndex: source}); err != nil {
+			log.FromContext(ctx).Error(err, "listing the Restores of a Backup", "backup", client.ObjectKeyFromObject(o))
+			return nil
+		}
+		for _, rs := range list.Items {
+			if rs.Status.WorkflowName == "" {
+				reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&rs)})
+			}
 		}
 	}
 	return reqs

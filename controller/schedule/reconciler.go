@@ -195,6 +195,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		}
 		return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: o.GetNamespace(), Name: name}}}
 	})
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1.BackupSchedule{}, StorageIndex, storageOf); err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1.BackupSchedule{}).
 		Named("backupschedule").
@@ -205,17 +208,27 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(r)
 }
 
+// StorageIndex indexes BackupSchedules by the BackupStorage their template
+// references, as storageref.IndexValue.
+const StorageIndex = "backflow.dev/schedule-storage"
+
+// storageOf is what StorageIndex files a BackupSchedule under.
+func storageOf(o client.Object) []string {
+	s := o.(*v1.BackupSchedule)
+	return []string{storageref.IndexValue(s.Spec.Template.Spec.Storage.StorageReference, s.Namespace)}
+}
+
+// schedulesUsing are the schedules whose template references a storage that
+// changed.
 func (r *Reconciler) schedulesUsing(ctx context.Context, o client.Object) []reconcile.Request {
 	var list v1.BackupScheduleList
-	if err := r.List(ctx, &list); err != nil {
+	if err := r.List(ctx, &list, client.MatchingFields{StorageIndex: client.ObjectKeyFromObject(o).String()}); err != nil {
+		log.FromContext(ctx).Error(err, "listing the BackupSchedules of a BackupStorage", "storage", client.ObjectKeyFromObject(o))
 		return nil
 	}
-	var reqs []reconcile.Request
+	reqs := make([]reconcile.Request, 0, len(list.Items))
 	for _, s := range list.Items {
-		ref := s.Spec.Template.Spec.Storage
-		if ref.Name == o.GetName() && ref.StorageNamespace(s.Namespace) == o.GetNamespace() {
-			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&s)})
-		}
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&s)})
 	}
 	return reqs
 }

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
@@ -85,23 +86,42 @@ func (r *Reconciler) check(ctx context.Context, st *v1.BackupStorage) metav1.Con
 	return cond
 }
 
+// SecretIndex indexes BackupStorages by the Secrets they read: the
+// credentials and the CA bundle.
+const SecretIndex = "backflow.dev/storage-secret"
+
+// secretsOf is what SecretIndex files a BackupStorage under.
+func secretsOf(o client.Object) []string {
+	s3 := o.(*v1.BackupStorage).Spec.S3
+	secrets := []string{s3.Credentials.SecretRef.Name}
+	if s3.TLS != nil && s3.TLS.CASecretRef != nil {
+		secrets = append(secrets, s3.TLS.CASecretRef.Name)
+	}
+	return secrets
+}
+
 // SetupWithManager watches BackupStorages and their credentials Secrets.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1.BackupStorage{}, SecretIndex, secretsOf); err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1.BackupStorage{}).
 		Named("backupstorage").
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
-			var list v1.BackupStorageList
-			if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace())); err != nil {
-				return nil
-			}
-			var reqs []reconcile.Request
-			for _, st := range list.Items {
-				if st.Spec.S3.Credentials.SecretRef.Name == o.GetName() {
-					reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&st)})
-				}
-			}
-			return reqs
-		}), builder.OnlyMetadata).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.storagesReading), builder.OnlyMetadata).
 		Complete(r)
+}
+
+// storagesReading are the storages that read a Secret that changed.
+func (r *Reconciler) storagesReading(ctx context.Context, o client.Object) []reconcile.Request {
+	var list v1.BackupStorageList
+	if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{SecretIndex: o.GetName()}); err != nil {
+		log.FromContext(ctx).Error(err, "listing the BackupStorages of a Secret", "secret", client.ObjectKeyFromObject(o))
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for _, st := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&st)})
+	}
+	return reqs
 }

@@ -48,6 +48,11 @@ func Key(ref v1.StorageReference, ns string) client.ObjectKey {
 	return client.ObjectKey{Namespace: ref.StorageNamespace(ns), Name: ref.Name}
 }
 
+// IndexValue is the value under which an index of the resources that use
+// storages files a resource in namespace ns that names ref: the storage's
+// namespace/name, as client.ObjectKeyFromObject(storage).String() says it.
+func IndexValue(ref v1.StorageReference, ns string) string { return Key(ref, ns).String() }
+
 // LabelCopiedFrom marks the Secrets and ConfigMaps copied from a storage's
 // namespace, with the storage's namespace and name.
 const LabelCopiedFrom = "backflow.dev/copied-from-storage"
