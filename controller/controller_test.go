@@ -10,6 +10,7 @@ import (
 
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
 	gitopshealth "github.com/argoproj/gitops-engine/pkg/health"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
@@ -589,6 +590,85 @@ func TestScheduleRunsBecomeBackups(t *testing.T) {
 		return cron.Spec.Suspend && s.Status.NextScheduleTime == nil && c != nil && v1.ConditionReason(c.Reason) == v1.ReasonSuspended, fmt.Sprintf("%+v", s.Status)
 	})
 	checkHealth(t, s, gitopshealth.HealthStatusSuspended)
+
+	// The schedule's series, and those of the Backups it ran, go with it.
+	ours := map[string]string{"namespace": ns, "schedule": "hourly"}
+	vectors := map[string]prometheus.Collector{
+		"backflow_backup_total": metrics.BackupTotal, "backflow_backup_duration_seconds": metrics.BackupDuration,
+		"backflow_backup_size_bytes": metrics.BackupSize, "backflow_schedule_last_success_timestamp_seconds": metrics.ScheduleLastSuccess,
+		"backflow_schedule_interval_seconds": metrics.ScheduleIntervalSeconds,
+	}
+	for name, vec := range vectors {
+		if n := seriesWith(t, vec, ours); n == 0 {
+			t.Errorf("%s has no series of the schedule before it is deleted", name)
+		}
+	}
+	if err := stack.Client.Delete(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	vectors["backflow_verify_failed_total"], vectors["backflow_schedule_next_run_timestamp_seconds"] = metrics.VerifyFailedTotal, metrics.ScheduleNextRun
+	argotest.WaitFor(t, "the schedule's series to go", 20*time.Second, func() (bool, string) {
+		left := map[string]int{}
+		for name, vec := range vectors {
+			if n := seriesWith(t, vec, ours); n > 0 {
+				left[name] = n
+			}
+		}
+		return len(left) == 0, fmt.Sprint(left)
+	})
+}
+
+// seriesWith counts the series of a metric vector whose labels include
+// labels.
+func seriesWith(t *testing.T, vec prometheus.Collector, labels map[string]string) int {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(vec)
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, family := range families {
+		for _, m := range family.GetMetric() {
+			matched := 0
+			for _, pair := range m.GetLabel() {
+				if v, ok := labels[pair.GetName()]; ok && v == pair.GetValue() {
+					matched++
+				}
+			}
+			if matched == len(labels) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// The size series of a one-shot Backup is its own and goes with it; the
+// counters are by namespace and stay.
+func TestMetricsOfDeletedBackup(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	b := &v1.Backup{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "once"}, Spec: backupSpec()}
+	if err := stack.Client.Create(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	b = waitForPhase(t, ns, "once", v1.PhaseSucceeded)
+	size := map[string]string{"namespace": ns, "schedule": "", "series": "once"}
+	if n := seriesWith(t, metrics.BackupSize, size); n != 1 {
+		t.Fatalf("%d size series of Backup once, want 1", n)
+	}
+	if err := stack.Client.Delete(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	argotest.WaitFor(t, "the size series to go", 20*time.Second, func() (bool, string) {
+		n := seriesWith(t, metrics.BackupSize, size)
+		return n == 0, fmt.Sprintf("%d series", n)
+	})
+	if got := testutil.ToFloat64(metrics.BackupTotal.WithLabelValues(ns, "", metrics.StatusSucceeded)); got != 1 {
+		t.Errorf("backflow_backup_total{namespace=%s,status=succeeded} = %v after the Backup was deleted, want 1", ns, got)
+	}
 }
 
 // updateSchedule applies change to the newest version of s.
