@@ -145,10 +145,10 @@ func FromWorkflow(wf *wfv1.Workflow, steps []string, results []TaskResult) (*Run
 		outputs := node.Outputs
 		if outputs == nil || len(outputs.Parameters) == 0 {
 			outputs = resultsByNode[node.ID]
-			for _, child := range node.Children {
-				if outputs == nil {
-					outputs = resultsByNode[child]
-				}
+			// A retry node's children are its attempts, oldest first: the
+			// newest one that reported outputs is the one that counts.
+			for i := len(node.Children) - 1; i >= 0 && outputs == nil; i-- {
+				outputs = resultsByNode[node.Children[i]]
 			}
 		}
 		if outputs != nil {
