@@ -6,10 +6,9 @@ import (
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
+	"github.com/backflow-dev/backflow/controller/internal/fakeclient"
 )
 
 // A change to a storage reaches the Backups that reference it, in any
@@ -21,11 +20,7 @@ func TestBackupsWaitingFor(t *testing.T) {
 		b.Status.WorkflowName = workflow
 		return b
 	}
-	scheme := runtime.NewScheme()
-	if err := v1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	c := fake.NewClientBuilder().WithScheme(scheme).WithIndex(&v1.Backup{}, StorageIndex, storageOf).WithObjects(
+	c := fakeclient.NewBuilder().WithIndex(&v1.Backup{}, StorageIndex, storageOf).WithObjects(
 		backup("apps", "cross", v1.StorageReference{Name: "minio", Namespace: "store"}, ""),
 		backup("store", "local", v1.StorageReference{Name: "minio"}, ""),
 		backup("apps", "same-name-own-namespace", v1.StorageReference{Name: "minio"}, ""),
@@ -34,11 +29,7 @@ func TestBackupsWaitingFor(t *testing.T) {
 	).Build()
 	r := &Reconciler{Client: c}
 	storage := &v1.BackupStorage{ObjectMeta: metav1.ObjectMeta{Namespace: "store", Name: "minio"}}
-	var got []string
-	for _, req := range r.backupsWaitingFor(context.Background(), storage) {
-		got = append(got, req.String())
-	}
-	slices.Sort(got)
+	got := fakeclient.RequestNames(r.backupsWaitingFor(context.Background(), storage))
 	if want := []string{"apps/cross", "store/local"}; !slices.Equal(got, want) {
 		t.Errorf("enqueued %v, want %v", got, want)
 	}

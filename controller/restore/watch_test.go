@@ -6,10 +6,9 @@ import (
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
+	"github.com/backflow-dev/backflow/controller/internal/fakeclient"
 )
 
 // A change to a Backup reaches the Restores without a Workflow in its
@@ -23,11 +22,7 @@ func TestWaitingRestores(t *testing.T) {
 	nightly := v1.RestoreSource{BackupRef: &v1.LocalObjectReference{Name: "nightly-1"}}
 	hourly := v1.RestoreSource{ScheduleRef: &v1.LocalObjectReference{Name: "hourly"}}
 	object := v1.RestoreSource{Object: &v1.StoredObject{Storage: v1.StorageReference{Name: "minio"}, Key: "apps/x"}}
-	scheme := runtime.NewScheme()
-	if err := v1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	c := fake.NewClientBuilder().WithScheme(scheme).WithIndex(&v1.Restore{}, BackupIndex, sourceOf).WithObjects(
+	c := fakeclient.NewBuilder().WithIndex(&v1.Restore{}, BackupIndex, sourceOf).WithObjects(
 		restore("apps", "from-backup", nightly, ""),
 		restore("apps", "from-schedule", hourly, ""),
 		restore("apps", "from-object", object, ""),
@@ -47,11 +42,7 @@ func TestWaitingRestores(t *testing.T) {
 		{"unreferenced", &v1.Backup{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "monthly"}}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var got []string
-			for _, req := range r.waitingRestores(context.Background(), tc.backup) {
-				got = append(got, req.String())
-			}
-			slices.Sort(got)
+			got := fakeclient.RequestNames(r.waitingRestores(context.Background(), tc.backup))
 			if !slices.Equal(got, tc.want) {
 				t.Errorf("enqueued %v, want %v", got, tc.want)
 			}

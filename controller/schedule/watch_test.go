@@ -6,10 +6,9 @@ import (
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
+	"github.com/backflow-dev/backflow/controller/internal/fakeclient"
 )
 
 // A change to a storage reaches the schedules whose template references it,
@@ -20,22 +19,14 @@ func TestSchedulesUsing(t *testing.T) {
 		s.Spec.Template.Spec.Storage.StorageReference = ref
 		return s
 	}
-	scheme := runtime.NewScheme()
-	if err := v1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	c := fake.NewClientBuilder().WithScheme(scheme).WithIndex(&v1.BackupSchedule{}, StorageIndex, storageOf).WithObjects(
+	c := fakeclient.NewBuilder().WithIndex(&v1.BackupSchedule{}, StorageIndex, storageOf).WithObjects(
 		schedule("apps", "cross", v1.StorageReference{Name: "minio", Namespace: "store"}),
 		schedule("store", "local", v1.StorageReference{Name: "minio"}),
 		schedule("apps", "same-name-own-namespace", v1.StorageReference{Name: "minio"}),
 		schedule("store", "other-storage", v1.StorageReference{Name: "other"}),
 	).Build()
 	r := &Reconciler{Client: c}
-	var got []string
-	for _, req := range r.schedulesUsing(context.Background(), &v1.BackupStorage{ObjectMeta: metav1.ObjectMeta{Namespace: "store", Name: "minio"}}) {
-		got = append(got, req.String())
-	}
-	slices.Sort(got)
+	got := fakeclient.RequestNames(r.schedulesUsing(context.Background(), &v1.BackupStorage{ObjectMeta: metav1.ObjectMeta{Namespace: "store", Name: "minio"}}))
 	if want := []string{"apps/cross", "store/local"}; !slices.Equal(got, want) {
 		t.Errorf("enqueued %v, want %v", got, want)
 	}

@@ -7,10 +7,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
+	"github.com/backflow-dev/backflow/controller/internal/fakeclient"
 )
 
 // A change to a Secret reaches the storages of its namespace that read it,
@@ -22,22 +21,14 @@ func TestStoragesReading(t *testing.T) {
 		st.Spec.S3.TLS = tls
 		return st
 	}
-	scheme := runtime.NewScheme()
-	if err := v1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	c := fake.NewClientBuilder().WithScheme(scheme).WithIndex(&v1.BackupStorage{}, SecretIndex, secretsOf).WithObjects(
+	c := fakeclient.NewBuilder().WithIndex(&v1.BackupStorage{}, SecretIndex, secretsOf).WithObjects(
 		storage("store", "credentials", "minio", nil),
 		storage("store", "ca", "other", &v1.StorageTLS{CASecretRef: &v1.SecretKeySelector{Name: "minio", Key: "ca.crt"}}),
 		storage("store", "unrelated", "other", nil),
 		storage("apps", "other-namespace", "minio", nil),
 	).Build()
 	r := &Reconciler{Client: c}
-	var got []string
-	for _, req := range r.storagesReading(context.Background(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "store", Name: "minio"}}) {
-		got = append(got, req.String())
-	}
-	slices.Sort(got)
+	got := fakeclient.RequestNames(r.storagesReading(context.Background(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "store", Name: "minio"}}))
 	if want := []string{"store/ca", "store/credentials"}; !slices.Equal(got, want) {
 		t.Errorf("enqueued %v, want %v", got, want)
 	}
