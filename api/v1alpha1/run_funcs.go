@@ -75,3 +75,9 @@ func now() *metav1.Time {
 	t := metav1.Now().Rfc3339Copy()
 	return &t
 }
+
+// GetRunStatus is the run part of the Backup's status.
+func (b *Backup) GetRunStatus() *RunStatus { return &b.Status.RunStatus }
+
+// GetRunStatus is the run part of the Restore's status.
+func (r *Restore) GetRunStatus() *RunStatus { return &r.Status.RunStatus }

@@ -105,7 +105,7 @@ func (r *Reconciler) reconcileMissingWorkflow(ctx context.Context, b *v1.Backup)
 	}
 	access, err := storageref.Resolve(ctx, r.Client, b.Spec.Storage.StorageReference, b.Namespace)
 	if err != nil {
-		return r.storageProblem(ctx, b, err)
+		return status.StorageProblem(ctx, r.Client, r.Recorder, b, err)
 	}
 	wf, err := compiler.Backup(compiler.BackupInput{Backup: b, Storage: access}, r.Compiler)
 	if err != nil {
@@ -124,36 +124,13 @@ func (r *Reconciler) reconcileMissingWorkflow(ctx context.Context, b *v1.Backup)
 	return ctrl.Result{}, err
 }
 
-// storageProblem reports a storage that cannot be used yet and retries.
-func (r *Reconciler) storageProblem(ctx context.Context, b *v1.Backup, err error) (ctrl.Result, error) {
-	reason, ok := storageref.Reason(err)
-	if !ok {
-		return ctrl.Result{}, err
-	}
-	changed := false
-	if _, err := status.Patch(ctx, r.Client, b, func() { changed = b.Status.SetAsPending(b.Generation, reason, err.Error()) }); err != nil {
-		return ctrl.Result{}, err
-	}
-	if changed {
-		r.Recorder.Event(b, corev1.EventTypeWarning, string(reason), err.Error())
-	}
-	return ctrl.Result{RequeueAfter: storageref.RetryAfter}, nil
-}
-
 // fail marks a Backup failed for a reason of its own (not a step's).
 func (r *Reconciler) fail(ctx context.Context, b *v1.Backup, reason v1.ConditionReason, message string) error {
-	old := b.Status.Phase
-	changed := false
-	if _, err := status.Patch(ctx, r.Client, b, func() { changed = b.Status.SetAsFailed(b.Generation, reason, message) }); err != nil {
-		return err
-	}
-	if changed {
-		r.Recorder.Event(b, corev1.EventTypeWarning, string(v1.EventFailed), message)
-	}
-	if old != v1.PhaseFailed {
+	first, err := status.Fail(ctx, r.Client, r.Recorder, b, reason, message)
+	if first {
 		metrics.BackupTotal.WithLabelValues(b.Namespace, b.Labels[v1.LabelSchedule], metrics.StatusFailed).Inc()
 	}
-	return nil
+	return err
 }
 
 // finalize deletes the object of a Backup whose deletionPolicy is Delete.

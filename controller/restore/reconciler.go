@@ -145,7 +145,7 @@ func (r *Reconciler) start(ctx context.Context, rs *v1.Restore) (ctrl.Result, er
 	}
 	access, err := storageref.Resolve(ctx, r.Client, src.storage, rs.Namespace)
 	if err != nil {
-		return r.storageProblem(ctx, rs, err)
+		return status.StorageProblem(ctx, r.Client, r.Recorder, rs, err)
 	}
 	wf, err := compiler.Restore(compiler.RestoreInput{Restore: rs, Storage: access, Key: src.key, Identity: src.identity}, r.Compiler)
 	if err != nil {
@@ -176,36 +176,13 @@ func (r *Reconciler) start(ctx context.Context, rs *v1.Restore) (ctrl.Result, er
 // looked at again; a change to the Backup also triggers it.
 const waitForBackup = 15 * time.Second
 
-// storageProblem reports a storage that cannot be used yet and retries.
-func (r *Reconciler) storageProblem(ctx context.Context, rs *v1.Restore, err error) (ctrl.Result, error) {
-	reason, ok := storageref.Reason(err)
-	if !ok {
-		return ctrl.Result{}, err
-	}
-	changed := false
-	if _, err := status.Patch(ctx, r.Client, rs, func() { changed = rs.Status.SetAsPending(rs.Generation, reason, err.Error()) }); err != nil {
-		return ctrl.Result{}, err
-	}
-	if changed {
-		r.Recorder.Event(rs, corev1.EventTypeWarning, string(reason), err.Error())
-	}
-	return ctrl.Result{RequeueAfter: storageref.RetryAfter}, nil
-}
-
 // setFailed marks a Restore failed for a reason of its own (not a step's).
 func (r *Reconciler) setFailed(ctx context.Context, rs *v1.Restore, reason v1.ConditionReason, message string) error {
-	old := rs.Status.Phase
-	changed := false
-	if _, err := status.Patch(ctx, r.Client, rs, func() { changed = rs.Status.SetAsFailed(rs.Generation, reason, message) }); err != nil {
-		return err
-	}
-	if changed {
-		r.Recorder.Event(rs, corev1.EventTypeWarning, string(v1.EventFailed), message)
-	}
-	if old != v1.PhaseFailed {
+	first, err := status.Fail(ctx, r.Client, r.Recorder, rs, reason, message)
+	if first {
 		metrics.RestoreTotal.WithLabelValues(rs.Namespace, metrics.StatusFailed).Inc()
 	}
-	return nil
+	return err
 }
 
 // mirror copies what the Workflow reports into the Restore's status, and
