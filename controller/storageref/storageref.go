@@ -3,6 +3,7 @@
 package storageref
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -128,32 +129,47 @@ func copySecret(ctx context.Context, c client.Client, fromNS, fromName, toNS, to
 // the storage's Secret, for the checks and deletions the controller does
 // itself.
 func Open(ctx context.Context, c client.Client, st *v1.BackupStorage) (*storage.S3Backend, error) {
-	creds := st.Spec.S3.Credentials
 	var secret corev1.Secret
-	if err := c.Get(ctx, client.ObjectKey{Namespace: st.Namespace, Name: creds.SecretRef.Name}, &secret); err != nil {
-		return nil, fmt.Errorf("credentials Secret %s: %w", creds.SecretRef.Name, err)
+	if err := c.Get(ctx, client.ObjectKey{Namespace: st.Namespace, Name: st.Spec.S3.Credentials.SecretRef.Name}, &secret); err != nil {
+		return nil, fmt.Errorf("credentials Secret %s: %w", st.Spec.S3.Credentials.SecretRef.Name, err)
 	}
-	get := func(key, def string) (string, error) {
-		if key == "" {
-			key = def
+	cfg, err := s3Config(st, secret.Data)
+	if err != nil {
+		return nil, err
+	}
+	if tls := st.Spec.S3.TLS; tls != nil {
+		if cfg.CAPEM, err = caBundle(ctx, c, st.Namespace, tls); err != nil {
+			return nil, err
 		}
-		v, ok := secret.Data[key]
-		if !ok && def != "" {
+	}
+	return storage.NewS3Backend(cfg)
+}
+
+// s3Config is the configuration of a storage's backend, with the
+// credentials taken from the data of its credentials Secret: the keys the
+// storage names, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. The CA
+// bundle is not read here.
+func s3Config(st *v1.BackupStorage, secret map[string][]byte) (storage.S3Config, error) {
+	creds := st.Spec.S3.Credentials
+	get := func(key, def string) (string, error) {
+		key = cmp.Or(key, def)
+		v, ok := secret[key]
+		if !ok {
 			return "", fmt.Errorf("credentials Secret %s has no key %s", creds.SecretRef.Name, key)
 		}
 		return string(v), nil
 	}
 	id, err := get(creds.AccessKeyIDKey, "AWS_ACCESS_KEY_ID")
 	if err != nil {
-		return nil, err
+		return storage.S3Config{}, err
 	}
 	secretKey, err := get(creds.SecretAccessKeyKey, "AWS_SECRET_ACCESS_KEY")
 	if err != nil {
-		return nil, err
+		return storage.S3Config{}, err
 	}
 	token := ""
 	if creds.SessionTokenKey != "" {
-		token = string(secret.Data[creds.SessionTokenKey])
+		token = string(secret[creds.SessionTokenKey])
 	}
 	cfg := storage.S3Config{
 		Endpoint: st.Spec.S3.Endpoint, Bucket: st.Spec.S3.Bucket, Prefix: st.Spec.S3.Prefix, Region: st.Spec.S3.Region,
@@ -162,11 +178,8 @@ func Open(ctx context.Context, c client.Client, st *v1.BackupStorage) (*storage.
 	}
 	if tls := st.Spec.S3.TLS; tls != nil {
 		cfg.InsecureSkipVerify = tls.InsecureSkipVerify
-		if cfg.CAPEM, err = caBundle(ctx, c, st.Namespace, tls); err != nil {
-			return nil, err
-		}
 	}
-	return storage.NewS3Backend(cfg)
+	return cfg, nil
 }
 
 // caBundle reads a storage's CA bundle from its Secret or ConfigMap.
