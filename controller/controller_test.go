@@ -10,6 +10,7 @@ import (
 
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
 	gitopshealth "github.com/argoproj/gitops-engine/pkg/health"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
@@ -283,7 +284,7 @@ func TestFailingDumpRunsPostHookButNotRotate(t *testing.T) {
 		t.Errorf("message %q must name the failed step and say why", b.Status.Message)
 	}
 	c := meta.FindStatusCondition(b.Status.Conditions, v1.ConditionSucceeded)
-	if c == nil || c.Status != metav1.ConditionFalse || c.Reason != v1.ReasonFailed {
+	if c == nil || c.Status != metav1.ConditionFalse || v1.ConditionReason(c.Reason) != v1.ReasonFailed {
 		t.Errorf("Succeeded condition %+v", c)
 	}
 	checkHealth(t, b, gitopshealth.HealthStatusDegraded)
@@ -316,7 +317,7 @@ func TestFailingVerify(t *testing.T) {
 		t.Errorf("rotate ran after a failed verify: %v", phases)
 	}
 	c := meta.FindStatusCondition(b.Status.Conditions, v1.ConditionVerified)
-	if c == nil || c.Status != metav1.ConditionFalse || c.Reason != v1.ReasonVerifyFailed || !strings.Contains(c.Message, "checksum mismatch") {
+	if c == nil || c.Status != metav1.ConditionFalse || v1.ConditionReason(c.Reason) != v1.ReasonVerifyFailed || !strings.Contains(c.Message, "checksum mismatch") {
 		t.Errorf("Verified condition %+v", c)
 	}
 	if got := testutil.ToFloat64(metrics.VerifyFailedTotal.WithLabelValues(ns, "")) - before; got != 1 {
@@ -363,7 +364,7 @@ func TestBackupWaitsForItsStorage(t *testing.T) {
 	argotest.WaitFor(t, "StorageNotFound", 20*time.Second, func() (bool, string) {
 		b := getBackup(t, ns, "waiting")
 		c := meta.FindStatusCondition(b.Status.Conditions, v1.ConditionSucceeded)
-		return c != nil && c.Reason == v1.ReasonStorageNotFound && b.Status.Phase == v1.PhasePending, fmt.Sprintf("%+v", b.Status)
+		return c != nil && v1.ConditionReason(c.Reason) == v1.ReasonStorageNotFound && b.Status.Phase == v1.PhasePending, fmt.Sprintf("%+v", b.Status)
 	})
 	st := &v1.BackupStorage{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "later"}, Spec: v1.BackupStorageSpec{S3: v1.S3Storage{
 		Endpoint: minioServer.Endpoint, Bucket: minioServer.Bucket, ForcePathStyle: true,
@@ -386,7 +387,7 @@ func TestStorageInAnotherNamespace(t *testing.T) {
 	argotest.WaitFor(t, "StorageForbidden", 20*time.Second, func() (bool, string) {
 		b := getBackup(t, apps, "cross")
 		c := meta.FindStatusCondition(b.Status.Conditions, v1.ConditionSucceeded)
-		return c != nil && c.Reason == v1.ReasonStorageForbidden, fmt.Sprintf("%+v", b.Status)
+		return c != nil && v1.ConditionReason(c.Reason) == v1.ReasonStorageForbidden, fmt.Sprintf("%+v", b.Status)
 	})
 	var st v1.BackupStorage
 	if err := stack.Client.Get(context.Background(), client.ObjectKey{Namespace: home, Name: "minio"}, &st); err != nil {
@@ -418,7 +419,7 @@ func TestBackupStorageReadiness(t *testing.T) {
 		var st v1.BackupStorage
 		_ = stack.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "minio"}, &st)
 		c := meta.FindStatusCondition(st.Status.Conditions, v1.ConditionReady)
-		return c != nil && c.Status == metav1.ConditionTrue && c.Reason == v1.ReasonReachable && st.Status.LastCheckedTime != nil, fmt.Sprintf("%+v", st.Status)
+		return c != nil && c.Status == metav1.ConditionTrue && v1.ConditionReason(c.Reason) == v1.ReasonReachable && st.Status.LastCheckedTime != nil, fmt.Sprintf("%+v", st.Status)
 	})
 	var ready v1.BackupStorage
 	if err := stack.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "minio"}, &ready); err != nil {
@@ -436,12 +437,12 @@ func TestBackupStorageReadiness(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for name, reason := range map[string]string{"nobucket": v1.ReasonUnreachable, "nosecret": v1.ReasonCredentialsError} {
+	for name, reason := range map[string]v1.ConditionReason{"nobucket": v1.ReasonUnreachable, "nosecret": v1.ReasonCredentialsError} {
 		argotest.WaitFor(t, name+" not Ready", 20*time.Second, func() (bool, string) {
 			var st v1.BackupStorage
 			_ = stack.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &st)
 			c := meta.FindStatusCondition(st.Status.Conditions, v1.ConditionReady)
-			return c != nil && c.Status == metav1.ConditionFalse && c.Reason == reason, fmt.Sprintf("%+v", st.Status)
+			return c != nil && c.Status == metav1.ConditionFalse && v1.ConditionReason(c.Reason) == reason, fmt.Sprintf("%+v", st.Status)
 		})
 		var st v1.BackupStorage
 		if err := stack.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &st); err != nil {
@@ -586,9 +587,88 @@ func TestScheduleRunsBecomeBackups(t *testing.T) {
 		_ = stack.Client.Get(ctx, client.ObjectKeyFromObject(s), s)
 		_ = stack.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "hourly"}, &cron)
 		c := meta.FindStatusCondition(s.Status.Conditions, v1.ConditionReady)
-		return cron.Spec.Suspend && s.Status.NextScheduleTime == nil && c != nil && c.Reason == v1.ReasonSuspended, fmt.Sprintf("%+v", s.Status)
+		return cron.Spec.Suspend && s.Status.NextScheduleTime == nil && c != nil && v1.ConditionReason(c.Reason) == v1.ReasonSuspended, fmt.Sprintf("%+v", s.Status)
 	})
 	checkHealth(t, s, gitopshealth.HealthStatusSuspended)
+
+	// The schedule's series, and those of the Backups it ran, go with it.
+	ours := map[string]string{"namespace": ns, "schedule": "hourly"}
+	vectors := map[string]prometheus.Collector{
+		"backflow_backup_total": metrics.BackupTotal, "backflow_backup_duration_seconds": metrics.BackupDuration,
+		"backflow_backup_size_bytes": metrics.BackupSize, "backflow_schedule_last_success_timestamp_seconds": metrics.ScheduleLastSuccess,
+		"backflow_schedule_interval_seconds": metrics.ScheduleIntervalSeconds,
+	}
+	for name, vec := range vectors {
+		if n := seriesWith(t, vec, ours); n == 0 {
+			t.Errorf("%s has no series of the schedule before it is deleted", name)
+		}
+	}
+	if err := stack.Client.Delete(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	vectors["backflow_verify_failed_total"], vectors["backflow_schedule_next_run_timestamp_seconds"] = metrics.VerifyFailedTotal, metrics.ScheduleNextRun
+	argotest.WaitFor(t, "the schedule's series to go", 20*time.Second, func() (bool, string) {
+		left := map[string]int{}
+		for name, vec := range vectors {
+			if n := seriesWith(t, vec, ours); n > 0 {
+				left[name] = n
+			}
+		}
+		return len(left) == 0, fmt.Sprint(left)
+	})
+}
+
+// seriesWith counts the series of a metric vector whose labels include
+// labels.
+func seriesWith(t *testing.T, vec prometheus.Collector, labels map[string]string) int {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(vec)
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, family := range families {
+		for _, m := range family.GetMetric() {
+			matched := 0
+			for _, pair := range m.GetLabel() {
+				if v, ok := labels[pair.GetName()]; ok && v == pair.GetValue() {
+					matched++
+				}
+			}
+			if matched == len(labels) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// The size series of a one-shot Backup is its own and goes with it; the
+// counters are by namespace and stay.
+func TestMetricsOfDeletedBackup(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	b := &v1.Backup{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "once"}, Spec: backupSpec()}
+	if err := stack.Client.Create(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	b = waitForPhase(t, ns, "once", v1.PhaseSucceeded)
+	size := map[string]string{"namespace": ns, "schedule": "", "series": "once"}
+	if n := seriesWith(t, metrics.BackupSize, size); n != 1 {
+		t.Fatalf("%d size series of Backup once, want 1", n)
+	}
+	if err := stack.Client.Delete(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	argotest.WaitFor(t, "the size series to go", 20*time.Second, func() (bool, string) {
+		n := seriesWith(t, metrics.BackupSize, size)
+		return n == 0, fmt.Sprintf("%d series", n)
+	})
+	if got := testutil.ToFloat64(metrics.BackupTotal.WithLabelValues(ns, "", metrics.StatusSucceeded)); got != 1 {
+		t.Errorf("backflow_backup_total{namespace=%s,status=succeeded} = %v after the Backup was deleted, want 1", ns, got)
+	}
 }
 
 // updateSchedule applies change to the newest version of s.

@@ -17,9 +17,6 @@ func FormatSize(bytes int64) string {
 	return fmt.Sprintf("%.1f%ciB", value, "KMGTPE"[exp])
 }
 
-// IsFinished says whether a run phase is final.
-func (p RunPhase) IsFinished() bool { return p == PhaseSucceeded || p == PhaseFailed }
-
 // SeriesName is the name of the series a Backup belongs to: its schedule's
 // name, or its own for a one-shot backup.
 func (b *Backup) SeriesName() string {

@@ -165,53 +165,10 @@ type BackupSpec struct {
 
 // BackupStatus is the observed state of a Backup.
 type BackupStatus struct {
-	// Generation of the spec the status is about.
-	// +optional
-	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// Phase: Pending, Running, Succeeded or Failed.
-	// +optional
-	Phase RunPhase `json:"phase,omitempty"`
-	// Name of the Argo Workflow that runs the backup.
-	// +optional
-	WorkflowName string `json:"workflowName,omitempty"`
-	// When the Workflow started.
-	// +optional
-	StartedAt *metav1.Time `json:"startedAt,omitempty"`
-	// When the Workflow finished.
-	// +optional
-	CompletedAt *metav1.Time `json:"completedAt,omitempty"`
-	// Where the backup is stored.
-	// +optional
-	Location *ObjectLocation `json:"location,omitempty"`
-	// Stored size in bytes (compressed and encrypted).
-	// +optional
-	Size *int64 `json:"size,omitempty"`
-	// Stored size for people, such as 12.3MiB.
-	// +optional
-	DisplaySize string `json:"displaySize,omitempty"`
-	// Size in bytes of the stream the source wrote.
-	// +optional
-	RawSize *int64 `json:"rawSize,omitempty"`
-	// sha256 of the stored object, as sha256:<hex>.
-	// +optional
-	Checksum string `json:"checksum,omitempty"`
+	RunStatus `json:",inline"`
 	// sha256 of the stream the source wrote, as sha256:<hex>.
 	// +optional
 	RawChecksum string `json:"rawChecksum,omitempty"`
-	// Steps of the Workflow and their states, in DAG order.
-	// +optional
-	Stages []StageStatus `json:"stages,omitempty"`
-	// Progress as Argo reports it, such as 2/5.
-	// +optional
-	Progress string `json:"progress,omitempty"`
-	// Human-readable summary; on failure, the failing step and why.
-	// +optional
-	Message string `json:"message,omitempty"`
-	// Conditions: Succeeded and Verified.
-	// +optional
-	// +listType=map
-	// +listMapKey=type
-	Conditions []metav1.Condition `json:"conditions,omitempty"`
 }
 
 // Backup is one backup: a dump streamed through compression and encryption
@@ -248,3 +205,13 @@ type BackupList struct {
 func init() {
 	SchemeBuilder.Register(&Backup{}, &BackupList{})
 }
+
+// Reasons of the Events recorded when a Backup whose deletionPolicy is
+// Delete is deleted.
+const (
+	// EventDeleted: the stored object and its manifest were deleted.
+	EventDeleted EventReason = "Deleted"
+	// EventDeleteFailed: deleting the stored object failed; it is retried (a
+	// Warning).
+	EventDeleteFailed EventReason = "DeleteFailed"
+)

@@ -173,3 +173,24 @@ type BackupScheduleList struct {
 func init() {
 	SchemeBuilder.Register(&BackupSchedule{}, &BackupScheduleList{})
 }
+
+// Reasons of a BackupSchedule's conditions (besides the shared
+// ReasonInvalidSpec, ReasonStorageNotFound and ReasonStorageForbidden of
+// Ready). A Ready condition that turns false is also recorded as an Event
+// with its reason.
+const (
+	// ReasonScheduled: the CronWorkflow is in place and runs on the schedule
+	// (Ready).
+	ReasonScheduled ConditionReason = "Scheduled"
+	// ReasonSuspended: the schedule is suspended (Ready and BackupMissing).
+	ReasonSuspended ConditionReason = "Suspended"
+	// ReasonBackupMissing: no successful backup for longer than
+	// spec.missingAfterIntervals intervals (BackupMissing).
+	ReasonBackupMissing ConditionReason = "NoRecentBackup"
+	// ReasonBackupRecent: the last successful backup is recent enough
+	// (BackupMissing).
+	ReasonBackupRecent ConditionReason = "RecentBackup"
+)
+
+// EventTriggered: a run was started by the trigger annotation.
+const EventTriggered EventReason = "Triggered"

@@ -155,3 +155,16 @@ type BackupStorageList struct {
 func init() {
 	SchemeBuilder.Register(&BackupStorage{}, &BackupStorageList{})
 }
+
+// Reasons of a BackupStorage's Ready condition, also the reasons of the
+// Events recorded when it changes.
+const (
+	// ReasonReachable: the bucket answered with the credentials.
+	ReasonReachable ConditionReason = "BucketReachable"
+	// ReasonUnreachable: the bucket did not answer, or refused the
+	// credentials.
+	ReasonUnreachable ConditionReason = "BucketUnreachable"
+	// ReasonCredentialsError: the credentials (or the CA bundle) could not be
+	// read from their Secret or ConfigMap.
+	ReasonCredentialsError ConditionReason = "CredentialsError"
+)

@@ -503,21 +503,6 @@ type ObjectLocation struct {
 	Key string `json:"key,omitempty"`
 }
 
-// RunPhase is the phase of a Backup or Restore.
-// +kubebuilder:validation:Enum=Pending;Running;Succeeded;Failed
-type RunPhase string
-
-const (
-	// PhasePending: accepted, the Workflow has not started yet.
-	PhasePending RunPhase = "Pending"
-	// PhaseRunning: the Workflow is running.
-	PhaseRunning RunPhase = "Running"
-	// PhaseSucceeded: every required step succeeded.
-	PhaseSucceeded RunPhase = "Succeeded"
-	// PhaseFailed: a step failed or the spec could not be run.
-	PhaseFailed RunPhase = "Failed"
-)
-
 // Condition types shared by the kinds.
 const (
 	// ConditionReady is true when a BackupStorage can be used, or a
@@ -534,28 +519,26 @@ const (
 	ConditionBackupMissing = "BackupMissing"
 )
 
-// Condition reasons.
+// ConditionReason is the reason of a condition backflow sets: one word in
+// CamelCase that programs can match on. The reasons of one kind are declared
+// beside it; these are shared by several kinds.
+type ConditionReason string
+
 const (
-	ReasonPending          = "Pending"
-	ReasonRunning          = "Running"
-	ReasonSucceeded        = "Succeeded"
-	ReasonFailed           = "Failed"
-	ReasonInvalidSpec      = "InvalidSpec"
-	ReasonStorageNotFound  = "StorageNotFound"
-	ReasonStorageForbidden = "StorageForbidden"
-	ReasonWorkflowCreated  = "WorkflowCreated"
-	ReasonWorkflowMissing  = "WorkflowMissing"
-	ReasonVerified         = "Verified"
-	ReasonVerifyFailed     = "VerifyFailed"
-	ReasonVerifySkipped    = "VerifySkipped"
-	ReasonReachable        = "BucketReachable"
-	ReasonUnreachable      = "BucketUnreachable"
-	ReasonCredentialsError = "CredentialsError"
-	ReasonScheduled        = "Scheduled"
-	ReasonSuspended        = "Suspended"
-	ReasonBackupMissing    = "NoRecentBackup"
-	ReasonBackupRecent     = "RecentBackup"
+	// ReasonInvalidSpec: the spec cannot be compiled into a Workflow, or a
+	// resource of the same name that backflow did not create is in the way.
+	ReasonInvalidSpec ConditionReason = "InvalidSpec"
+	// ReasonStorageNotFound: the BackupStorage the spec names does not exist.
+	ReasonStorageNotFound ConditionReason = "StorageNotFound"
+	// ReasonStorageForbidden: the BackupStorage is in another namespace that
+	// does not list the resource's namespace in spec.allowedNamespaces.
+	ReasonStorageForbidden ConditionReason = "StorageForbidden"
 )
+
+// EventReason is the reason of an Event backflow records. Events about a
+// condition take the condition's reason; the others are declared beside the
+// kind they are recorded on.
+type EventReason string
 
 // Labels and annotations set by backflow.
 const (

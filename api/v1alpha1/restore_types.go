@@ -196,53 +196,10 @@ type RestoreSpec struct {
 
 // RestoreStatus is the observed state of a Restore.
 type RestoreStatus struct {
-	// Generation of the spec the status is about.
-	// +optional
-	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// Phase: Pending, Running, Succeeded or Failed.
-	// +optional
-	Phase RunPhase `json:"phase,omitempty"`
-	// Name of the Argo Workflow that runs the restore.
-	// +optional
-	WorkflowName string `json:"workflowName,omitempty"`
+	RunStatus `json:",inline"`
 	// Backup restored, when restoring from a Backup or a BackupSchedule.
 	// +optional
 	BackupName string `json:"backupName,omitempty"`
-	// When the Workflow started.
-	// +optional
-	StartedAt *metav1.Time `json:"startedAt,omitempty"`
-	// When the Workflow finished.
-	// +optional
-	CompletedAt *metav1.Time `json:"completedAt,omitempty"`
-	// Object restored.
-	// +optional
-	Location *ObjectLocation `json:"location,omitempty"`
-	// Stored size in bytes of the object.
-	// +optional
-	Size *int64 `json:"size,omitempty"`
-	// Stored size for people, such as 12.3MiB.
-	// +optional
-	DisplaySize string `json:"displaySize,omitempty"`
-	// Bytes fed to the target.
-	// +optional
-	RawSize *int64 `json:"rawSize,omitempty"`
-	// sha256 of the object, as sha256:<hex>.
-	// +optional
-	Checksum string `json:"checksum,omitempty"`
-	// Steps of the Workflow and their states.
-	// +optional
-	Stages []StageStatus `json:"stages,omitempty"`
-	// Progress as Argo reports it.
-	// +optional
-	Progress string `json:"progress,omitempty"`
-	// Human-readable summary; on failure, the failing step and why.
-	// +optional
-	Message string `json:"message,omitempty"`
-	// Conditions: Succeeded.
-	// +optional
-	// +listType=map
-	// +listMapKey=type
-	Conditions []metav1.Condition `json:"conditions,omitempty"`
 }
 
 // Restore streams a backup back into a database, a PVC or a command.

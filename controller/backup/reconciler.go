@@ -5,15 +5,12 @@ package backup
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -24,7 +21,9 @@ import (
 
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
 	"github.com/backflow-dev/backflow/controller/compiler"
+	"github.com/backflow-dev/backflow/controller/metrics"
 	"github.com/backflow-dev/backflow/controller/runstatus"
+	"github.com/backflow-dev/backflow/controller/status"
 	"github.com/backflow-dev/backflow/controller/storageref"
 )
 
@@ -42,13 +41,12 @@ type Reconciler struct {
 	Compiler  compiler.Options
 }
 
-// retryAfter is how soon a Backup whose storage is missing is looked at
-// again; creating the storage also triggers it.
-const retryAfter = 30 * time.Second
-
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var b v1.Backup
 	if err := r.Get(ctx, req.NamespacedName, &b); err != nil {
+		if apierrors.IsNotFound(err) {
+			metrics.ForgetBackup(req.Namespace, req.Name)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !b.DeletionTimestamp.IsZero() {
@@ -107,7 +105,7 @@ func (r *Reconciler) reconcileMissingWorkflow(ctx context.Context, b *v1.Backup)
 	}
 	access, err := storageref.Resolve(ctx, r.Client, b.Spec.Storage.StorageReference, b.Namespace)
 	if err != nil {
-		return r.storageProblem(ctx, b, err)
+		return status.StorageProblem(ctx, r.Client, r.Recorder, b, err)
 	}
 	wf, err := compiler.Backup(compiler.BackupInput{Backup: b, Storage: access}, r.Compiler)
 	if err != nil {
@@ -121,55 +119,18 @@ func (r *Reconciler) reconcileMissingWorkflow(ctx context.Context, b *v1.Backup)
 		return ctrl.Result{RequeueAfter: time.Second}, nil
 	}
 	log.FromContext(ctx).Info("created Workflow", "workflow", wf.Name)
-	r.Recorder.Eventf(b, corev1.EventTypeNormal, "WorkflowCreated", "Created Workflow %s", wf.Name)
-	patch := client.MergeFrom(b.DeepCopy())
-	b.Status.WorkflowName = wf.Name
-	b.Status.Phase = v1.PhasePending
-	b.Status.ObservedGeneration = b.Generation
-	b.Status.Message = "waiting for Argo to start the Workflow"
-	meta.SetStatusCondition(&b.Status.Conditions, metav1.Condition{
-		Type: v1.ConditionSucceeded, Status: metav1.ConditionUnknown, Reason: v1.ReasonWorkflowCreated,
-		Message: "Workflow " + wf.Name + " created", ObservedGeneration: b.Generation,
-	})
-	return ctrl.Result{}, r.Status().Patch(ctx, b, patch)
-}
-
-// storageProblem reports a storage that cannot be used yet and retries.
-func (r *Reconciler) storageProblem(ctx context.Context, b *v1.Backup, err error) (ctrl.Result, error) {
-	reason := v1.ReasonStorageNotFound
-	switch {
-	case errors.Is(err, storageref.ErrForbidden):
-		reason = v1.ReasonStorageForbidden
-	case !errors.Is(err, storageref.ErrNotFound):
-		return ctrl.Result{}, err
-	}
-	patch := client.MergeFrom(b.DeepCopy())
-	b.Status.Phase = v1.PhasePending
-	b.Status.ObservedGeneration = b.Generation
-	b.Status.Message = err.Error()
-	changed := meta.SetStatusCondition(&b.Status.Conditions, metav1.Condition{
-		Type: v1.ConditionSucceeded, Status: metav1.ConditionUnknown, Reason: reason, Message: err.Error(), ObservedGeneration: b.Generation,
-	})
-	if changed {
-		r.Recorder.Event(b, corev1.EventTypeWarning, reason, err.Error())
-	}
-	return ctrl.Result{RequeueAfter: retryAfter}, r.Status().Patch(ctx, b, patch)
+	r.Recorder.Eventf(b, corev1.EventTypeNormal, string(v1.EventWorkflowCreated), "Created Workflow %s", wf.Name)
+	_, err = status.Patch(ctx, r.Client, b, func() { b.Status.SetAsWorkflowCreated(b.Generation, wf.Name) })
+	return ctrl.Result{}, err
 }
 
 // fail marks a Backup failed for a reason of its own (not a step's).
-func (r *Reconciler) fail(ctx context.Context, b *v1.Backup, reason, message string) error {
-	if b.Status.Phase == v1.PhaseFailed && b.Status.Message == message {
-		return nil
+func (r *Reconciler) fail(ctx context.Context, b *v1.Backup, reason v1.ConditionReason, message string) error {
+	first, err := status.Fail(ctx, r.Client, r.Recorder, b, reason, message)
+	if first {
+		metrics.BackupTotal.WithLabelValues(b.Namespace, b.Labels[v1.LabelSchedule], metrics.StatusFailed).Inc()
 	}
-	patch := client.MergeFrom(b.DeepCopy())
-	b.Status.Phase = v1.PhaseFailed
-	b.Status.ObservedGeneration = b.Generation
-	b.Status.Message = message
-	meta.SetStatusCondition(&b.Status.Conditions, metav1.Condition{
-		Type: v1.ConditionSucceeded, Status: metav1.ConditionFalse, Reason: reason, Message: message, ObservedGeneration: b.Generation,
-	})
-	r.Recorder.Event(b, corev1.EventTypeWarning, "Failed", message)
-	return r.Status().Patch(ctx, b, patch)
+	return err
 }
 
 // finalize deletes the object of a Backup whose deletionPolicy is Delete.
@@ -179,8 +140,7 @@ func (r *Reconciler) finalize(ctx context.Context, b *v1.Backup) error {
 	}
 	if loc := b.Status.Location; loc != nil && loc.Key != "" {
 		var st v1.BackupStorage
-		key := client.ObjectKey{Namespace: b.Spec.Storage.StorageNamespace(b.Namespace), Name: b.Spec.Storage.Name}
-		if err := r.Get(ctx, key, &st); err != nil {
+		if err := r.Get(ctx, storageref.Key(b.Spec.Storage.StorageReference, b.Namespace), &st); err != nil {
 			return fmt.Errorf("deleting the object of Backup %s: %w", b.Name, err)
 		}
 		backend, err := storageref.Open(ctx, r.Client, &st)
@@ -189,19 +149,32 @@ func (r *Reconciler) finalize(ctx context.Context, b *v1.Backup) error {
 		}
 		for _, k := range []string{loc.Key + ".backflow.json", loc.Key} {
 			if err := backend.Delete(ctx, k); err != nil {
-				r.Recorder.Eventf(b, corev1.EventTypeWarning, "DeleteFailed", "Deleting %s: %v", k, err)
+				r.Recorder.Eventf(b, corev1.EventTypeWarning, string(v1.EventDeleteFailed), "Deleting %s: %v", k, err)
 				return err
 			}
 		}
-		r.Recorder.Eventf(b, corev1.EventTypeNormal, "Deleted", "Deleted %s from %s", loc.Key, st.Name)
+		r.Recorder.Eventf(b, corev1.EventTypeNormal, string(v1.EventDeleted), "Deleted %s from %s", loc.Key, st.Name)
 	}
 	controllerutil.RemoveFinalizer(b, Finalizer)
 	return r.Update(ctx, b)
 }
 
+// StorageIndex indexes Backups by the BackupStorage they reference, as
+// storageref.IndexValue.
+const StorageIndex = "backflow.dev/backup-storage"
+
+// storageOf is what StorageIndex files a Backup under.
+func storageOf(o client.Object) []string {
+	b := o.(*v1.Backup)
+	return []string{storageref.IndexValue(b.Spec.Storage.StorageReference, b.Namespace)}
+}
+
 // SetupWithManager watches Backups, the Workflows that run them and the
 // BackupStorages they wait for.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1.Backup{}, StorageIndex, storageOf); err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1.Backup{}).
 		Named("backup").
@@ -218,16 +191,17 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(r)
 }
 
-// backupsWaitingFor are the pending Backups that may be waiting for a
-// storage that changed.
+// backupsWaitingFor are the Backups that reference a storage that changed
+// and have no Workflow yet: those may be waiting for it.
 func (r *Reconciler) backupsWaitingFor(ctx context.Context, o client.Object) []reconcile.Request {
 	var list v1.BackupList
-	if err := r.List(ctx, &list); err != nil {
+	if err := r.List(ctx, &list, client.MatchingFields{StorageIndex: client.ObjectKeyFromObject(o).String()}); err != nil {
+		log.FromContext(ctx).Error(err, "listing the Backups of a BackupStorage", "storage", client.ObjectKeyFromObject(o))
 		return nil
 	}
 	var reqs []reconcile.Request
 	for _, b := range list.Items {
-		if b.Spec.Storage.Name == o.GetName() && b.Spec.Storage.StorageNamespace(b.Namespace) == o.GetNamespace() && b.Status.WorkflowName == "" {
+		if b.Status.WorkflowName == "" {
 			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&b)})
 		}
 	}

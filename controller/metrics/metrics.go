@@ -55,3 +55,29 @@ func init() {
 	metrics.Registry.MustRegister(BackupTotal, BackupDuration, BackupSize, ScheduleLastSuccess, ScheduleNextRun,
 		ScheduleIntervalSeconds, RestoreTotal, VerifyFailedTotal)
 }
+
+// The values of the status label of BackupTotal, BackupDuration and
+// RestoreTotal.
+const (
+	StatusSucceeded = "succeeded"
+	StatusFailed    = "failed"
+)
+
+// ForgetBackup removes the series that belong to a deleted Backup: the size
+// of a one-shot Backup's series, which is the Backup's own. The counters and
+// durations are by namespace and schedule, not by Backup, and stay; the
+// series of a scheduled Backup belong to its schedule (see ForgetSchedule).
+func ForgetBackup(namespace, name string) {
+	BackupSize.DeleteLabelValues(namespace, "", name)
+}
+
+// ForgetSchedule removes the series that belong to a deleted BackupSchedule:
+// its own, and those of the Backups it ran (by schedule label).
+func ForgetSchedule(namespace, name string) {
+	labels := prometheus.Labels{"namespace": namespace, "schedule": name}
+	for _, vec := range []interface {
+		DeletePartialMatch(prometheus.Labels) int
+	}{BackupTotal, BackupDuration, BackupSize, VerifyFailedTotal, ScheduleLastSuccess, ScheduleNextRun, ScheduleIntervalSeconds} {
+		vec.DeletePartialMatch(labels)
+	}
+}

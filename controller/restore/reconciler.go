@@ -12,20 +12,19 @@ import (
 
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
 	"github.com/backflow-dev/backflow/controller/compiler"
 	"github.com/backflow-dev/backflow/controller/metrics"
 	"github.com/backflow-dev/backflow/controller/runstatus"
+	"github.com/backflow-dev/backflow/controller/status"
 	"github.com/backflow-dev/backflow/controller/storageref"
 )
 
@@ -138,17 +137,15 @@ func (r *Reconciler) resolve(ctx context.Context, rs *v1.Restore) (*source, erro
 func (r *Reconciler) start(ctx context.Context, rs *v1.Restore) (ctrl.Result, error) {
 	src, err := r.resolve(ctx, rs)
 	if errors.Is(err, errWaiting) {
-		return ctrl.Result{RequeueAfter: 15 * time.Second}, r.setPending(ctx, rs, v1.ReasonPending, err.Error())
+		_, err := status.Patch(ctx, r.Client, rs, func() { rs.Status.SetAsPending(rs.Generation, v1.ReasonPending, err.Error()) })
+		return ctrl.Result{RequeueAfter: waitForBackup}, err
 	}
 	if err != nil {
 		return ctrl.Result{}, r.setFailed(ctx, rs, v1.ReasonInvalidSpec, err.Error())
 	}
 	access, err := storageref.Resolve(ctx, r.Client, src.storage, rs.Namespace)
-	if errors.Is(err, storageref.ErrNotFound) || errors.Is(err, storageref.ErrForbidden) {
-		return ctrl.Result{RequeueAfter: 30 * time.Second}, r.setPending(ctx, rs, v1.ReasonStorageNotFound, err.Error())
-	}
 	if err != nil {
-		return ctrl.Result{}, err
+		return status.StorageProblem(ctx, r.Client, r.Recorder, rs, err)
 	}
 	wf, err := compiler.Restore(compiler.RestoreInput{Restore: rs, Storage: access, Key: src.key, Identity: src.identity}, r.Compiler)
 	if err != nil {
@@ -161,42 +158,35 @@ func (r *Reconciler) start(ctx context.Context, rs *v1.Restore) (ctrl.Result, er
 	if !created {
 		return ctrl.Result{RequeueAfter: time.Second}, nil
 	}
-	r.Recorder.Eventf(rs, corev1.EventTypeNormal, "WorkflowCreated", "Created Workflow %s to restore %s", wf.Name, src.key)
-	patch := client.MergeFrom(rs.DeepCopy())
-	rs.Status.WorkflowName, rs.Status.BackupName = wf.Name, src.backup
-	rs.Status.Location = &v1.ObjectLocation{Storage: src.storage.Name, Bucket: access.Storage.Spec.S3.Bucket, Key: src.key}
-	rs.Status.Size, rs.Status.Checksum = src.size, src.checksum
-	if src.size != nil {
-		rs.Status.DisplaySize = v1.FormatSize(*src.size)
+	r.Recorder.Eventf(rs, corev1.EventTypeNormal, string(v1.EventWorkflowCreated), "Created Workflow %s to restore %s", wf.Name, src.key)
+	_, err = status.Patch(ctx, r.Client, rs, func() {
+		st := &rs.Status
+		st.BackupName = src.backup
+		st.Location = &v1.ObjectLocation{Storage: src.storage.Name, Bucket: access.Storage.Spec.S3.Bucket, Key: src.key}
+		st.Size, st.Checksum = src.size, src.checksum
+		if src.size != nil {
+			st.DisplaySize = v1.FormatSize(*src.size)
+		}
+		st.SetAsWorkflowCreated(rs.Generation, wf.Name)
+	})
+	return ctrl.Result{}, err
+}
+
+// waitForBackup is how soon a Restore whose Backup has not succeeded is
+// looked at again; a change to the Backup also triggers it.
+const waitForBackup = 15 * time.Second
+
+// setFailed marks a Restore failed for a reason of its own (not a step's).
+func (r *Reconciler) setFailed(ctx context.Context, rs *v1.Restore, reason v1.ConditionReason, message string) error {
+	first, err := status.Fail(ctx, r.Client, r.Recorder, rs, reason, message)
+	if first {
+		metrics.RestoreTotal.WithLabelValues(rs.Namespace, metrics.StatusFailed).Inc()
 	}
-	rs.Status.Phase, rs.Status.ObservedGeneration, rs.Status.Message = v1.PhasePending, rs.Generation, "waiting for Argo to start the Workflow"
-	meta.SetStatusCondition(&rs.Status.Conditions, metav1.Condition{Type: v1.ConditionSucceeded, Status: metav1.ConditionUnknown,
-		Reason: v1.ReasonWorkflowCreated, Message: "Workflow " + wf.Name + " created", ObservedGeneration: rs.Generation})
-	return ctrl.Result{}, r.Status().Patch(ctx, rs, patch)
+	return err
 }
 
-func (r *Reconciler) setPending(ctx context.Context, rs *v1.Restore, reason, message string) error {
-	patch := client.MergeFrom(rs.DeepCopy())
-	rs.Status.Phase, rs.Status.ObservedGeneration, rs.Status.Message = v1.PhasePending, rs.Generation, message
-	meta.SetStatusCondition(&rs.Status.Conditions, metav1.Condition{Type: v1.ConditionSucceeded, Status: metav1.ConditionUnknown,
-		Reason: reason, Message: message, ObservedGeneration: rs.Generation})
-	return r.Status().Patch(ctx, rs, patch)
-}
-
-func (r *Reconciler) setFailed(ctx context.Context, rs *v1.Restore, reason, message string) error {
-	if rs.Status.Phase == v1.PhaseFailed && rs.Status.Message == message {
-		return nil
-	}
-	patch := client.MergeFrom(rs.DeepCopy())
-	rs.Status.Phase, rs.Status.ObservedGeneration, rs.Status.Message = v1.PhaseFailed, rs.Generation, message
-	meta.SetStatusCondition(&rs.Status.Conditions, metav1.Condition{Type: v1.ConditionSucceeded, Status: metav1.ConditionFalse,
-		Reason: reason, Message: message, ObservedGeneration: rs.Generation})
-	r.Recorder.Event(rs, corev1.EventTypeWarning, "Failed", message)
-	metrics.RestoreTotal.WithLabelValues(rs.Namespace, "failed").Inc()
-	return r.Status().Patch(ctx, rs, patch)
-}
-
-// mirror copies what the Workflow reports into the Restore's status.
+// mirror copies what the Workflow reports into the Restore's status, and
+// emits Events and metrics for what changed.
 func (r *Reconciler) mirror(ctx context.Context, rs *v1.Restore, wf *wfv1.Workflow) error {
 	results, err := runstatus.TaskResults(ctx, r.Client, wf)
 	if err != nil {
@@ -206,53 +196,69 @@ func (r *Reconciler) mirror(ctx context.Context, rs *v1.Restore, wf *wfv1.Workfl
 	if err != nil {
 		return err
 	}
-	old := rs.Status.DeepCopy()
-	st := &rs.Status
-	st.ObservedGeneration, st.WorkflowName = rs.Generation, wf.Name
-	st.Phase, st.StartedAt, st.CompletedAt, st.Stages, st.Progress = run.Phase, run.StartedAt, run.CompletedAt, run.Stages, run.Progress
-	if out := run.Outputs[compiler.StepRestore]; out != nil {
-		if raw := runstatus.Int64(out, compiler.OutputRawSize); raw != nil {
-			st.RawSize = raw
-		}
+	old := rs.Status.Phase
+	changed, err := status.Patch(ctx, r.Client, rs, func() { setStatus(rs, wf.Name, run) })
+	if err != nil || !changed {
+		return err
 	}
-	cond := metav1.Condition{Type: v1.ConditionSucceeded, ObservedGeneration: rs.Generation}
-	switch run.Phase {
-	case v1.PhaseSucceeded:
-		st.Message = ""
-		cond.Status, cond.Reason, cond.Message = metav1.ConditionTrue, v1.ReasonSucceeded, "restored "+st.Location.Key
-	case v1.PhaseFailed:
-		st.Message = run.Message
-		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, v1.ReasonFailed, run.Message
-	case v1.PhaseRunning:
-		st.Message = "running"
-		cond.Status, cond.Reason, cond.Message = metav1.ConditionUnknown, v1.ReasonRunning, "the restore is running"
-	default:
-		cond.Status, cond.Reason, cond.Message = metav1.ConditionUnknown, v1.ReasonPending, st.Message
+	if run.StartedSince(old) {
+		r.Recorder.Eventf(rs, corev1.EventTypeNormal, string(v1.EventStarted), "Workflow %s started", wf.Name)
 	}
-	meta.SetStatusCondition(&st.Conditions, cond)
-	if equality.Semantic.DeepEqual(old, st) {
+	if old == run.Phase || !run.Phase.IsFinished() {
 		return nil
 	}
-	if old.Phase != run.Phase && run.Phase.IsFinished() {
-		status := "succeeded"
-		if run.Phase == v1.PhaseFailed {
-			status = "failed"
-			r.Recorder.Event(rs, corev1.EventTypeWarning, "StepFailed", run.Message)
-		} else {
-			r.Recorder.Eventf(rs, corev1.EventTypeNormal, "Restored", "Restored %s", st.Location.Key)
-		}
-		metrics.RestoreTotal.WithLabelValues(rs.Namespace, status).Inc()
-	} else if old.Phase != run.Phase && run.Phase == v1.PhaseRunning {
-		r.Recorder.Eventf(rs, corev1.EventTypeNormal, "Started", "Workflow %s started", wf.Name)
+	result := metrics.StatusSucceeded
+	if run.Phase == v1.PhaseFailed {
+		result = metrics.StatusFailed
+		r.Recorder.Event(rs, corev1.EventTypeWarning, string(run.FailureEvent()), run.Message)
+	} else {
+		r.Recorder.Eventf(rs, corev1.EventTypeNormal, string(v1.EventRestored), "Restored %s", rs.Status.Location.Key)
 	}
-	base := rs.DeepCopy()
-	base.Status = *old
-	return r.Status().Patch(ctx, rs, client.MergeFrom(base))
+	metrics.RestoreTotal.WithLabelValues(rs.Namespace, result).Inc()
+	return nil
+}
+
+// setStatus sets the status of a Restore from what its Workflow reports.
+func setStatus(rs *v1.Restore, workflow string, run *runstatus.Run) {
+	st := &rs.Status
+	if raw := runstatus.Int64(run.Outputs[compiler.StepRestore], compiler.OutputRawSize); raw != nil {
+		st.RawSize = raw
+	}
+	summary := "the backup was restored"
+	if st.Location != nil {
+		summary = "restored " + st.Location.Key
+	}
+	runstatus.Mirror(&st.RunStatus, rs.Generation, workflow, run, summary)
+}
+
+// BackupIndex indexes the Restores that restore from a Backup or a
+// BackupSchedule by what they restore from, as sourceIndexValue.
+const BackupIndex = "backflow.dev/restore-from"
+
+// sourceIndexValue is the value BackupIndex files a Restore under: the kind
+// and name of the Backup or BackupSchedule it restores from, in its own
+// namespace.
+func sourceIndexValue(kind, name string) string { return kind + "/" + name }
+
+// sourceOf is what BackupIndex files a Restore under; nothing for a Restore
+// of a stored object, which waits for no Backup.
+func sourceOf(o client.Object) []string {
+	from := o.(*v1.Restore).Spec.From
+	switch {
+	case from.BackupRef != nil:
+		return []string{sourceIndexValue("Backup", from.BackupRef.Name)}
+	case from.ScheduleRef != nil:
+		return []string{sourceIndexValue("BackupSchedule", from.ScheduleRef.Name)}
+	}
+	return nil
 }
 
 // SetupWithManager watches Restores, their Workflows, and the Backups they
 // may be waiting for.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1.Restore{}, BackupIndex, sourceOf); err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1.Restore{}).
 		Named("restore").
@@ -261,15 +267,24 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(r)
 }
 
+// waitingRestores are the Restores without a Workflow yet that restore from
+// a Backup that changed, or from its schedule: those may be waiting for it.
 func (r *Reconciler) waitingRestores(ctx context.Context, o client.Object) []reconcile.Request {
-	var list v1.RestoreList
-	if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace())); err != nil {
-		return nil
+	sources := []string{sourceIndexValue("Backup", o.GetName())}
+	if s := o.GetLabels()[v1.LabelSchedule]; s != "" {
+		sources = append(sources, sourceIndexValue("BackupSchedule", s))
 	}
 	var reqs []reconcile.Request
-	for _, rs := range list.Items {
-		if rs.Status.WorkflowName == "" {
-			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&rs)})
+	for _, source := range sources {
+		var list v1.RestoreList
+		if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{BackupIndex: source}); err != nil {
+			log.FromContext(ctx).Error(err, "listing the Restores of a Backup", "backup", client.ObjectKeyFromObject(o))
+			return nil
+		}
+		for _, rs := range list.Items {
+			if rs.Status.WorkflowName == "" {
+				reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&rs)})
+			}
 		}
 	}
 	return reqs

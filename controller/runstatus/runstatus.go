@@ -6,17 +6,16 @@ package runstatus
 import (
 	"cmp"
 	"context"
-
 	"fmt"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sort"
 	"strconv"
 
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
 	"github.com/argoproj/argo-workflows/v3/workflow/packer"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
 	"github.com/backflow-dev/backflow/controller/compiler"
@@ -45,6 +44,56 @@ func (r *Run) Stage(name string) (v1.StageStatus, bool) {
 		}
 	}
 	return v1.StageStatus{}, false
+}
+
+// CurrentStep is the step that runs or waits to, for a status message.
+func (r *Run) CurrentStep() string {
+	for _, s := range r.Stages {
+		if s.Phase == string(wfv1.NodeRunning) || s.Phase == string(wfv1.NodePending) {
+			return s.Name
+		}
+	}
+	return "the Workflow"
+}
+
+// StartedSince says whether the run started since it was in phase old: it
+// was pending (or had no phase) and is not any more.
+func (r *Run) StartedSince(old v1.RunPhase) bool {
+	return (old == "" || old == v1.PhasePending) && r.Phase != v1.PhasePending
+}
+
+// FailureEvent is the reason of the Event that reports a failed run: a
+// failed step, or the Workflow failing by itself (a deadline, for example).
+func (r *Run) FailureEvent() v1.EventReason {
+	if r.FailedStep != "" {
+		return v1.EventStepFailed
+	}
+	return v1.EventFailed
+}
+
+// Mirror copies what a Workflow reports into the status of its run: the
+// Workflow, the times, the stages and the progress, then the phase, message
+// and Succeeded condition. Times the Workflow does not report keep their
+// value. Summary says what the run produced, for when it succeeded.
+func Mirror(st *v1.RunStatus, generation int64, workflow string, run *Run, summary string) {
+	st.WorkflowName = workflow
+	if run.StartedAt != nil {
+		st.StartedAt = run.StartedAt
+	}
+	if run.CompletedAt != nil {
+		st.CompletedAt = run.CompletedAt
+	}
+	st.Stages, st.Progress = run.Stages, run.Progress
+	switch run.Phase {
+	case v1.PhaseSucceeded:
+		st.SetAsSucceeded(generation, summary)
+	case v1.PhaseFailed:
+		st.SetAsFailed(generation, v1.ReasonFailed, run.Message)
+	case v1.PhaseRunning:
+		st.SetAsRunning(generation, "running "+run.CurrentStep())
+	default:
+		st.SetAsWaitingForArgo(generation)
+	}
 }
 
 // TaskResult is the outputs Argo's executor reported for a node, from a
@@ -96,10 +145,10 @@ func FromWorkflow(wf *wfv1.Workflow, steps []string, results []TaskResult) (*Run
 		outputs := node.Outputs
 		if outputs == nil || len(outputs.Parameters) == 0 {
 			outputs = resultsByNode[node.ID]
-			for _, child := range node.Children {
-				if outputs == nil {
-					outputs = resultsByNode[child]
-				}
+			// A retry node's children are its attempts, oldest first: the
+			// newest one that reported outputs is the one that counts.
+			for i := len(node.Children) - 1; i >= 0 && outputs == nil; i-- {
+				outputs = resultsByNode[node.Children[i]]
 			}
 		}
 		if outputs != nil {

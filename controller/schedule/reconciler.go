@@ -27,6 +27,8 @@ import (
 
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
 	"github.com/backflow-dev/backflow/controller/compiler"
+	"github.com/backflow-dev/backflow/controller/metrics"
+	"github.com/backflow-dev/backflow/controller/status"
 	"github.com/backflow-dev/backflow/controller/storageref"
 )
 
@@ -49,34 +51,20 @@ func (r *Reconciler) now() time.Time {
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var s v1.BackupSchedule
 	if err := r.Get(ctx, req.NamespacedName, &s); err != nil {
+		if apierrors.IsNotFound(err) {
+			metrics.ForgetSchedule(req.Namespace, req.Name)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !s.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil // the CronWorkflow and the Backups go with it (owner references)
 	}
-	old := s.Status.DeepCopy()
-	ready := metav1.Condition{Type: v1.ConditionReady, ObservedGeneration: s.Generation}
 	cron, err := r.reconcileCronWorkflow(ctx, &s)
-	switch {
-	case errors.Is(err, storageref.ErrNotFound) || errors.Is(err, storageref.ErrForbidden):
-		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, v1.ReasonStorageNotFound, err.Error()
-		if errors.Is(err, storageref.ErrForbidden) {
-			ready.Reason = v1.ReasonStorageForbidden
-		}
-	case errors.Is(err, errInvalidSpec):
-		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, v1.ReasonInvalidSpec, err.Error()
-	case err != nil:
+	ready, err := readyCondition(&s, cron, err)
+	if err != nil {
 		return ctrl.Result{}, err
-	case s.Spec.Suspend:
-		ready.Status, ready.Reason, ready.Message = metav1.ConditionTrue, v1.ReasonSuspended, "CronWorkflow "+cron.Name+" is suspended"
-	default:
-		ready.Status, ready.Reason, ready.Message = metav1.ConditionTrue, v1.ReasonScheduled, "CronWorkflow "+cron.Name+" runs on "+s.Spec.Schedule
-	}
-	if meta.SetStatusCondition(&s.Status.Conditions, ready) && ready.Status == metav1.ConditionFalse {
-		r.Recorder.Event(&s, corev1.EventTypeWarning, ready.Reason, ready.Message)
 	}
 	if cron != nil {
-		s.Status.CronWorkflowName = cron.Name
 		if err := r.trigger(ctx, &s, cron); err != nil {
 			return ctrl.Result{}, err
 		}
@@ -88,15 +76,47 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	requeue := r.computeStatus(&s, cron, backups)
-	if !statusEqual(old, &s.Status) {
-		base := s.DeepCopy()
-		base.Status = *old
-		if err := r.Status().Patch(ctx, &s, client.MergeFrom(base)); err != nil {
-			return ctrl.Result{}, err
+	var computed computedStatus
+	readyChanged := false
+	if _, err := status.Patch(ctx, r.Client, &s, func() {
+		readyChanged = meta.SetStatusCondition(&s.Status.Conditions, ready)
+		if cron != nil {
+			s.Status.CronWorkflowName = cron.Name
+		}
+		computed = computeStatus(&s, cron, backups, r.now())
+		s.Status = computed.status
+	}); err != nil {
+		return ctrl.Result{}, err
+	}
+	if readyChanged && ready.Status == metav1.ConditionFalse {
+		r.Recorder.Event(&s, corev1.EventTypeWarning, ready.Reason, ready.Message)
+	}
+	recordMetrics(&s, computed.interval)
+	return ctrl.Result{RequeueAfter: computed.requeue}, nil
+}
+
+// readyCondition is the Ready condition for the outcome of
+// reconcileCronWorkflow, or the error when it is not one that condition
+// reports.
+func readyCondition(s *v1.BackupSchedule, cron *wfv1.CronWorkflow, err error) (metav1.Condition, error) {
+	ready := metav1.Condition{Type: v1.ConditionReady, ObservedGeneration: s.Generation, Status: metav1.ConditionFalse}
+	var reason v1.ConditionReason
+	if storageReason, ok := storageref.Reason(err); ok {
+		reason, ready.Message = storageReason, err.Error()
+	} else {
+		switch {
+		case errors.Is(err, errInvalidSpec):
+			reason, ready.Message = v1.ReasonInvalidSpec, err.Error()
+		case err != nil:
+			return metav1.Condition{}, err
+		case s.Spec.Suspend:
+			ready.Status, reason, ready.Message = metav1.ConditionTrue, v1.ReasonSuspended, "CronWorkflow "+cron.Name+" is suspended"
+		default:
+			ready.Status, reason, ready.Message = metav1.ConditionTrue, v1.ReasonScheduled, "CronWorkflow "+cron.Name+" runs on "+s.Spec.Schedule
 		}
 	}
-	return ctrl.Result{RequeueAfter: requeue}, nil
+	ready.Reason = string(reason)
+	return ready, nil
 }
 
 var errInvalidSpec = errors.New("invalid spec")
@@ -165,7 +185,7 @@ func (r *Reconciler) trigger(ctx context.Context, s *v1.BackupSchedule, cron *wf
 	if err != nil {
 		return err
 	}
-	r.Recorder.Eventf(s, corev1.EventTypeNormal, "Triggered", "Started Workflow %s by request (%s=%s)", name, v1.AnnotationTrigger, token)
+	r.Recorder.Eventf(s, corev1.EventTypeNormal, string(v1.EventTriggered), "Started Workflow %s by request (%s=%s)", name, v1.AnnotationTrigger, token)
 	return nil
 }
 
@@ -179,6 +199,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		}
 		return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: o.GetNamespace(), Name: name}}}
 	})
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1.BackupSchedule{}, StorageIndex, storageOf); err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1.BackupSchedule{}).
 		Named("backupschedule").
@@ -189,17 +212,27 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(r)
 }
 
+// StorageIndex indexes BackupSchedules by the BackupStorage their template
+// references, as storageref.IndexValue.
+const StorageIndex = "backflow.dev/schedule-storage"
+
+// storageOf is what StorageIndex files a BackupSchedule under.
+func storageOf(o client.Object) []string {
+	s := o.(*v1.BackupSchedule)
+	return []string{storageref.IndexValue(s.Spec.Template.Spec.Storage.StorageReference, s.Namespace)}
+}
+
+// schedulesUsing are the schedules whose template references a storage that
+// changed.
 func (r *Reconciler) schedulesUsing(ctx context.Context, o client.Object) []reconcile.Request {
 	var list v1.BackupScheduleList
-	if err := r.List(ctx, &list); err != nil {
+	if err := r.List(ctx, &list, client.MatchingFields{StorageIndex: client.ObjectKeyFromObject(o).String()}); err != nil {
+		log.FromContext(ctx).Error(err, "listing the BackupSchedules of a BackupStorage", "storage", client.ObjectKeyFromObject(o))
 		return nil
 	}
-	var reqs []reconcile.Request
+	reqs := make([]reconcile.Request, 0, len(list.Items))
 	for _, s := range list.Items {
-		ref := s.Spec.Template.Spec.Storage
-		if ref.Name == o.GetName() && ref.StorageNamespace(s.Namespace) == o.GetNamespace() {
-			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&s)})
-		}
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&s)})
 	}
 	return reqs
 }

@@ -8,7 +8,6 @@ import (
 
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
 	"github.com/robfig/cron/v3"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -109,12 +108,21 @@ func newer(a, b *v1.Backup) bool {
 // recentRunsShown is how many runs status.recentRuns lists.
 const recentRunsShown = 10
 
-// computeStatus fills the schedule's status from its CronWorkflow and
-// Backups, and says when to look again (the next run, or when the last
-// backup becomes too old).
-func (r *Reconciler) computeStatus(s *v1.BackupSchedule, cronWf *wfv1.CronWorkflow, backups []v1.Backup) time.Duration {
-	now := r.now()
-	st := &s.Status
+// computedStatus is what computeStatus works out.
+type computedStatus struct {
+	status v1.BackupScheduleStatus
+	// requeue is when to look again: at the next run, or when the last
+	// backup becomes too old.
+	requeue time.Duration
+	// interval is the time between two runs; zero when the schedule does
+	// not parse.
+	interval time.Duration
+}
+
+// computeStatus works out the schedule's status from its current status,
+// its CronWorkflow and its Backups (newest first) at time now.
+func computeStatus(s *v1.BackupSchedule, cronWf *wfv1.CronWorkflow, backups []v1.Backup, now time.Time) computedStatus {
+	st := s.Status.DeepCopy()
 	st.ObservedGeneration = s.Generation
 	if cronWf != nil && cronWf.Status.LastScheduledTime != nil {
 		st.LastScheduleTime = cronWf.Status.LastScheduledTime
@@ -144,26 +152,19 @@ func (r *Reconciler) computeStatus(s *v1.BackupSchedule, cronWf *wfv1.CronWorkfl
 			})
 		}
 	}
-	labels := []string{s.Namespace, s.Name}
-	if st.LastSuccessfulTime != nil {
-		metrics.ScheduleLastSuccess.WithLabelValues(labels...).Set(float64(st.LastSuccessfulTime.Unix()))
-	}
 	sched, err := parseSchedule(s.Spec.Schedule, s.Spec.Timezone)
 	if err != nil {
 		st.NextScheduleTime = nil
 		st.Message = err.Error()
-		return 0
+		return computedStatus{status: *st}
 	}
 	next := sched.Next(now)
 	interval := sched.Next(next).Sub(next)
-	metrics.ScheduleIntervalSeconds.WithLabelValues(labels...).Set(interval.Seconds())
-	requeue := time.Until(next)
+	requeue := next.Sub(now)
 	if s.Spec.Suspend {
 		st.NextScheduleTime = nil
-		metrics.ScheduleNextRun.DeleteLabelValues(labels...)
 	} else {
 		st.NextScheduleTime = &metav1.Time{Time: next}
-		metrics.ScheduleNextRun.WithLabelValues(labels...).Set(float64(next.Unix()))
 	}
 
 	// A schedule misses its backup when the last success (or, without one,
@@ -176,12 +177,12 @@ func (r *Reconciler) computeStatus(s *v1.BackupSchedule, cronWf *wfv1.CronWorkfl
 	missing := metav1.Condition{Type: v1.ConditionBackupMissing, ObservedGeneration: s.Generation}
 	switch age := now.Sub(since); {
 	case s.Spec.Suspend:
-		missing.Status, missing.Reason, missing.Message = metav1.ConditionFalse, v1.ReasonSuspended, "the schedule is suspended"
+		missing.Status, missing.Reason, missing.Message = metav1.ConditionFalse, string(v1.ReasonSuspended), "the schedule is suspended"
 	case age > threshold:
-		missing.Status, missing.Reason = metav1.ConditionTrue, v1.ReasonBackupMissing
+		missing.Status, missing.Reason = metav1.ConditionTrue, string(v1.ReasonBackupMissing)
 		missing.Message = fmt.Sprintf("no successful backup for %s, more than %d schedule intervals (%s)", age.Round(time.Second), max(s.Spec.MissingAfterIntervals, 1), interval)
 	default:
-		missing.Status, missing.Reason = metav1.ConditionFalse, v1.ReasonBackupRecent
+		missing.Status, missing.Reason = metav1.ConditionFalse, string(v1.ReasonBackupRecent)
 		missing.Message = fmt.Sprintf("last successful backup %s ago", age.Round(time.Second))
 		requeue = min(requeue, threshold-age)
 	}
@@ -204,7 +205,25 @@ func (r *Reconciler) computeStatus(s *v1.BackupSchedule, cronWf *wfv1.CronWorkfl
 	default:
 		st.Message = ""
 	}
-	return max(requeue, time.Second) + time.Second
+	return computedStatus{status: *st, requeue: max(requeue, time.Second) + time.Second, interval: interval}
+}
+
+// recordMetrics sets the schedule's series from its status; interval is
+// zero when the schedule does not parse.
+func recordMetrics(s *v1.BackupSchedule, interval time.Duration) {
+	labels := []string{s.Namespace, s.Name}
+	if t := s.Status.LastSuccessfulTime; t != nil {
+		metrics.ScheduleLastSuccess.WithLabelValues(labels...).Set(float64(t.Unix()))
+	}
+	if interval == 0 {
+		return
+	}
+	metrics.ScheduleIntervalSeconds.WithLabelValues(labels...).Set(interval.Seconds())
+	if t := s.Status.NextScheduleTime; t != nil {
+		metrics.ScheduleNextRun.WithLabelValues(labels...).Set(float64(t.Unix()))
+	} else {
+		metrics.ScheduleNextRun.DeleteLabelValues(labels...)
+	}
 }
 
 // parseSchedule parses a cron schedule as Argo does, in its time zone.
@@ -224,5 +243,3 @@ func valueOr(v *int32, def int32) int32 {
 	}
 	return *v
 }
-
-func statusEqual(a, b *v1.BackupScheduleStatus) bool { return equality.Semantic.DeepEqual(a, b) }

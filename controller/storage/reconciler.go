@@ -7,7 +7,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/record"
@@ -15,9 +14,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
+	"github.com/backflow-dev/backflow/controller/status"
 	"github.com/backflow-dev/backflow/controller/storageref"
 )
 
@@ -38,38 +39,22 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.Get(ctx, req.NamespacedName, &st); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	old := st.Status.DeepCopy()
-	cond := metav1.Condition{Type: v1.ConditionReady, ObservedGeneration: st.Generation}
-	backend, err := storageref.Open(ctx, r.Client, &st)
-	if err != nil {
-		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, v1.ReasonCredentialsError, err.Error()
-	} else {
-		check, cancel := context.WithTimeout(ctx, checkTimeout)
-		err = backend.CheckBucket(check)
-		cancel()
-		if err != nil {
-			cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, v1.ReasonUnreachable, err.Error()
-		} else {
-			cond.Status, cond.Reason, cond.Message = metav1.ConditionTrue, v1.ReasonReachable, "bucket "+st.Spec.S3.Bucket+" is reachable with the credentials"
-		}
-	}
+	cond := r.check(ctx, &st)
 	prev := meta.FindStatusCondition(st.Status.Conditions, v1.ConditionReady)
-	if prev == nil || prev.Status != cond.Status {
+	flipped := prev == nil || prev.Status != cond.Status
+	if _, err := status.Patch(ctx, r.Client, &st, func() {
+		meta.SetStatusCondition(&st.Status.Conditions, cond)
+		st.Status.ObservedGeneration = st.Generation
+		st.Status.LastCheckedTime = &metav1.Time{Time: time.Now().Truncate(time.Second)}
+	}); err != nil {
+		return ctrl.Result{}, err
+	}
+	if flipped {
 		kind := corev1.EventTypeNormal
 		if cond.Status != metav1.ConditionTrue {
 			kind = corev1.EventTypeWarning
 		}
 		r.Recorder.Event(&st, kind, cond.Reason, cond.Message)
-	}
-	meta.SetStatusCondition(&st.Status.Conditions, cond)
-	st.Status.ObservedGeneration = st.Generation
-	st.Status.LastCheckedTime = &metav1.Time{Time: time.Now().Truncate(time.Second)}
-	if !equality.Semantic.DeepEqual(old, &st.Status) {
-		base := st.DeepCopy()
-		base.Status = *old
-		if err := r.Status().Patch(ctx, &st, client.MergeFrom(base)); err != nil {
-			return ctrl.Result{}, err
-		}
 	}
 	interval := r.Interval
 	if interval == 0 {
@@ -81,23 +66,62 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	return ctrl.Result{RequeueAfter: interval}, nil
 }
 
+// check checks that the storage's bucket is reachable with its credentials,
+// as its Ready condition.
+func (r *Reconciler) check(ctx context.Context, st *v1.BackupStorage) metav1.Condition {
+	cond := metav1.Condition{Type: v1.ConditionReady, ObservedGeneration: st.Generation, Status: metav1.ConditionFalse}
+	reason, message := v1.ReasonReachable, "bucket "+st.Spec.S3.Bucket+" is reachable with the credentials"
+	if backend, err := storageref.Open(ctx, r.Client, st); err != nil {
+		reason, message = v1.ReasonCredentialsError, err.Error()
+	} else {
+		check, cancel := context.WithTimeout(ctx, checkTimeout)
+		defer cancel()
+		if err := backend.CheckBucket(check); err != nil {
+			reason, message = v1.ReasonUnreachable, err.Error()
+		} else {
+			cond.Status = metav1.ConditionTrue
+		}
+	}
+	cond.Reason, cond.Message = string(reason), message
+	return cond
+}
+
+// SecretIndex indexes BackupStorages by the Secrets they read: the
+// credentials and the CA bundle.
+const SecretIndex = "backflow.dev/storage-secret"
+
+// secretsOf is what SecretIndex files a BackupStorage under.
+func secretsOf(o client.Object) []string {
+	s3 := o.(*v1.BackupStorage).Spec.S3
+	secrets := []string{s3.Credentials.SecretRef.Name}
+	if s3.TLS != nil && s3.TLS.CASecretRef != nil {
+		secrets = append(secrets, s3.TLS.CASecretRef.Name)
+	}
+	return secrets
+}
+
 // SetupWithManager watches BackupStorages and their credentials Secrets.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1.BackupStorage{}, SecretIndex, secretsOf); err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1.BackupStorage{}).
 		Named("backupstorage").
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
-			var list v1.BackupStorageList
-			if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace())); err != nil {
-				return nil
-			}
-			var reqs []reconcile.Request
-			for _, st := range list.Items {
-				if st.Spec.S3.Credentials.SecretRef.Name == o.GetName() {
-					reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&st)})
-				}
-			}
-			return reqs
-		}), builder.OnlyMetadata).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.storagesReading), builder.OnlyMetadata).
 		Complete(r)
+}
+
+// storagesReading are the storages that read a Secret that changed.
+func (r *Reconciler) storagesReading(ctx context.Context, o client.Object) []reconcile.Request {
+	var list v1.BackupStorageList
+	if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{SecretIndex: o.GetName()}); err != nil {
+		log.FromContext(ctx).Error(err, "listing the BackupStorages of a Secret", "secret", client.ObjectKeyFromObject(o))
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for _, st := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&st)})
+	}
+	return reqs
 }

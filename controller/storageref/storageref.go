@@ -3,9 +3,11 @@
 package storageref
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -25,6 +27,33 @@ var (
 	ErrForbidden = errors.New("storage not allowed")
 )
 
+// Reason is the condition reason for an error that says why a storage
+// cannot be used, and false for any other error.
+func Reason(err error) (v1.ConditionReason, bool) {
+	switch {
+	case errors.Is(err, ErrForbidden):
+		return v1.ReasonStorageForbidden, true
+	case errors.Is(err, ErrNotFound):
+		return v1.ReasonStorageNotFound, true
+	}
+	return "", false
+}
+
+// RetryAfter is how soon a resource whose storage cannot be used is looked
+// at again; a change to the storage also triggers it.
+const RetryAfter = 30 * time.Second
+
+// Key is the key of the BackupStorage ref names for a resource in namespace
+// ns.
+func Key(ref v1.StorageReference, ns string) client.ObjectKey {
+	return client.ObjectKey{Namespace: ref.StorageNamespace(ns), Name: ref.Name}
+}
+
+// IndexValue is the value under which an index of the resources that use
+// storages files a resource in namespace ns that names ref: the storage's
+// namespace/name, as client.ObjectKeyFromObject(storage).String() says it.
+func IndexValue(ref v1.StorageReference, ns string) string { return Key(ref, ns).String() }
+
 // LabelCopiedFrom marks the Secrets and ConfigMaps copied from a storage's
 // namespace, with the storage's namespace and name.
 const LabelCopiedFrom = "backflow.dev/copied-from-storage"
@@ -35,7 +64,7 @@ const LabelCopiedFrom = "backflow.dev/copied-from-storage"
 // their own namespace only.
 func Resolve(ctx context.Context, c client.Client, ref v1.StorageReference, ns string) (compiler.StorageAccess, error) {
 	var st v1.BackupStorage
-	key := client.ObjectKey{Namespace: ref.StorageNamespace(ns), Name: ref.Name}
+	key := Key(ref, ns)
 	if err := c.Get(ctx, key, &st); err != nil {
 		if apierrors.IsNotFound(err) {
 			return compiler.StorageAccess{}, fmt.Errorf("%w: BackupStorage %s does not exist", ErrNotFound, key)
@@ -100,32 +129,47 @@ func copySecret(ctx context.Context, c client.Client, fromNS, fromName, toNS, to
 // the storage's Secret, for the checks and deletions the controller does
 // itself.
 func Open(ctx context.Context, c client.Client, st *v1.BackupStorage) (*storage.S3Backend, error) {
-	creds := st.Spec.S3.Credentials
 	var secret corev1.Secret
-	if err := c.Get(ctx, client.ObjectKey{Namespace: st.Namespace, Name: creds.SecretRef.Name}, &secret); err != nil {
-		return nil, fmt.Errorf("credentials Secret %s: %w", creds.SecretRef.Name, err)
+	if err := c.Get(ctx, client.ObjectKey{Namespace: st.Namespace, Name: st.Spec.S3.Credentials.SecretRef.Name}, &secret); err != nil {
+		return nil, fmt.Errorf("credentials Secret %s: %w", st.Spec.S3.Credentials.SecretRef.Name, err)
 	}
-	get := func(key, def string) (string, error) {
-		if key == "" {
-			key = def
+	cfg, err := s3Config(st, secret.Data)
+	if err != nil {
+		return nil, err
+	}
+	if tls := st.Spec.S3.TLS; tls != nil {
+		if cfg.CAPEM, err = caBundle(ctx, c, st.Namespace, tls); err != nil {
+			return nil, err
 		}
-		v, ok := secret.Data[key]
-		if !ok && def != "" {
+	}
+	return storage.NewS3Backend(cfg)
+}
+
+// s3Config is the configuration of a storage's backend, with the
+// credentials taken from the data of its credentials Secret: the keys the
+// storage names, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. The CA
+// bundle is not read here.
+func s3Config(st *v1.BackupStorage, secret map[string][]byte) (storage.S3Config, error) {
+	creds := st.Spec.S3.Credentials
+	get := func(key, def string) (string, error) {
+		key = cmp.Or(key, def)
+		v, ok := secret[key]
+		if !ok {
 			return "", fmt.Errorf("credentials Secret %s has no key %s", creds.SecretRef.Name, key)
 		}
 		return string(v), nil
 	}
 	id, err := get(creds.AccessKeyIDKey, "AWS_ACCESS_KEY_ID")
 	if err != nil {
-		return nil, err
+		return storage.S3Config{}, err
 	}
 	secretKey, err := get(creds.SecretAccessKeyKey, "AWS_SECRET_ACCESS_KEY")
 	if err != nil {
-		return nil, err
+		return storage.S3Config{}, err
 	}
 	token := ""
 	if creds.SessionTokenKey != "" {
-		token = string(secret.Data[creds.SessionTokenKey])
+		token = string(secret[creds.SessionTokenKey])
 	}
 	cfg := storage.S3Config{
 		Endpoint: st.Spec.S3.Endpoint, Bucket: st.Spec.S3.Bucket, Prefix: st.Spec.S3.Prefix, Region: st.Spec.S3.Region,
@@ -134,11 +178,8 @@ func Open(ctx context.Context, c client.Client, st *v1.BackupStorage) (*storage.
 	}
 	if tls := st.Spec.S3.TLS; tls != nil {
 		cfg.InsecureSkipVerify = tls.InsecureSkipVerify
-		if cfg.CAPEM, err = caBundle(ctx, c, st.Namespace, tls); err != nil {
-			return nil, err
-		}
 	}
-	return storage.NewS3Backend(cfg)
+	return cfg, nil
 }
 
 // caBundle reads a storage's CA bundle from its Secret or ConfigMap.

@@ -1,0 +1,118 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// RunStatus is the observed state of one run, a Backup or a Restore: what
+// its Workflow reports, mirrored. Both kinds embed it inline, so its fields
+// are top-level fields of their status.
+type RunStatus struct {
+	// Generation of the spec the status is about.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Phase: Pending, Running, Succeeded or Failed.
+	// +optional
+	Phase RunPhase `json:"phase,omitempty"`
+	// Name of the Argo Workflow that runs the backup or restore.
+	// +optional
+	WorkflowName string `json:"workflowName,omitempty"`
+	// When the Workflow started.
+	// +optional
+	StartedAt *metav1.Time `json:"startedAt,omitempty"`
+	// When the Workflow finished, or the run failed without one.
+	// +optional
+	CompletedAt *metav1.Time `json:"completedAt,omitempty"`
+	// Where the backup is stored: the object written, or the one restored.
+	// +optional
+	Location *ObjectLocation `json:"location,omitempty"`
+	// Stored size in bytes of the object (compressed and encrypted).
+	// +optional
+	Size *int64 `json:"size,omitempty"`
+	// Stored size for people, such as 12.3MiB.
+	// +optional
+	DisplaySize string `json:"displaySize,omitempty"`
+	// Size in bytes of the stream: the one the source wrote, or the one fed
+	// to the restore target.
+	// +optional
+	RawSize *int64 `json:"rawSize,omitempty"`
+	// sha256 of the stored object, as sha256:<hex>.
+	// +optional
+	Checksum string `json:"checksum,omitempty"`
+	// Steps of the Workflow and their states, in DAG order.
+	// +optional
+	Stages []StageStatus `json:"stages,omitempty"`
+	// Progress as Argo reports it, such as 2/5.
+	// +optional
+	Progress string `json:"progress,omitempty"`
+	// Human-readable summary; on failure, the failing step and why.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// Conditions: Succeeded, and for a Backup Verified.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// RunPhase is the phase of a Backup or Restore.
+// +kubebuilder:validation:Enum=Pending;Running;Succeeded;Failed
+type RunPhase string
+
+const (
+	// PhasePending: accepted, the Workflow has not started yet.
+	PhasePending RunPhase = "Pending"
+	// PhaseRunning: the Workflow is running.
+	PhaseRunning RunPhase = "Running"
+	// PhaseSucceeded: every required step succeeded.
+	PhaseSucceeded RunPhase = "Succeeded"
+	// PhaseFailed: a step failed or the spec could not be run.
+	PhaseFailed RunPhase = "Failed"
+)
+
+// Reasons of a run's Succeeded and Verified conditions (besides the shared
+// ReasonInvalidSpec, ReasonStorageNotFound and ReasonStorageForbidden).
+const (
+	// ReasonPending: the run waits, for Argo to start its Workflow or, for a
+	// Restore, for the Backup it restores.
+	ReasonPending ConditionReason = "Pending"
+	// ReasonWorkflowCreated: backflow created the Workflow of the run.
+	ReasonWorkflowCreated ConditionReason = "WorkflowCreated"
+	// ReasonRunning: the Workflow runs (Succeeded), or the verify step has
+	// not finished (Verified).
+	ReasonRunning ConditionReason = "Running"
+	// ReasonSucceeded: every required step of the Workflow succeeded.
+	ReasonSucceeded ConditionReason = "Succeeded"
+	// ReasonFailed: a step of the Workflow, or the Workflow, failed.
+	ReasonFailed ConditionReason = "Failed"
+	// ReasonWorkflowMissing: the Workflow was deleted before it finished.
+	ReasonWorkflowMissing ConditionReason = "WorkflowMissing"
+	// ReasonVerified: the stored backup was read back and its checksums
+	// matched.
+	ReasonVerified ConditionReason = "Verified"
+	// ReasonVerifyFailed: the verify step failed.
+	ReasonVerifyFailed ConditionReason = "VerifyFailed"
+	// ReasonVerifySkipped: the backup finished without being verified.
+	ReasonVerifySkipped ConditionReason = "VerifySkipped"
+)
+
+// Reasons of the Events recorded on a Backup or Restore.
+const (
+	// EventWorkflowCreated: backflow created the Workflow of the run.
+	EventWorkflowCreated EventReason = "WorkflowCreated"
+	// EventStarted: the Workflow started.
+	EventStarted EventReason = "Started"
+	// EventUploaded: the dump step stored the backup.
+	EventUploaded EventReason = "Uploaded"
+	// EventVerified: the verify step read the backup back successfully.
+	EventVerified EventReason = "Verified"
+	// EventRotated: retention was applied to the backup's series.
+	EventRotated EventReason = "Rotated"
+	// EventRestored: the restore finished successfully.
+	EventRestored EventReason = "Restored"
+	// EventStepFailed: a step of the Workflow failed (a Warning).
+	EventStepFailed EventReason = "StepFailed"
+	// EventFailed: the run failed, but not in a step: its Workflow failed,
+	// or backflow could not run it (a Warning).
+	EventFailed EventReason = "Failed"
+)

@@ -1,0 +1,135 @@
+package storageref
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
+	"github.com/backflow-dev/backflow/controller/internal/fakeclient"
+)
+
+func TestS3Config(t *testing.T) {
+	storage := func(creds v1.S3Credentials) *v1.BackupStorage {
+		st := &v1.BackupStorage{}
+		st.Spec.S3 = v1.S3Storage{Endpoint: "https://s3.example", Bucket: "b", Prefix: "p/", Region: "eu", ForcePathStyle: true, PartSizeMiB: 16,
+			Credentials: creds, TLS: &v1.StorageTLS{InsecureSkipVerify: true}}
+		st.Spec.S3.Credentials.SecretRef.Name = "creds"
+		return st
+	}
+	defaults := map[string][]byte{"AWS_ACCESS_KEY_ID": []byte("id"), "AWS_SECRET_ACCESS_KEY": []byte("secret")}
+	for _, tc := range []struct {
+		name           string
+		creds          v1.S3Credentials
+		data           map[string][]byte
+		id, key, token string
+		err            string
+	}{
+		{name: "default keys", data: defaults, id: "id", key: "secret"},
+		{name: "keys the storage names", creds: v1.S3Credentials{AccessKeyIDKey: "user", SecretAccessKeyKey: "password", SessionTokenKey: "token"},
+			data: map[string][]byte{"user": []byte("u"), "password": []byte("p"), "token": []byte("t")}, id: "u", key: "p", token: "t"},
+		{name: "no access key id", data: map[string][]byte{"AWS_SECRET_ACCESS_KEY": []byte("secret")}, err: "credentials Secret creds has no key AWS_ACCESS_KEY_ID"},
+		{name: "no secret key under the named key", creds: v1.S3Credentials{SecretAccessKeyKey: "password"}, data: defaults, err: "credentials Secret creds has no key password"},
+		{name: "a session token key without a value", creds: v1.S3Credentials{SessionTokenKey: "token"}, data: defaults, id: "id", key: "secret"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := s3Config(storage(tc.creds), tc.data)
+			if tc.err != "" {
+				if err == nil || err.Error() != tc.err {
+					t.Fatalf("error %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c := cfg.Credentials; c.AccessKeyID != tc.id || c.SecretAccessKey != tc.key || c.SessionToken != tc.token {
+				t.Errorf("credentials %+v", c)
+			}
+			if cfg.Endpoint != "https://s3.example" || cfg.Bucket != "b" || cfg.Prefix != "p/" || cfg.Region != "eu" || !cfg.PathStyle || cfg.PartSizeMiB != 16 || !cfg.InsecureSkipVerify {
+				t.Errorf("config %+v", cfg)
+			}
+		})
+	}
+}
+
+func TestReason(t *testing.T) {
+	for err, want := range map[error]v1.ConditionReason{
+		fmt.Errorf("%w: BackupStorage a/b does not exist", ErrNotFound):   v1.ReasonStorageNotFound,
+		fmt.Errorf("%w: BackupStorage a/b does not list c", ErrForbidden): v1.ReasonStorageForbidden,
+		errors.New("connection refused"):                                  "",
+	} {
+		got, ok := Reason(err)
+		if got != want || ok != (want != "") {
+			t.Errorf("Reason(%v) = %q, %v; want %q", err, got, ok, want)
+		}
+	}
+}
+
+// The index value of a reference is the storage's key as the storage itself
+// gives it, with the namespace defaulting to the referrer's.
+func TestIndexValue(t *testing.T) {
+	st := &v1.BackupStorage{ObjectMeta: metav1.ObjectMeta{Namespace: "store", Name: "minio"}}
+	for _, tc := range []struct {
+		ref  v1.StorageReference
+		ns   string
+		same bool
+	}{
+		{v1.StorageReference{Name: "minio"}, "store", true},
+		{v1.StorageReference{Name: "minio", Namespace: "store"}, "apps", true},
+		{v1.StorageReference{Name: "minio"}, "apps", false},
+		{v1.StorageReference{Name: "other", Namespace: "store"}, "store", false},
+	} {
+		if got := IndexValue(tc.ref, tc.ns) == client.ObjectKeyFromObject(st).String(); got != tc.same {
+			t.Errorf("%+v from %s: same as %s is %v", tc.ref, tc.ns, client.ObjectKeyFromObject(st), got)
+		}
+	}
+}
+
+func TestResolve(t *testing.T) {
+	st := &v1.BackupStorage{ObjectMeta: metav1.ObjectMeta{Namespace: "store", Name: "minio"}}
+	st.Spec.AllowedNamespaces = []string{"apps"}
+	st.Spec.S3.Bucket = "backups"
+	st.Spec.S3.Credentials.SecretRef.Name = "creds"
+	st.Spec.S3.TLS = &v1.StorageTLS{CASecretRef: &v1.SecretKeySelector{Name: "ca", Key: "ca.crt"}}
+	c := fakeclient.NewBuilder().WithObjects(st,
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "store", Name: "creds"}, Data: map[string][]byte{"AWS_ACCESS_KEY_ID": []byte("id")}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "store", Name: "ca"}, Data: map[string][]byte{"ca.crt": []byte("PEM")}},
+	).Build()
+	ctx := context.Background()
+
+	access, err := Resolve(ctx, c, v1.StorageReference{Name: "minio"}, "store")
+	if err != nil || access.CredentialsSecret != "creds" || access.CASecret.Name != "ca" || access.Storage.Spec.S3.Bucket != "backups" {
+		t.Errorf("same namespace: %+v, %v", access, err)
+	}
+	if _, err := Resolve(ctx, c, v1.StorageReference{Name: "gone"}, "store"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("missing storage: %v, want ErrNotFound", err)
+	}
+	if _, err := Resolve(ctx, c, v1.StorageReference{Name: "minio", Namespace: "store"}, "other"); !errors.Is(err, ErrForbidden) || !strings.Contains(err.Error(), "other") {
+		t.Errorf("namespace not allowed: %v, want ErrForbidden naming it", err)
+	}
+
+	// From an allowed namespace, the Secrets are copied there.
+	access, err = Resolve(ctx, c, v1.StorageReference{Name: "minio", Namespace: "store"}, "apps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if access.CredentialsSecret != "backflow-storage-store-minio" || access.CASecret.Name != "backflow-storage-store-minio-ca" || access.CASecret.Key != "ca.crt" {
+		t.Errorf("access %+v, CA %+v", access, access.CASecret)
+	}
+	for name, want := range map[string]string{"backflow-storage-store-minio": "id", "backflow-storage-store-minio-ca": "PEM"} {
+		var copied corev1.Secret
+		if err := c.Get(ctx, client.ObjectKey{Namespace: "apps", Name: name}, &copied); err != nil {
+			t.Fatal(err)
+		}
+		if got := string(copied.Data["AWS_ACCESS_KEY_ID"]) + string(copied.Data["ca.crt"]); got != want || copied.Labels[LabelCopiedFrom] != "store.minio" {
+			t.Errorf("copy %s: data %q, labels %v", name, got, copied.Labels)
+		}
+	}
+}
