@@ -131,12 +131,14 @@ func writeOutputs(dir string, values map[string]string) error {
 func manifestOutputs(m *stages.Manifest) map[string]string {
 	data, _ := json.Marshal(m)
 	return map[string]string{
-		"key":          m.Key,
-		"size":         strconv.FormatInt(m.Size, 10),
-		"raw-size":     strconv.FormatInt(m.RawSize, 10),
-		"checksum":     m.Checksum,
-		"raw-checksum": m.RawChecksum,
-		"manifest":     string(data),
+		compiler.OutputKey:         m.Key,
+		compiler.OutputSize:        strconv.FormatInt(m.Size, 10),
+		compiler.OutputRawSize:     strconv.FormatInt(m.RawSize, 10),
+		compiler.OutputChecksum:    m.Checksum,
+		compiler.OutputRawChecksum: m.RawChecksum,
+		// For a reader of the Workflow (the Argo UI, argo get): no template
+		// declares it as an output.
+		"manifest": string(data),
 	}
 }
 

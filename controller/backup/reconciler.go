@@ -25,6 +25,7 @@ import (
 	"github.com/backflow-dev/backflow/controller/runstatus"
 	"github.com/backflow-dev/backflow/controller/status"
 	"github.com/backflow-dev/backflow/controller/storageref"
+	"github.com/backflow-dev/backflow/stages"
 )
 
 // Finalizer is set on Backups whose deletionPolicy is Delete, so that their
@@ -147,7 +148,7 @@ func (r *Reconciler) finalize(ctx context.Context, b *v1.Backup) error {
 		if err != nil {
 			return err
 		}
-		for _, k := range []string{loc.Key + ".backflow.json", loc.Key} {
+		for _, k := range []string{loc.Key + stages.ManifestSuffix, loc.Key} {
 			if err := backend.Delete(ctx, k); err != nil {
 				r.Recorder.Eventf(b, corev1.EventTypeWarning, string(v1.EventDeleteFailed), "Deleting %s: %v", k, err)
 				return err

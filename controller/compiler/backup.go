@@ -47,12 +47,12 @@ func (a StorageAccess) URL() string {
 }
 
 func (a StorageAccess) params() []wfv1.Parameter {
-	creds := a.Storage.Spec.S3.Credentials
+	accessKeyIDKey, secretAccessKeyKey := a.Storage.Spec.S3.Credentials.Keys()
 	return []wfv1.Parameter{
 		value(ParamStorage, a.URL()),
 		value(ParamStorageSecret, a.CredentialsSecret),
-		value(ParamAccessKeyKey, cmp.Or(creds.AccessKeyIDKey, "AWS_ACCESS_KEY_ID")),
-		value(ParamSecretKeyKey, cmp.Or(creds.SecretAccessKeyKey, "AWS_SECRET_ACCESS_KEY")),
+		value(ParamAccessKeyKey, accessKeyIDKey),
+		value(ParamSecretKeyKey, secretAccessKeyKey),
 	}
 }
 

@@ -8,6 +8,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
+	"github.com/backflow-dev/backflow/stages/storage"
 )
 
 // DefaultPath is the object key template when a Backup names none; the CRD
@@ -81,7 +84,7 @@ func cliFlag(flagName, paramName string) string { return "--" + flagName + "=" +
 func storageParams() []wfv1.Parameter {
 	return []wfv1.Parameter{
 		param(ParamStorage), param(ParamStorageSecret),
-		param(ParamAccessKeyKey, "AWS_ACCESS_KEY_ID"), param(ParamSecretKeyKey, "AWS_SECRET_ACCESS_KEY"),
+		param(ParamAccessKeyKey, v1.DefaultAccessKeyIDKey), param(ParamSecretKeyKey, v1.DefaultSecretAccessKeyKey),
 	}
 }
 
@@ -92,7 +95,7 @@ func storageEnv() []corev1.EnvVar {
 			LocalObjectReference: corev1.LocalObjectReference{Name: in(ParamStorageSecret)}, Key: in(keyParam),
 		}}}
 	}
-	return []corev1.EnvVar{ref("AWS_ACCESS_KEY_ID", ParamAccessKeyKey), ref("AWS_SECRET_ACCESS_KEY", ParamSecretKeyKey)}
+	return []corev1.EnvVar{ref(storage.EnvAccessKeyID, ParamAccessKeyKey), ref(storage.EnvSecretAccessKey, ParamSecretKeyKey)}
 }
 
 // stepTemplate is a container template running `backflow ARGS` in the image

@@ -7,48 +7,57 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 )
 
+// Labels of the series: the prometheus rules of the chart and the dashboards
+// select by them.
+const (
+	LabelNamespace = "namespace"
+	LabelSchedule  = "schedule"
+	LabelSeries    = "series"
+	LabelStatus    = "status"
+)
+
 var (
 	// BackupTotal counts finished backups.
 	BackupTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "backflow_backup_total",
 		Help: "Backups that finished, by namespace, schedule (empty for one-shot backups) and status (succeeded or failed).",
-	}, []string{"namespace", "schedule", "status"})
+	}, []string{LabelNamespace, LabelSchedule, LabelStatus})
 	// BackupDuration observes how long backups ran.
 	BackupDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "backflow_backup_duration_seconds",
 		Help:    "Duration of finished backups, from the Workflow's start to its end.",
 		Buckets: prometheus.ExponentialBuckets(5, 2, 14), // 5 s to ~11 h
-	}, []string{"namespace", "schedule", "status"})
+	}, []string{LabelNamespace, LabelSchedule, LabelStatus})
 	// BackupSize is the stored size of the latest successful backup.
 	BackupSize = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "backflow_backup_size_bytes",
 		Help: "Stored (compressed, encrypted) size of the latest successful backup of a series.",
-	}, []string{"namespace", "schedule", "series"})
+	}, []string{LabelNamespace, LabelSchedule, LabelSeries})
 	// ScheduleLastSuccess is when a schedule last produced a good backup.
 	ScheduleLastSuccess = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "backflow_schedule_last_success_timestamp_seconds",
 		Help: "Unix time of the last successful backup of a BackupSchedule.",
-	}, []string{"namespace", "schedule"})
+	}, []string{LabelNamespace, LabelSchedule})
 	// ScheduleNextRun is when a schedule runs next.
 	ScheduleNextRun = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "backflow_schedule_next_run_timestamp_seconds",
 		Help: "Unix time of the next run of a BackupSchedule (absent while suspended).",
-	}, []string{"namespace", "schedule"})
+	}, []string{LabelNamespace, LabelSchedule})
 	// ScheduleIntervalSeconds is the interval between runs, for alerting on missed backups.
 	ScheduleIntervalSeconds = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "backflow_schedule_interval_seconds",
 		Help: "Seconds between two runs of a BackupSchedule.",
-	}, []string{"namespace", "schedule"})
+	}, []string{LabelNamespace, LabelSchedule})
 	// RestoreTotal counts finished restores.
 	RestoreTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "backflow_restore_total",
 		Help: "Restores that finished, by namespace and status (succeeded or failed).",
-	}, []string{"namespace", "status"})
+	}, []string{LabelNamespace, LabelStatus})
 	// VerifyFailedTotal counts backups whose verification failed.
 	VerifyFailedTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "backflow_verify_failed_total",
 		Help: "Backups whose verify step failed, by namespace and schedule.",
-	}, []string{"namespace", "schedule"})
+	}, []string{LabelNamespace, LabelSchedule})
 )
 
 func init() {
@@ -74,7 +83,7 @@ func ForgetBackup(namespace, name string) {
 // ForgetSchedule removes the series that belong to a deleted BackupSchedule:
 // its own, and those of the Backups it ran (by schedule label).
 func ForgetSchedule(namespace, name string) {
-	labels := prometheus.Labels{"namespace": namespace, "schedule": name}
+	labels := prometheus.Labels{LabelNamespace: namespace, LabelSchedule: name}
 	for _, vec := range []interface {
 		DeletePartialMatch(prometheus.Labels) int
 	}{BackupTotal, BackupDuration, BackupSize, VerifyFailedTotal, ScheduleLastSuccess, ScheduleNextRun, ScheduleIntervalSeconds} {

@@ -3,7 +3,6 @@
 package storageref
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -147,23 +146,22 @@ func Open(ctx context.Context, c client.Client, st *v1.BackupStorage) (*storage.
 
 // s3Config is the configuration of a storage's backend, with the
 // credentials taken from the data of its credentials Secret: the keys the
-// storage names, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. The CA
-// bundle is not read here.
+// storage names, or the default ones. The CA bundle is not read here.
 func s3Config(st *v1.BackupStorage, secret map[string][]byte) (storage.S3Config, error) {
 	creds := st.Spec.S3.Credentials
-	get := func(key, def string) (string, error) {
-		key = cmp.Or(key, def)
+	get := func(key string) (string, error) {
 		v, ok := secret[key]
 		if !ok {
 			return "", fmt.Errorf("credentials Secret %s has no key %s", creds.SecretRef.Name, key)
 		}
 		return string(v), nil
 	}
-	id, err := get(creds.AccessKeyIDKey, "AWS_ACCESS_KEY_ID")
+	idKey, secretKeyKey := creds.Keys()
+	id, err := get(idKey)
 	if err != nil {
 		return storage.S3Config{}, err
 	}
-	secretKey, err := get(creds.SecretAccessKeyKey, "AWS_SECRET_ACCESS_KEY")
+	secretKey, err := get(secretKeyKey)
 	if err != nil {
 		return storage.S3Config{}, err
 	}

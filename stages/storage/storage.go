@@ -50,13 +50,19 @@ type Credentials struct {
 	SessionToken    string
 }
 
-// CredentialsFromEnv reads the standard AWS_ACCESS_KEY_ID,
-// AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN variables.
+// The standard AWS variables the steps read their credentials from.
+const (
+	EnvAccessKeyID     = "AWS_ACCESS_KEY_ID"
+	EnvSecretAccessKey = "AWS_SECRET_ACCESS_KEY"
+	EnvSessionToken    = "AWS_SESSION_TOKEN"
+)
+
+// CredentialsFromEnv reads the standard AWS variables.
 func CredentialsFromEnv(getenv func(string) string) Credentials {
 	return Credentials{
-		AccessKeyID:     getenv("AWS_ACCESS_KEY_ID"),
-		SecretAccessKey: getenv("AWS_SECRET_ACCESS_KEY"),
-		SessionToken:    getenv("AWS_SESSION_TOKEN"),
+		AccessKeyID:     getenv(EnvAccessKeyID),
+		SecretAccessKey: getenv(EnvSecretAccessKey),
+		SessionToken:    getenv(EnvSessionToken),
 	}
 }
 

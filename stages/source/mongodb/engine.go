@@ -17,6 +17,9 @@ import (
 	"github.com/backflow-dev/backflow/stages/source"
 )
 
+// Name is the engine's name: the source's and target's field.
+const Name = "mongodb"
+
 // DefaultPort is MongoDB's port.
 const DefaultPort = 27017
 
@@ -29,7 +32,7 @@ func init() { source.Register(Engine{}) }
 // steps run in the backflow image: it needs no client tools.
 type Engine struct{}
 
-func (Engine) Name() string  { return "mongodb" }
+func (Engine) Name() string  { return Name }
 func (Engine) Title() string { return "MongoDB" }
 
 func (Engine) Formats() []source.Format { return []source.Format{FormatArchive} }
@@ -100,9 +103,9 @@ func (Engine) StartRestore(ctx context.Context, target v1.RestoreTarget, _ strin
 	}), nil
 }
 
-func (Engine) ScratchEngines() []string { return []string{"mongodb"} }
+func (Engine) ScratchEngines() []string { return []string{Name} }
 
-func (Engine) ScratchEngine(v1.BackupSource) string { return "mongodb" }
+func (Engine) ScratchEngine(v1.BackupSource) string { return Name }
 
 func (Engine) ScratchTarget(_ string, conn v1.DatabaseConnection) v1.RestoreTarget {
 	return v1.RestoreTarget{MongoDB: &v1.MongoDBTarget{Connection: conn, Drop: true}}

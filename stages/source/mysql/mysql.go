@@ -14,6 +14,16 @@ import (
 	"github.com/backflow-dev/backflow/stages/source"
 )
 
+// Name is the engine's name: the source's and target's field.
+const Name = "mysql"
+
+// optionFile is the client option file with the connection, 0600 in the
+// step's own directory, and the flag that reads it.
+const (
+	optionFile        = "my.cnf"
+	defaultsExtraFile = "--defaults-extra-file={file:" + optionFile + "}"
+)
+
 // DefaultPort is MySQL's and MariaDB's port.
 const DefaultPort = 3306
 
@@ -27,7 +37,7 @@ func init() { source.Register(Engine{}) }
 // scratch database's engine in a restore test.
 type Engine struct{}
 
-func (Engine) Name() string  { return "mysql" }
+func (Engine) Name() string  { return Name }
 func (Engine) Title() string { return "MySQL" }
 
 func (Engine) Formats() []source.Format { return []source.Format{FormatSQL} }
@@ -93,7 +103,7 @@ func DumpProcess(s *v1.MySQLSource, opts source.Options) (source.Process, error)
 	if err != nil {
 		return source.Process{}, err
 	}
-	args := []string{program(s.Flavor, "dump"), "--defaults-extra-file={file:my.cnf}",
+	args := []string{program(s.Flavor, "dump"), defaultsExtraFile,
 		"--hex-blob", "--default-character-set=utf8mb4", "--routines", "--triggers"}
 	if s.SingleTransaction == nil || *s.SingleTransaction {
 		args = append(args, "--single-transaction")
@@ -109,7 +119,7 @@ func DumpProcess(s *v1.MySQLSource, opts source.Options) (source.Process, error)
 	default:
 		args = append(append(args, "--databases", "--"), dbs...)
 	}
-	return source.Process{Args: args, Files: map[string]string{"my.cnf": myCnf(conn, false)}}, nil
+	return source.Process{Args: args, Files: map[string]string{optionFile: myCnf(conn, false)}}, nil
 }
 
 func databases(s *v1.MySQLSource, conn source.Connection) []string {
@@ -140,8 +150,8 @@ func RestoreProcess(t *v1.MySQLTarget, opts source.Options) (source.Process, err
 	if err != nil {
 		return source.Process{}, err
 	}
-	args := []string{program(t.Flavor, "client"), "--defaults-extra-file={file:my.cnf}", "--binary-mode", "--default-character-set=utf8mb4"}
-	return source.Process{Args: append(args, t.ExtraArgs...), Files: map[string]string{"my.cnf": myCnf(conn, true)}}, nil
+	args := []string{program(t.Flavor, "client"), defaultsExtraFile, "--binary-mode", "--default-character-set=utf8mb4"}
+	return source.Process{Args: append(args, t.ExtraArgs...), Files: map[string]string{optionFile: myCnf(conn, true)}}, nil
 }
 
 func (Engine) ScratchEngines() []string {
@@ -168,8 +178,8 @@ func checkQueryProcess(t *v1.MySQLTarget, query string, opts source.Options) (so
 		return source.Process{}, err
 	}
 	return source.Process{
-		Args:  []string{program(t.Flavor, "client"), "--defaults-extra-file={file:my.cnf}", "--batch", "--skip-column-names", "--execute=" + query},
-		Files: map[string]string{"my.cnf": myCnf(conn, true)},
+		Args:  []string{program(t.Flavor, "client"), defaultsExtraFile, "--batch", "--skip-column-names", "--execute=" + query},
+		Files: map[string]string{optionFile: myCnf(conn, true)},
 	}, nil
 }
 

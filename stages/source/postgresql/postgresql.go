@@ -27,14 +27,21 @@ var (
 
 // clientImage is the key of the client image, which has pg_dump, psql and
 // pg_restore.
-const clientImage = "postgresql"
+const clientImage = Name
+
+// Name is the engine's name: the source's and target's field.
+const Name = "postgresql"
+
+// noPassword keeps libpq's clients from ever prompting: the password comes
+// from the environment or nowhere.
+const noPassword = "--no-password"
 
 func init() { source.Register(Engine{}) }
 
 // Engine is the PostgreSQL engine.
 type Engine struct{}
 
-func (Engine) Name() string  { return "postgresql" }
+func (Engine) Name() string  { return Name }
 func (Engine) Title() string { return "PostgreSQL" }
 
 func (Engine) Formats() []source.Format { return []source.Format{FormatPlain, FormatCustom, FormatTar} }
@@ -100,7 +107,7 @@ func DumpProcess(s *v1.PostgreSQLSource, opts source.Options) (source.Process, e
 		return source.Process{}, err
 	}
 	format := dumpFormat(s.Format)
-	args := []string{"pg_dump", "--no-password", "--format=" + string(format)}
+	args := []string{"pg_dump", noPassword, "--format=" + string(format)}
 	if format == v1.PostgreSQLFormatCustom {
 		level := int32(0)
 		if s.CompressionLevel != nil {
@@ -137,12 +144,12 @@ func RestoreProcess(t *v1.PostgreSQLTarget, format string, opts source.Options) 
 	var args []string
 	switch format {
 	case FormatPlain.Name:
-		args = []string{"psql", "--no-password", "--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", "--file=-"}
+		args = []string{"psql", noPassword, "--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", "--file=-"}
 	case FormatCustom.Name, FormatTar.Name:
 		// A conninfo without dbname makes libpq take PGDATABASE from the
 		// environment: the database never appears on the command line, and
 		// -d still tells pg_restore to restore rather than print SQL.
-		args = []string{"pg_restore", "--no-password", "--exit-on-error", "--no-owner", "--dbname=application_name=backflow"}
+		args = []string{"pg_restore", noPassword, "--exit-on-error", "--no-owner", "--dbname=application_name=backflow"}
 		if t.Clean {
 			args = append(args, "--clean", "--if-exists")
 		}
@@ -153,9 +160,9 @@ func RestoreProcess(t *v1.PostgreSQLTarget, format string, opts source.Options) 
 	return source.Process{Args: args, Env: libpqEnv(conn)}, nil
 }
 
-func (Engine) ScratchEngines() []string { return []string{"postgresql"} }
+func (Engine) ScratchEngines() []string { return []string{Name} }
 
-func (Engine) ScratchEngine(v1.BackupSource) string { return "postgresql" }
+func (Engine) ScratchEngine(v1.BackupSource) string { return Name }
 
 func (Engine) ScratchTarget(_ string, conn v1.DatabaseConnection) v1.RestoreTarget {
 	return v1.RestoreTarget{PostgreSQL: &v1.PostgreSQLTarget{Connection: conn, Clean: true}}
@@ -175,7 +182,7 @@ func checkQueryProcess(t *v1.PostgreSQLTarget, query string, opts source.Options
 		return source.Process{}, err
 	}
 	return source.Process{
-		Args: []string{"psql", "--no-password", "--no-psqlrc", "--set=ON_ERROR_STOP=1", "--tuples-only", "--no-align", "--command=" + query},
+		Args: []string{"psql", noPassword, "--no-psqlrc", "--set=ON_ERROR_STOP=1", "--tuples-only", "--no-align", "--command=" + query},
 		Env:  libpqEnv(conn),
 	}, nil
 }
