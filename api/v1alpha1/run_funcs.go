@@ -40,6 +40,8 @@ func (s *RunStatus) SetAsRunning(generation int64, message string) bool {
 	if s.StartedAt == nil {
 		s.StartedAt = now()
 	}
+	// A Workflow that Argo retried runs again: it has not completed.
+	s.CompletedAt = nil
 	return s.set(generation, PhaseRunning, message, metav1.ConditionUnknown, ReasonRunning, message)
 }
 

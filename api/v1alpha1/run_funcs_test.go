@@ -71,6 +71,19 @@ func TestRunStateChangesKeepReportedTimes(t *testing.T) {
 	}
 }
 
+// A failed run that Argo retries runs again: it has no completion time until
+// it ends again.
+func TestRetriedRunHasNoCompletionTime(t *testing.T) {
+	s := &RunStatus{}
+	s.SetAsFailed(1, ReasonFailed, "step dump failed")
+	if s.CompletedAt == nil {
+		t.Fatal("a failed run has no completedAt")
+	}
+	if !s.SetAsRunning(1, "running dump") || s.CompletedAt != nil {
+		t.Errorf("running again: completedAt %v, phase %s", s.CompletedAt, s.Phase)
+	}
+}
+
 // A change of reason alone, with the same phase and message, is a change.
 func TestRunStateChangeOfReason(t *testing.T) {
 	s := &RunStatus{}

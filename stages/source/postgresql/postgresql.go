@@ -107,6 +107,13 @@ func DumpProcess(s *v1.PostgreSQLSource, opts source.Options) (source.Process, e
 		return source.Process{}, err
 	}
 	format := dumpFormat(s.Format)
+	switch format {
+	case v1.PostgreSQLFormatPlain, v1.PostgreSQLFormatCustom, v1.PostgreSQLFormatTar:
+	default:
+		// The CRD allows only these; the CLI takes any JSON. Another format
+		// would be recorded as one it is not.
+		return source.Process{}, fmt.Errorf("postgresql.format %q: plain, custom or tar", format)
+	}
 	args := []string{"pg_dump", noPassword, "--format=" + string(format)}
 	if format == v1.PostgreSQLFormatCustom {
 		level := int32(0)

@@ -32,3 +32,23 @@ func TestRestoreRunsInASingleTransaction(t *testing.T) {
 		}
 	}
 }
+
+// pg_dump runs with the format the manifest records: a format other than
+// plain, custom and tar (which only the CLI can be given) is refused.
+func TestDumpFormatIsTheRecordedOne(t *testing.T) {
+	opts := source.Options{Getenv: func(string) string { return "" }}
+	for format, want := range map[v1.PostgreSQLDumpFormat]string{"": FormatCustom.Name, "plain": FormatPlain.Name, "tar": FormatTar.Name} {
+		s := &v1.PostgreSQLSource{Connection: v1.DatabaseConnection{Host: "pg"}, Format: format}
+		proc, err := DumpProcess(s, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recorded := Engine{}.Format(v1.BackupSource{PostgreSQL: s}).Name
+		if recorded != want || !slices.Contains(proc.Args, "--format="+strings.TrimPrefix(recorded, "pg-")) {
+			t.Errorf("format %q: recorded %s, pg_dump %v", format, recorded, proc.Args)
+		}
+	}
+	if _, err := DumpProcess(&v1.PostgreSQLSource{Connection: v1.DatabaseConnection{Host: "pg"}, Format: "directory"}, opts); err == nil {
+		t.Error("the directory format is dumped")
+	}
+}
