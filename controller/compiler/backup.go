@@ -30,9 +30,10 @@ type StorageAccess struct {
 	CAConfigMap *v1.ConfigMapKeySelector
 }
 
-// URL is the storage URL the stages open.
-func (a StorageAccess) URL() string {
-	s3 := a.Storage.Spec.S3
+// S3Config is the backend configuration of a storage spec, without the
+// credentials and the CA bundle, which the controller and the steps each
+// read from where they find them.
+func S3Config(s3 v1.S3Storage) storage.S3Config {
 	cfg := storage.S3Config{
 		Endpoint: s3.Endpoint, Bucket: s3.Bucket, Prefix: s3.Prefix, Region: s3.Region,
 		PathStyle: s3.ForcePathStyle, PartSizeMiB: int(s3.PartSizeMiB),
@@ -40,6 +41,12 @@ func (a StorageAccess) URL() string {
 	if s3.TLS != nil {
 		cfg.InsecureSkipVerify = s3.TLS.InsecureSkipVerify
 	}
+	return cfg
+}
+
+// URL is the storage URL the stages open.
+func (a StorageAccess) URL() string {
+	cfg := S3Config(a.Storage.Spec.S3)
 	if a.CASecret != nil || a.CAConfigMap != nil {
 		cfg.CAFile = CAFile
 	}

@@ -169,14 +169,8 @@ func s3Config(st *v1.BackupStorage, secret map[string][]byte) (storage.S3Config,
 	if creds.SessionTokenKey != "" {
 		token = string(secret[creds.SessionTokenKey])
 	}
-	cfg := storage.S3Config{
-		Endpoint: st.Spec.S3.Endpoint, Bucket: st.Spec.S3.Bucket, Prefix: st.Spec.S3.Prefix, Region: st.Spec.S3.Region,
-		PathStyle: st.Spec.S3.ForcePathStyle, PartSizeMiB: int(st.Spec.S3.PartSizeMiB),
-		Credentials: storage.Credentials{AccessKeyID: id, SecretAccessKey: secretKey, SessionToken: token},
-	}
-	if tls := st.Spec.S3.TLS; tls != nil {
-		cfg.InsecureSkipVerify = tls.InsecureSkipVerify
-	}
+	cfg := compiler.S3Config(st.Spec.S3)
+	cfg.Credentials = storage.Credentials{AccessKeyID: id, SecretAccessKey: secretKey, SessionToken: token}
 	return cfg, nil
 }
 
