@@ -87,6 +87,24 @@ func ReadManifest(ctx context.Context, b storage.Backend, key string) (*Manifest
 	return &m, nil
 }
 
+// readPinnedManifest reads the manifest of the object key, for a step that
+// reads that object: the manifest describes the object beside it, whatever
+// key it names (Key is set to key, so that nothing a manifest says sends a
+// step to another object), and, when expect is set, it must record that
+// checksum.
+func readPinnedManifest(ctx context.Context, b storage.Backend, key, expect string) (*Manifest, error) {
+	m, err := ReadManifest(ctx, b, key)
+	if err != nil {
+		return nil, err
+	}
+	m.Key = key
+	if expect != "" && m.Checksum != expect {
+		return nil, fmt.Errorf("%w: the manifest of %s records %s, but the backup recorded %s: the object or its manifest was replaced in the bucket since",
+			ErrChecksumMismatch, key, m.Checksum, expect)
+	}
+	return m, nil
+}
+
 // WriteManifest writes (or replaces) the manifest of m.Key.
 func WriteManifest(ctx context.Context, b storage.Backend, m *Manifest) error {
 	m.FormatVersion = manifestFormatVersion

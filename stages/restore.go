@@ -24,7 +24,12 @@ type RestoreConfig struct {
 	Target v1.RestoreTarget
 	// VerifyFirst reads the object once to check its checksum before the
 	// target sees a byte of it.
-	VerifyFirst   bool
+	VerifyFirst bool
+	// ExpectChecksum, when set, is the sha256:<hex> the Backup recorded for
+	// the object. A manifest that records another is refused before
+	// anything is read, and so, through the manifest's checksum, is an
+	// object that differs.
+	ExpectChecksum string
 	SourceOptions source.Options
 	ProgressFile  string
 	Stdout        io.Writer
@@ -46,15 +51,15 @@ func Restore(ctx context.Context, cfg RestoreConfig) (*Manifest, error) {
 		// What a restore command prints is diagnostics, not data.
 		cfg.Stdout = cfg.Stderr
 	}
-	m, err := ReadManifest(ctx, cfg.Storage, cfg.Key)
+	m, err := readPinnedManifest(ctx, cfg.Storage, cfg.Key, cfg.ExpectChecksum)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("restore of %s refused before it started: %w", cfg.Key, err)
 	}
 	if m.Encryption == EncryptionAge && len(cfg.Identities) == 0 {
 		return nil, ErrIdentityRequired
 	}
 	if cfg.VerifyFirst {
-		if err := checkStoredObject(ctx, cfg.Storage, m); err != nil {
+		if err := checkStoredObject(ctx, cfg.Storage, cfg.Key, m); err != nil {
 			return nil, fmt.Errorf("restore of %s refused before it started: %w", cfg.Key, err)
 		}
 	}
@@ -81,10 +86,10 @@ func Restore(ctx context.Context, cfg RestoreConfig) (*Manifest, error) {
 	return m, nil
 }
 
-// checkStoredObject reads the object and compares its sha256 with the
+// checkStoredObject reads the object key and compares its sha256 with the
 // manifest's, without decrypting it.
-func checkStoredObject(ctx context.Context, b storage.Backend, m *Manifest) error {
-	obj, err := b.Get(ctx, m.Key)
+func checkStoredObject(ctx context.Context, b storage.Backend, key string, m *Manifest) error {
+	obj, err := b.Get(ctx, key)
 	if err != nil {
 		return err
 	}

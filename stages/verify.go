@@ -21,6 +21,13 @@ type VerifyConfig struct {
 	Key string
 	// Identities decrypt the object.
 	Identities []age.Identity
+	// ExpectChecksum, when set, is the sha256:<hex> the object must have:
+	// the one its dump reported, or its Backup recorded. A manifest that
+	// records another is refused before the object is read.
+	ExpectChecksum string
+	// ReadOnly checks without writing: the manifest is not marked verified,
+	// so that read-only credentials (GetObject only) suffice.
+	ReadOnly bool
 	// RestoreTest, when set, restores the stream while verifying it.
 	RestoreTest *RestoreTestConfig
 	// SourceOptions resolve the scratch database's connection.
@@ -51,9 +58,9 @@ func Verify(ctx context.Context, cfg VerifyConfig) (*Manifest, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	m, err := ReadManifest(ctx, cfg.Storage, cfg.Key)
+	m, err := readPinnedManifest(ctx, cfg.Storage, cfg.Key, cfg.ExpectChecksum)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("verify of %s refused: %w", cfg.Key, err)
 	}
 	obj, err := cfg.Storage.Get(ctx, cfg.Key)
 	if err != nil {
@@ -83,6 +90,9 @@ func Verify(ctx context.Context, cfg VerifyConfig) (*Manifest, error) {
 		if err := finishRestore(consumer, hold); err != nil {
 			return nil, fmt.Errorf("restore test of %s failed: %w", cfg.Key, err)
 		}
+	}
+	if cfg.ReadOnly {
+		return m, nil
 	}
 	now := cfg.Now().UTC()
 	m.VerifiedAt = &now

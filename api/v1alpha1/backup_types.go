@@ -114,6 +114,7 @@ const (
 // +kubebuilder:validation:XValidation:rule="!has(self.verify) || !has(self.verify.restoreTest) || has(self.verify.restoreTest.connection) || (has(self.source.postgresql) && self.source.postgresql.format != 'plain')",message="verify.restoreTest.connection is required unless the source is PostgreSQL in custom or tar format"
 // +kubebuilder:validation:XValidation:rule="!has(self.verify) || !has(self.verify.restoreTest) || !has(self.verify.checksum) || self.verify.checksum",message="verify.restoreTest needs verify.checksum"
 // +kubebuilder:validation:XValidation:rule="!has(self.retention) || !has(self.verify) || !has(self.verify.checksum) || self.verify.checksum",message="retention needs verify.checksum: rotate deletes only after a verified backup"
+// +kubebuilder:validation:XValidation:rule="!has(self.activeDeadlineSeconds) || !has(self.stepDeadlineSeconds) || [has(self.stepDeadlineSeconds.dump) ? self.stepDeadlineSeconds.dump : 0, has(self.stepDeadlineSeconds.verify) ? self.stepDeadlineSeconds.verify : 0, has(self.stepDeadlineSeconds.rotate) ? self.stepDeadlineSeconds.rotate : 0].all(d, d <= self.activeDeadlineSeconds)",message="stepDeadlineSeconds: a step's deadline cannot be longer than activeDeadlineSeconds, the whole run's"
 type BackupSpec struct {
 	// Source is what to back up.
 	Source BackupSource `json:"source"`
@@ -140,8 +141,14 @@ type BackupSpec struct {
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	ActiveDeadlineSeconds *int64 `json:"activeDeadlineSeconds,omitempty"`
+	// Seconds each step may run before Argo stops it and fails it, so that a
+	// stalled step cannot hold up the run, or a schedule whose
+	// concurrencyPolicy is Forbid. Hooks have their own timeoutSeconds.
+	// +optional
+	StepDeadlineSeconds *BackupStepDeadlines `json:"stepDeadlineSeconds,omitempty"`
 	// Retries of a step that failed for a transient reason (pod evicted, node
-	// lost, storage unreachable).
+	// lost, storage unreachable: the step exits with 75). An exit 1 and an
+	// error no retry fixes (forbidden, not found, invalid) fail at once.
 	// +optional
 	// +kubebuilder:default=2
 	// +kubebuilder:validation:Minimum=0
@@ -161,6 +168,25 @@ type BackupSpec struct {
 	// +optional
 	// +kubebuilder:default=Retain
 	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+}
+
+// BackupStepDeadlines are the deadlines of a backup's steps, in seconds.
+type BackupStepDeadlines struct {
+	// The dump step; 21600 (6 hours) by default.
+	// +optional
+	// +kubebuilder:validation:Minimum=60
+	// +kubebuilder:validation:Maximum=604800
+	Dump *int32 `json:"dump,omitempty"`
+	// The verify step; 21600 (6 hours) by default.
+	// +optional
+	// +kubebuilder:validation:Minimum=60
+	// +kubebuilder:validation:Maximum=604800
+	Verify *int32 `json:"verify,omitempty"`
+	// The rotate step; 1800 (30 minutes) by default.
+	// +optional
+	// +kubebuilder:validation:Minimum=60
+	// +kubebuilder:validation:Maximum=604800
+	Rotate *int32 `json:"rotate,omitempty"`
 }
 
 // BackupStatus is the observed state of a Backup.

@@ -160,6 +160,7 @@ type RestoreTarget struct {
 }
 
 // RestoreSpec is which backup to restore, where to, and how.
+// +kubebuilder:validation:XValidation:rule="!has(self.activeDeadlineSeconds) || !has(self.stepDeadlineSeconds) || [has(self.stepDeadlineSeconds.verify) ? self.stepDeadlineSeconds.verify : 0, has(self.stepDeadlineSeconds.restore) ? self.stepDeadlineSeconds.restore : 0].all(d, d <= self.activeDeadlineSeconds)",message="stepDeadlineSeconds: a step's deadline cannot be longer than activeDeadlineSeconds, the whole run's"
 type RestoreSpec struct {
 	// From says which backup to restore.
 	From RestoreSource `json:"from"`
@@ -185,6 +186,10 @@ type RestoreSpec struct {
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	ActiveDeadlineSeconds *int64 `json:"activeDeadlineSeconds,omitempty"`
+	// Seconds each step may run before Argo stops it and fails it. Hooks
+	// have their own timeoutSeconds.
+	// +optional
+	StepDeadlineSeconds *RestoreStepDeadlines `json:"stepDeadlineSeconds,omitempty"`
 	// Service account the step pods run as.
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
@@ -192,6 +197,20 @@ type RestoreSpec struct {
 	// Overrides for the step pods.
 	// +optional
 	Pod *PodOverrides `json:"pod,omitempty"`
+}
+
+// RestoreStepDeadlines are the deadlines of a restore's steps, in seconds.
+type RestoreStepDeadlines struct {
+	// The verify step; 21600 (6 hours) by default.
+	// +optional
+	// +kubebuilder:validation:Minimum=60
+	// +kubebuilder:validation:Maximum=604800
+	Verify *int32 `json:"verify,omitempty"`
+	// The restore step; 21600 (6 hours) by default.
+	// +optional
+	// +kubebuilder:validation:Minimum=60
+	// +kubebuilder:validation:Maximum=604800
+	Restore *int32 `json:"restore,omitempty"`
 }
 
 // RestoreStatus is the observed state of a Restore.

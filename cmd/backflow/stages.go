@@ -255,6 +255,8 @@ func newVerifyCommand() *cobra.Command {
 		engine      string
 		namespace   string
 		outputsDir  string
+		expect      string
+		mark        bool
 	)
 	cmd := &cobra.Command{
 		Use:   "verify",
@@ -271,7 +273,7 @@ func newVerifyCommand() *cobra.Command {
 				return err
 			}
 			cfg := stages.VerifyConfig{
-				Storage: backend, Key: key, Identities: identities,
+				Storage: backend, Key: key, Identities: identities, ExpectChecksum: expect, ReadOnly: !mark,
 				SourceOptions: source.Options{Namespace: namespace, Getenv: os.Getenv},
 				ProgressFile:  os.Getenv("ARGO_PROGRESS_FILE"), Stderr: cmd.ErrOrStderr(),
 			}
@@ -304,6 +306,8 @@ func newVerifyCommand() *cobra.Command {
 	f.StringVar(&key, "key", "", "key of the object to verify")
 	f.StringVar(&restoreTest, "restore-test", "", "the Backup's spec.verify.restoreTest as JSON or YAML, or @file")
 	f.StringVar(&engine, "engine", "", "engine of the scratch database of a restore test: "+strings.Join(source.ScratchEngineNames(), ", "))
+	f.StringVar(&expect, "expect-checksum", "", "sha256:<hex> the object must have (the Backup's status.checksum); a manifest or object that differs is refused")
+	f.BoolVar(&mark, "mark-verified", true, "record in the manifest that the backup was verified (needs write access; off for a read-only check)")
 	f.StringVar(&namespace, "namespace", "default", "namespace, for Service host names")
 	f.StringVar(&outputsDir, "outputs-dir", "", "directory to write Argo output parameters into")
 	_ = cmd.MarkFlagRequired("key")
@@ -320,6 +324,7 @@ func newRestoreCommand() *cobra.Command {
 		verifyFirst bool
 		namespace   string
 		volumeRoot  string
+		expect      string
 	)
 	cmd := &cobra.Command{
 		Use:   "restore",
@@ -343,7 +348,7 @@ checked in a first pass, before the target sees a byte.`,
 				return err
 			}
 			m, err := stages.Restore(cmd.Context(), stages.RestoreConfig{
-				Storage: backend, Key: key, Identities: identities, Target: target, VerifyFirst: verifyFirst,
+				Storage: backend, Key: key, Identities: identities, Target: target, VerifyFirst: verifyFirst, ExpectChecksum: expect,
 				SourceOptions: source.Options{Namespace: namespace, Getenv: os.Getenv, VolumeRoot: volumeRoot},
 				ProgressFile:  os.Getenv("ARGO_PROGRESS_FILE"), Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr(),
 			})
@@ -360,6 +365,7 @@ checked in a first pass, before the target sees a byte.`,
 	f.StringVar(&key, "key", "", "key of the object to restore")
 	f.StringVar(&targetSpec, "target", "", "the Restore's spec.target as JSON or YAML, or @file")
 	f.BoolVar(&verifyFirst, "verify-first", true, "check the object's checksum before the target sees a byte")
+	f.StringVar(&expect, "expect-checksum", "", "sha256:<hex> the object must have (the Backup's status.checksum); a manifest or object that differs is refused before the target sees a byte")
 	f.StringVar(&namespace, "namespace", "default", "namespace, for Service host names")
 	f.StringVar(&volumeRoot, "volume-root", compiler.VolumeRoot, "where the PVC of a pvc target is mounted")
 	f.StringVar(&outputsDir, "outputs-dir", "", "directory to write Argo output parameters into")

@@ -150,13 +150,17 @@ func backupWorkflowSpec(namespace string, spec v1.BackupSpec, series string, nam
 	if h := spec.Hooks; h != nil {
 		choices.preHook, choices.postHook = h.Pre, h.Post
 	}
+	deadlines := spec.StepDeadlineSeconds
+	if deadlines == nil {
+		deadlines = &v1.BackupStepDeadlines{}
+	}
 	tasks := map[string]func() (wfv1.DAGTask, error){
-		StepPreHook:  func() (wfv1.DAGTask, error) { return hookTask(choices.preHook, opts), nil },
-		StepPostHook: func() (wfv1.DAGTask, error) { return hookTask(choices.postHook, opts), nil },
+		StepPreHook:  func() (wfv1.DAGTask, error) { return hookTask(choices.preHook, retries, opts), nil },
+		StepPostHook: func() (wfv1.DAGTask, error) { return hookTask(choices.postHook, retries, opts), nil },
 		StepDump: func() (wfv1.DAGTask, error) {
 			return wfv1.DAGTask{
 				TemplateRef: &wfv1.TemplateRef{Name: TemplateDump, Template: EntryDump, ClusterScope: true},
-				Arguments: wfv1.Arguments{Parameters: concat(st.params(), stepArgs(image, dumpPatch, retries, opts),
+				Arguments: wfv1.Arguments{Parameters: concat(st.params(), stepArgs(image, dumpPatch, retries, deadline(EntryDump, deadlines.Dump), opts),
 					value(ParamSource, string(sourceJSON)), value(ParamPath, path), value(ParamNamespace, namespace),
 					name, value(ParamSeries, series), value(ParamCompression, compression), value(ParamLevel, level),
 					value(ParamRecipients, strings.Join(recipients, "\n")),
@@ -188,8 +192,8 @@ func backupWorkflowSpec(namespace string, spec v1.BackupSpec, series string, nam
 			}
 			return wfv1.DAGTask{
 				TemplateRef: &wfv1.TemplateRef{Name: TemplateVerify, Template: EntryVerify, ClusterScope: true},
-				Arguments: wfv1.Arguments{Parameters: concat(st.params(), stepArgs(verifyImage, verifyPatch, retries, opts),
-					value(ParamKey, dumpedKey), value(ParamRestoreTest, restoreTest), value(ParamEngine, scratchEngine), value(ParamNamespace, namespace),
+				Arguments: wfv1.Arguments{Parameters: concat(st.params(), stepArgs(verifyImage, verifyPatch, retries, deadline(EntryVerify, deadlines.Verify), opts),
+					value(ParamKey, dumpedKey), value(ParamExpectChecksum, dumpedChecksum), value(ParamRestoreTest, restoreTest), value(ParamEngine, scratchEngine), value(ParamNamespace, namespace),
 				)},
 			}, nil
 		},
@@ -206,7 +210,7 @@ func backupWorkflowSpec(namespace string, spec v1.BackupSpec, series string, nam
 			rotatePatch.storageCA(st)
 			return wfv1.DAGTask{
 				TemplateRef: &wfv1.TemplateRef{Name: TemplateRotate, Template: EntryRotate, ClusterScope: true},
-				Arguments: wfv1.Arguments{Parameters: concat(st.params(), stepArgs(opts.Image, rotatePatch, retries, opts),
+				Arguments: wfv1.Arguments{Parameters: concat(st.params(), stepArgs(opts.Image, rotatePatch, retries, deadline(EntryRotate, deadlines.Rotate), opts),
 					value(ParamKey, dumpedKey), value(ParamDays, days), value(ParamKeepLast, keepLast),
 				)},
 			}, nil
@@ -252,8 +256,8 @@ func workflowSpec(serviceAccount string, deadline *int64, pod *v1.PodOverrides, 
 
 // hookTask runs a hook: an exec into a pod with the backflow image, or the
 // user's container.
-func hookTask(h *v1.Hook, opts Options) wfv1.DAGTask {
-	timeout := strconv.Itoa(int(cmp.Or(h.TimeoutSeconds, 300)))
+func hookTask(h *v1.Hook, retries string, opts Options) wfv1.DAGTask {
+	timeout := cmp.Or(h.TimeoutSeconds, defaultHookTimeout)
 	var task wfv1.DAGTask
 	if e := h.Exec; e != nil {
 		command, _ := json.Marshal(e.Command)
@@ -265,7 +269,8 @@ func hookTask(h *v1.Hook, opts Options) wfv1.DAGTask {
 		task.Arguments.Parameters = []wfv1.Parameter{
 			value(ParamImage, opts.Image), value(ParamBackflowImage, opts.Image),
 			value(ParamHookPod, e.PodName), value(ParamHookSelector, selector), value(ParamHookContainer, e.Container),
-			value(ParamHookCommand, string(command)), value(ParamTimeout, timeout), value(ParamHookOnError, string(cmp.Or(string(h.OnError), "Fail"))),
+			value(ParamHookCommand, string(command)), value(ParamTimeout, strconv.Itoa(int(timeout))), value(ParamHookOnError, string(cmp.Or(string(h.OnError), "Fail"))),
+			value(ParamRetries, retries), value(ParamDeadline, strconv.Itoa(int(timeout+hookDeadlineMargin))),
 		}
 		return task
 	}
@@ -275,7 +280,8 @@ func hookTask(h *v1.Hook, opts Options) wfv1.DAGTask {
 	patch.env(c.Env...)
 	task.TemplateRef = &wfv1.TemplateRef{Name: TemplateHook, Template: EntryContainerHook, ClusterScope: true}
 	task.Arguments.Parameters = []wfv1.Parameter{
-		value(ParamImage, c.Image), value(ParamPodSpecPatch, patch.String()), value(ParamTimeout, timeout),
+		value(ParamImage, c.Image), value(ParamPodSpecPatch, patch.String()), value(ParamTimeout, strconv.Itoa(int(timeout))),
+		value(ParamRetries, retries),
 	}
 	return task
 }
@@ -307,12 +313,12 @@ func engineImage(pod source.Pod, opts Options) string {
 }
 
 // stepArgs are the arguments every backflow step takes: the image to run in,
-// the backflow image to copy the binary from, the pod spec patch and the
-// retries.
-func stepArgs(image string, patch *podPatch, retries string, opts Options) []wfv1.Parameter {
+// the backflow image to copy the binary from, the pod spec patch, the
+// retries and the deadline.
+func stepArgs(image string, patch *podPatch, retries, deadline string, opts Options) []wfv1.Parameter {
 	return []wfv1.Parameter{
 		value(ParamImage, image), value(ParamBackflowImage, opts.Image),
-		value(ParamPodSpecPatch, patch.String()), value(ParamRetries, retries),
+		value(ParamPodSpecPatch, patch.String()), value(ParamRetries, retries), value(ParamDeadline, deadline),
 	}
 }
 

@@ -248,7 +248,8 @@ func compileExamples(t *testing.T, opts Options) {
 				var r v1.Restore
 				convert(t, obj, &r)
 				r.Namespace = "apps"
-				wf, err := Restore(RestoreInput{Restore: &r, Storage: st, Key: "apps/shop-nightly/20261101T030000Z.pgdump.zst.age", Identity: r.Spec.IdentitySecretRef}, opts)
+				wf, err := Restore(RestoreInput{Restore: &r, Storage: st, Key: "apps/shop-nightly/20261101T030000Z.pgdump.zst.age",
+					Checksum: "sha256:" + strings.Repeat("9f", 32), Identity: r.Spec.IdentitySecretRef}, opts)
 				if err != nil {
 					t.Fatalf("%s: %v", file, err)
 				}

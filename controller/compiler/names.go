@@ -64,6 +64,9 @@ const (
 	ParamDays            = "days"
 	ParamKeepLast        = "keep-last"
 	ParamRetries         = "retries"
+	ParamDeadline        = "deadline-seconds"
+	ParamExpectChecksum  = "expect-checksum"
+	ParamMarkVerified    = "mark-verified"
 	ParamTimeout         = "timeout-seconds"
 	ParamHookPod         = "pod"
 	ParamHookSelector    = "selector"
@@ -91,7 +94,13 @@ const (
 	envRecipients        = "BACKFLOW_AGE_RECIPIENTS"
 	defaultPodSpecPatch  = "{}"
 	defaultRetries       = "2"
-	defaultHookTimeout   = "300"
+	defaultHookTimeout   = 300
 	defaultCompression   = "zstd"
 	defaultCompressLevel = "0"
 )
+
+// ExitCodeRetry is the exit code of a step that failed for a reason a retry
+// may fix (EX_TEMPFAIL from sysexits.h): storage unreachable, a connection
+// dropped mid-upload. Argo retries such a step with backoff (retryExpression);
+// any other non-zero exit fails it at once.
+const ExitCodeRetry = 75

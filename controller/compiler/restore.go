@@ -15,9 +15,13 @@ import (
 // RestoreInput is a Restore with what the reconciler resolved for it: the
 // object to restore and the identity that decrypts it.
 type RestoreInput struct {
-	Restore  *v1.Restore
-	Storage  StorageAccess
-	Key      string
+	Restore *v1.Restore
+	Storage StorageAccess
+	Key     string
+	// Checksum is the sha256 the Backup recorded for the object, which the
+	// Restore pins: a manifest or object replaced in the bucket since is
+	// refused. Empty when restoring an object no Backup names.
+	Checksum string
 	Identity *v1.SecretKeySelector
 }
 
@@ -46,25 +50,32 @@ func Restore(in RestoreInput, opts Options) (*wfv1.Workflow, error) {
 	if h := r.Spec.Hooks; h != nil {
 		choices.preHook, choices.postHook = h.Pre, h.Post
 	}
+	deadlines := r.Spec.StepDeadlineSeconds
+	if deadlines == nil {
+		deadlines = &v1.RestoreStepDeadlines{}
+	}
 	tasks := map[string]func() wfv1.DAGTask{
-		StepPreHook:  func() wfv1.DAGTask { return hookTask(choices.preHook, opts) },
-		StepPostHook: func() wfv1.DAGTask { return hookTask(choices.postHook, opts) },
+		StepPreHook:  func() wfv1.DAGTask { return hookTask(choices.preHook, defaultRetries, opts) },
+		StepPostHook: func() wfv1.DAGTask { return hookTask(choices.postHook, defaultRetries, opts) },
 		StepVerify: func() wfv1.DAGTask {
 			verifyPatch := newPodPatch()
 			verifyPatch.storageCA(in.Storage)
 			verifyPatch.identity(in.Identity)
 			return wfv1.DAGTask{
 				TemplateRef: &wfv1.TemplateRef{Name: TemplateVerify, Template: EntryVerify, ClusterScope: true},
-				Arguments: wfv1.Arguments{Parameters: concat(in.Storage.params(), stepArgs(opts.Image, verifyPatch, defaultRetries, opts),
-					value(ParamKey, in.Key), value(ParamNamespace, r.Namespace),
+				Arguments: wfv1.Arguments{Parameters: concat(in.Storage.params(), stepArgs(opts.Image, verifyPatch, defaultRetries, deadline(EntryVerify, deadlines.Verify), opts),
+					value(ParamKey, in.Key), value(ParamNamespace, r.Namespace), value(ParamExpectChecksum, in.Checksum),
+					// A restore needs read access only: the manifest stays as
+					// the Backup's own verify left it.
+					value(ParamMarkVerified, "false"),
 				)},
 			}
 		},
 		StepRestore: func() wfv1.DAGTask {
 			return wfv1.DAGTask{
 				TemplateRef: &wfv1.TemplateRef{Name: TemplateRestore, Template: EntryRestore, ClusterScope: true},
-				Arguments: wfv1.Arguments{Parameters: concat(in.Storage.params(), stepArgs(image, patch, defaultRetries, opts),
-					value(ParamKey, in.Key),
+				Arguments: wfv1.Arguments{Parameters: concat(in.Storage.params(), stepArgs(image, patch, defaultRetries, deadline(EntryRestore, deadlines.Restore), opts),
+					value(ParamKey, in.Key), value(ParamExpectChecksum, in.Checksum),
 					value(ParamTarget, string(target)), value(ParamNamespace, r.Namespace),
 					// The verify step has read the object whole; the restore still
 					// checks the checksums as it streams and holds back the end

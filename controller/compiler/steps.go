@@ -84,6 +84,10 @@ func hookStep(name string) step {
 // dumpedKey is the object key the dump wrote, for the steps after it.
 var dumpedKey = fmt.Sprintf("{{tasks.%s.outputs.parameters.%s}}", StepDump, OutputKey)
 
+// dumpedChecksum is the checksum of the object the dump wrote: verify checks
+// that object, whatever manifest it finds beside it.
+var dumpedChecksum = fmt.Sprintf("{{tasks.%s.outputs.parameters.%s}}", StepDump, OutputChecksum)
+
 // runTable is the table of a run's steps, with what its run template is
 // called.
 type runTable struct {
@@ -109,7 +113,7 @@ var backupSteps = runTable{
 		{
 			name: StepVerify, stage: stageOf(TemplateVerify, EntryVerify, verifyTemplate), needs: []string{StepDump},
 			skippedWhen: func(c runChoices) bool { return !c.verify },
-			fixed:       withNamespace(map[string]string{ParamKey: dumpedKey}),
+			fixed:       withNamespace(map[string]string{ParamKey: dumpedKey, ParamExpectChecksum: dumpedChecksum}),
 		},
 		withFinally(hookStep(StepPostHook)),
 		{

@@ -2,6 +2,7 @@ package compiler
 
 import (
 	"fmt"
+	"strconv"
 
 	"github.com/argoproj/argo-workflows/v3/pkg/apis/workflow"
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
@@ -108,6 +109,7 @@ func stepTemplate(opts Options, name string, params []wfv1.Parameter, env []core
 		Inputs: wfv1.Inputs{Parameters: append([]wfv1.Parameter{
 			param(ParamImage, opts.Image), param(ParamBackflowImage, opts.Image),
 			param(ParamPodSpecPatch, defaultPodSpecPatch), param(ParamRetries, defaultRetries),
+			param(ParamDeadline, deadline(name, nil)),
 		}, params...)},
 		InitContainers: []wfv1.UserContainer{{Container: corev1.Container{
 			Name:            "install-backflow",
@@ -126,13 +128,10 @@ func stepTemplate(opts Options, name string, params []wfv1.Parameter, env []core
 		},
 		Volumes:      []corev1.Volume{{Name: binaryVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
 		PodSpecPatch: in(ParamPodSpecPatch),
-		// Retry what went wrong around the step (an evicted pod, a lost node);
-		// a dump that fails on its own is not retried blindly.
-		RetryStrategy: &wfv1.RetryStrategy{
-			Limit:       ptr(intstr.FromString(in(ParamRetries))),
-			RetryPolicy: wfv1.RetryPolicyOnError,
-			Backoff:     &wfv1.Backoff{Duration: "10s", Factor: ptr(intstr.FromInt32(2)), MaxDuration: "5m"},
-		},
+		// A stalled step fails instead of holding up its run and, under a
+		// schedule whose concurrencyPolicy is Forbid, every run after it.
+		ActiveDeadlineSeconds: ptr(intstr.FromString(in(ParamDeadline))),
+		RetryStrategy:         retryStrategy(),
 	}
 }
 
@@ -160,20 +159,21 @@ func dumpTemplate(opts Options) wfv1.Template {
 
 func verifyTemplate(opts Options) wfv1.Template {
 	params := append(storageParams(), param(ParamKey), param(ParamRestoreTest, ""), param(ParamEngine, ""),
-		param(ParamNamespace, "{{workflow.namespace}}"))
+		param(ParamNamespace, "{{workflow.namespace}}"), param(ParamExpectChecksum, ""), param(ParamMarkVerified, "true"))
 	t := stepTemplate(opts, EntryVerify, params, storageEnv(), "verify",
 		cliFlag("storage", ParamStorage), cliFlag("key", ParamKey), cliFlag("restore-test", ParamRestoreTest), cliFlag("engine", ParamEngine),
-		cliFlag("namespace", ParamNamespace), "--identity-dir="+IdentityDir, "--outputs-dir="+OutputsDir)
+		cliFlag("namespace", ParamNamespace), cliFlag("expect-checksum", ParamExpectChecksum), cliFlag("mark-verified", ParamMarkVerified),
+		"--identity-dir="+IdentityDir, "--outputs-dir="+OutputsDir)
 	t.Outputs = outputs(OutputKey, OutputSize, OutputRawSize, OutputChecksum, OutputRawChecksum)
 	return t
 }
 
 func restoreTemplate(opts Options) wfv1.Template {
 	params := append(storageParams(), param(ParamKey), param(ParamTarget), param(ParamVerifyFirst, "true"),
-		param(ParamNamespace, "{{workflow.namespace}}"))
+		param(ParamNamespace, "{{workflow.namespace}}"), param(ParamExpectChecksum, ""))
 	t := stepTemplate(opts, EntryRestore, params, storageEnv(), "restore",
 		cliFlag("storage", ParamStorage), cliFlag("key", ParamKey), cliFlag("target", ParamTarget), cliFlag("verify-first", ParamVerifyFirst),
-		cliFlag("namespace", ParamNamespace), "--identity-dir="+IdentityDir, "--volume-root="+VolumeRoot, "--outputs-dir="+OutputsDir)
+		cliFlag("namespace", ParamNamespace), cliFlag("expect-checksum", ParamExpectChecksum), "--identity-dir="+IdentityDir, "--volume-root="+VolumeRoot, "--outputs-dir="+OutputsDir)
 	t.Outputs = outputs(OutputKey, OutputSize, OutputRawSize, OutputChecksum)
 	return t
 }
@@ -187,7 +187,7 @@ func rotateTemplate(opts Options) wfv1.Template {
 func execHookTemplate(opts Options) wfv1.Template {
 	params := []wfv1.Parameter{
 		param(ParamNamespace, "{{workflow.namespace}}"), param(ParamHookPod, ""), param(ParamHookSelector, ""),
-		param(ParamHookContainer, ""), param(ParamHookCommand), param(ParamTimeout, defaultHookTimeout),
+		param(ParamHookContainer, ""), param(ParamHookCommand), param(ParamTimeout, strconv.Itoa(defaultHookTimeout)),
 		param(ParamHookOnError, "Fail"),
 	}
 	t := stepTemplate(opts, EntryExecHook, params, nil, "hook",
@@ -203,11 +203,15 @@ func containerHookTemplate() wfv1.Template {
 	return wfv1.Template{
 		Name: EntryContainerHook,
 		Inputs: wfv1.Inputs{Parameters: []wfv1.Parameter{
-			param(ParamImage), param(ParamPodSpecPatch, defaultPodSpecPatch), param(ParamTimeout, defaultHookTimeout),
+			param(ParamImage), param(ParamPodSpecPatch, defaultPodSpecPatch), param(ParamTimeout, strconv.Itoa(defaultHookTimeout)),
+			param(ParamRetries, defaultRetries),
 		}},
 		Container:             &corev1.Container{Image: in(ParamImage)},
 		PodSpecPatch:          in(ParamPodSpecPatch),
 		ActiveDeadlineSeconds: ptr(intstr.FromString(in(ParamTimeout))),
+		// The user's container follows the steps' contract: exit
+		// ExitCodeRetry to be tried again.
+		RetryStrategy: retryStrategy(),
 	}
 }
 

@@ -147,7 +147,7 @@ func (r *Reconciler) start(ctx context.Context, rs *v1.Restore) (ctrl.Result, er
 	if err != nil {
 		return status.StorageProblem(ctx, r.Client, r.Recorder, rs, err)
 	}
-	wf, err := compiler.Restore(compiler.RestoreInput{Restore: rs, Storage: access, Key: src.key, Identity: src.identity}, r.Compiler)
+	wf, err := compiler.Restore(compiler.RestoreInput{Restore: rs, Storage: access, Key: src.key, Checksum: src.checksum, Identity: src.identity}, r.Compiler)
 	if err != nil {
 		return ctrl.Result{}, r.setFailed(ctx, rs, v1.ReasonInvalidSpec, err.Error())
 	}
