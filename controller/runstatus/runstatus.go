@@ -135,6 +135,9 @@ func FromWorkflow(wf *wfv1.Workflow, steps []string, results []TaskResult) (*Run
 			continue
 		}
 		stage := v1.StageStatus{Name: name, Phase: string(node.Phase), Message: node.Message}
+		if node.FailedOrError() {
+			stage.Message = failureOf(wf.Status.Nodes, node)
+		}
 		if !node.StartedAt.IsZero() {
 			stage.StartedAt = ptr(node.StartedAt)
 		}
@@ -160,15 +163,48 @@ func FromWorkflow(wf *wfv1.Workflow, steps []string, results []TaskResult) (*Run
 			}
 			run.Outputs[name] = params
 		}
-		if run.FailedStep == "" && (node.Phase == wfv1.NodeFailed || node.Phase == wfv1.NodeError) {
+		if run.FailedStep == "" && node.FailedOrError() {
 			run.FailedStep = name
-			run.Message = fmt.Sprintf("step %s failed: %s", name, cmp.Or(node.Message, string(node.Phase)))
+			run.Message = fmt.Sprintf("step %s failed: %s", name, stage.Message)
 		}
 	}
 	if run.Phase == v1.PhaseFailed && run.Message == "" {
 		run.Message = cmp.Or(wf.Status.Message, "the Workflow failed")
 	}
 	return run, nil
+}
+
+// failureOf says why a failed step failed: the message Argo recorded on the
+// node where the failure began, the newest failed attempt of a retried step
+// or the pod of a template the step calls (a run template's hook), rather
+// than what the retry node says about its attempts ("No more retries left");
+// with how many attempts were made when there were several.
+func failureOf(nodes wfv1.Nodes, step wfv1.NodeStatus) string {
+	cause, attempts := step.Message, 0
+	for node, seen := step, map[string]bool{}; !seen[node.ID]; {
+		seen[node.ID] = true
+		if node.Type == wfv1.NodeTypeRetry && attempts == 0 {
+			attempts = len(node.Children)
+		}
+		var next *wfv1.NodeStatus
+		for i := len(node.Children) - 1; i >= 0 && next == nil; i-- {
+			if child, ok := nodes[node.Children[i]]; ok && child.FailedOrError() {
+				next = &child
+			}
+		}
+		if next == nil {
+			break
+		}
+		node = *next
+		if node.Message != "" {
+			cause = node.Message
+		}
+	}
+	cause = cmp.Or(cause, string(step.Phase))
+	if attempts > 1 {
+		return fmt.Sprintf("%s (%d attempts)", cause, attempts)
+	}
+	return cause
 }
 
 // stepNodes finds the node of each step: the retry node when the step has

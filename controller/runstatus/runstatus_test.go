@@ -104,6 +104,38 @@ func TestFromWorkflow(t *testing.T) {
 		message: "step dump failed: exit code 1",
 		event:   v1.EventStepFailed,
 	}, {
+		// The message names what went wrong on the failed attempt, not what
+		// the retry node says about its attempts.
+		name: "a retried step that failed",
+		wf: workflow(wfv1.WorkflowFailed,
+			wfv1.NodeStatus{ID: "a-retry", DisplayName: compiler.StepDump, Type: wfv1.NodeTypeRetry, Phase: wfv1.NodeFailed,
+				Message: "No more retries left", Children: []string{"z-attempt-0", "z-attempt-1"}},
+			wfv1.NodeStatus{ID: "z-attempt-0", DisplayName: compiler.StepDump + "(0)", Type: wfv1.NodeTypePod, Phase: wfv1.NodeFailed, Message: "main: Error (exit code 75): storage unreachable"},
+			wfv1.NodeStatus{ID: "z-attempt-1", DisplayName: compiler.StepDump + "(1)", Type: wfv1.NodeTypePod, Phase: wfv1.NodeError, Message: "pod deleted"}),
+		phase:   v1.PhaseFailed,
+		stages:  map[string]string{compiler.StepDump: "Failed"},
+		failed:  compiler.StepDump,
+		message: "step dump failed: pod deleted (2 attempts)",
+		event:   v1.EventStepFailed,
+	}, {
+		// A run template's hook is a steps node over a retry node over a pod
+		// that could not be created.
+		name: "a failed hook of a run template",
+		wf: workflow(wfv1.WorkflowFailed,
+			wfv1.NodeStatus{ID: "h", DisplayName: compiler.StepPreHook, Type: wfv1.NodeTypeSteps, Phase: wfv1.NodeFailed,
+				Message: "child 'h-1' failed", Children: []string{"h-0"}},
+			wfv1.NodeStatus{ID: "h-0", DisplayName: "[0]", Type: wfv1.NodeTypeStepGroup, Phase: wfv1.NodeFailed, Children: []string{"h-1", "h-3"}},
+			wfv1.NodeStatus{ID: "h-1", DisplayName: "exec", Type: wfv1.NodeTypeRetry, Phase: wfv1.NodeError,
+				Message: "retryStrategy.expression evaluated to false", Children: []string{"h-2"}},
+			wfv1.NodeStatus{ID: "h-2", DisplayName: "exec(0)", Type: wfv1.NodeTypePod, Phase: wfv1.NodeError,
+				Message: `pods "nightly-exec-1" is forbidden: error looking up service account apps/backflow-workflow: serviceaccount "backflow-workflow" not found`},
+			wfv1.NodeStatus{ID: "h-3", DisplayName: "container", Type: wfv1.NodeTypeSkipped, Phase: wfv1.NodeSkipped}),
+		phase:   v1.PhaseFailed,
+		stages:  map[string]string{compiler.StepPreHook: "Failed"},
+		failed:  compiler.StepPreHook,
+		message: `step pre-hook failed: pods "nightly-exec-1" is forbidden: error looking up service account apps/backflow-workflow: serviceaccount "backflow-workflow" not found`,
+		event:   v1.EventStepFailed,
+	}, {
 		// A step a run template skips is not a stage; a Workflow that fails
 		// by itself says so.
 		name: "a Workflow failed outside its steps",

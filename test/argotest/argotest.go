@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -37,8 +38,10 @@ const NodeName = "kwok-node"
 
 // Annotations the pod driver sets for KWOK's stages.
 const (
-	annotationOutcome = "backflow.test/outcome"
-	annotationMessage = "backflow.test/message"
+	annotationOutcome  = "backflow.test/outcome"
+	annotationMessage  = "backflow.test/message"
+	annotationExitCode = "backflow.test/exit-code"
+	annotationEviction = "backflow.test/pod-message"
 )
 
 // Stack is envtest plus Argo's workflow-controller plus KWOK.
@@ -190,11 +193,19 @@ func (s *Stack) Stop() {
 type Outcome struct {
 	Fail    bool
 	Message string
+	// ExitCode of the main container of a failing pod; 1 when zero.
+	ExitCode int
+	// Evicted fails the pod as the kubelet evicts one: reason Evicted, with
+	// this message on the pod.
+	Evicted string
 	// Outputs are the step's output parameters, reported as Argo's executor
 	// would.
 	Outputs map[string]string
 	// Hold keeps the pod running until the rule changes.
 	Hold bool
+	// Then is how the step's next pods end, once one pod ended this way
+	// (the next attempt of a retried step); nil keeps this outcome.
+	Then *Outcome
 }
 
 // PodDriver ends the pods of Workflows: by default they succeed; rules set
@@ -223,6 +234,15 @@ func (d *PodDriver) outcome(workflow, step string) Outcome {
 	o := Outcome{}
 	if d.DefaultOutputs != nil {
 		o.Outputs = d.DefaultOutputs(workflow, step)
+	}
+	return o
+}
+
+// next is how a pod of the step ends, moving the step's rule on to its Then.
+func (d *PodDriver) next(workflow, step string) Outcome {
+	o := d.outcome(workflow, step)
+	if o.Then != nil && !o.Hold {
+		d.Set(workflow, step, *o.Then)
 	}
 	return o
 }
@@ -265,7 +285,7 @@ func (d *PodDriver) drive(ctx context.Context, pod *corev1.Pod) error {
 		return nil
 	}
 	workflow, step := stepOf(pod)
-	o := d.outcome(workflow, step)
+	o := d.next(workflow, step)
 	if o.Hold {
 		return nil
 	}
@@ -292,6 +312,12 @@ func (d *PodDriver) drive(ctx context.Context, pod *corev1.Pod) error {
 	if o.Fail {
 		pod.Annotations[annotationOutcome] = "fail"
 		pod.Annotations[annotationMessage] = o.Message
+		if o.ExitCode != 0 {
+			pod.Annotations[annotationExitCode] = strconv.Itoa(o.ExitCode)
+		}
+		if o.Evicted != "" {
+			pod.Annotations[annotationEviction] = o.Evicted
+		}
 	}
 	return d.client.Patch(ctx, pod, patch)
 }
