@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"net/http"
@@ -105,4 +106,24 @@ func (m *MinIO) MakeBucket(ctx context.Context, name string) error {
 func (m *MinIO) StorageURL(prefix string) string {
 	q := url.Values{"endpoint": {m.Endpoint}, "pathStyle": {"true"}}
 	return (&url.URL{Scheme: "s3", Host: m.Bucket, Path: "/" + prefix, RawQuery: q.Encode()}).String()
+}
+
+// ReadOnlyCredentials are temporary credentials of the server's user that
+// may only read objects of the bucket (s3:GetObject: no ListBucket, no
+// PutObject, no DeleteObject), as a restore-only Secret would hold. They come
+// from MinIO's STS AssumeRole with a session policy, which MinIO enforces on
+// every request made with them.
+func (m *MinIO) ReadOnlyCredentials() (accessKey, secretKey, sessionToken string, err error) {
+	policy := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:GetObject"],"Resource":["arn:aws:s3:::` + m.Bucket + `/*"]}]}`
+	sts, err := credentials.NewSTSAssumeRole(m.Endpoint, credentials.STSAssumeRoleOptions{
+		AccessKey: m.AccessKey, SecretKey: m.SecretKey, Policy: policy, DurationSeconds: 3600,
+	})
+	if err != nil {
+		return "", "", "", err
+	}
+	v, err := sts.GetWithContext(&credentials.CredContext{Client: m.httpClient()})
+	if err != nil {
+		return "", "", "", fmt.Errorf("assuming a read-only role on MinIO: %w", err)
+	}
+	return v.AccessKeyID, v.SecretAccessKey, v.SessionToken, nil
 }
