@@ -717,11 +717,22 @@ func TestRestoreFromBackup(t *testing.T) {
 		t.Errorf("restore stages %v", phases)
 	}
 	wf := stack.Workflow(t, ns, "back")
+	pinned := 0
 	for _, task := range wf.Spec.Templates[0].DAG.Tasks {
 		for _, p := range task.Arguments.Parameters {
 			if p.Name == compiler.ParamKey && p.Value.String() != r.Status.Location.Key {
 				t.Errorf("%s restores %s", task.Name, p.Value)
 			}
+			// The checksum the Backup recorded, which verify and restore pin.
+			if p.Name == compiler.ParamExpectChecksum {
+				if p.Value.String() != fakeOutputs("source", "dump")[compiler.OutputChecksum] {
+					t.Errorf("%s expects checksum %q, want the Backup's", task.Name, p.Value)
+				}
+				pinned++
+			}
 		}
+	}
+	if pinned != 2 {
+		t.Errorf("%d steps pin the Backup's checksum, want verify and restore", pinned)
 	}
 }

@@ -164,6 +164,10 @@ const (
 	// ReasonUnreachable: the bucket did not answer, or refused the
 	// credentials.
 	ReasonUnreachable ConditionReason = "BucketUnreachable"
+	// ReasonReadOnly: the bucket refused to be listed with the credentials
+	// (AccessDenied). Backups, which write, list and rotate, cannot use
+	// them; a Restore needs only s3:GetObject and does not wait for Ready.
+	ReasonReadOnly ConditionReason = "ReadOnlyCredentials"
 	// ReasonCredentialsError: the credentials (or the CA bundle) could not be
 	// read from their Secret or ConfigMap.
 	ReasonCredentialsError ConditionReason = "CredentialsError"

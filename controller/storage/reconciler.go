@@ -4,8 +4,11 @@ package storage
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
+	"github.com/minio/minio-go/v7"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -76,7 +79,9 @@ func (r *Reconciler) check(ctx context.Context, st *v1.BackupStorage) metav1.Con
 	} else {
 		check, cancel := context.WithTimeout(ctx, checkTimeout)
 		defer cancel()
-		if err := backend.CheckBucket(check); err != nil {
+		if err := backend.CheckBucket(check); accessDenied(err) {
+			reason, message = v1.ReasonReadOnly, fmt.Sprintf("the credentials may not list bucket %s (%v): Backups, which write, list and rotate, cannot use them; a Restore needs only s3:GetObject and runs regardless", st.Spec.S3.Bucket, err)
+		} else if err != nil {
 			reason, message = v1.ReasonUnreachable, err.Error()
 		} else {
 			cond.Status = metav1.ConditionTrue
@@ -84,6 +89,13 @@ func (r *Reconciler) check(ctx context.Context, st *v1.BackupStorage) metav1.Con
 	}
 	cond.Reason, cond.Message = string(reason), message
 	return cond
+}
+
+// accessDenied says that the storage answered and refused the request, as
+// it does to credentials that may read objects but not list the bucket.
+func accessDenied(err error) bool {
+	var resp minio.ErrorResponse
+	return errors.As(err, &resp) && resp.Code == "AccessDenied"
 }
 
 // SecretIndex indexes BackupStorages by the Secrets they read: the
