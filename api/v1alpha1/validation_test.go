@@ -213,6 +213,16 @@ var invalidCases = []invalidCase{
 		"spec.retention.days", "greater than or equal to 0"},
 	{"negative keepLast", baseBackup, `spec: {retention: {keepLast: -3}}`,
 		"spec.retention.keepLast", "greater than or equal to 0"},
+	{"step deadline under a minute", baseBackup, `spec: {stepDeadlineSeconds: {dump: 5}}`,
+		"spec.stepDeadlineSeconds.dump", "greater than or equal to 60"},
+	{"step deadline longer than the run's", baseBackup, `spec: {activeDeadlineSeconds: 3600, stepDeadlineSeconds: {verify: 7200}}`,
+		"spec", "a step's deadline cannot be longer than activeDeadlineSeconds"},
+	{"scheduled step deadline longer than the run's", baseSchedule, `spec: {template: {spec: {activeDeadlineSeconds: 600, stepDeadlineSeconds: {rotate: 900}}}}`,
+		"spec.template.spec", "a step's deadline cannot be longer than activeDeadlineSeconds"},
+	{"restore step deadline longer than the run's", baseRestore, `spec: {activeDeadlineSeconds: 600, stepDeadlineSeconds: {restore: 601}}`,
+		"spec", "a step's deadline cannot be longer than activeDeadlineSeconds"},
+	{"restore step deadline over a week", baseRestore, `spec: {stepDeadlineSeconds: {verify: 604801}}`,
+		"spec.stepDeadlineSeconds.verify", "less than or equal to 604800"},
 	{"retention without verification", baseBackup, `spec: {retention: {keepLast: 3}, verify: {checksum: false}}`,
 		"spec", "retention needs verify.checksum"},
 	{"hook with exec and container", baseBackup,
@@ -367,6 +377,8 @@ func TestValidEdgesAreAccepted(t *testing.T) {
 		{"https endpoint with port and slash", baseStorage, `spec: {s3: {endpoint: "https://10.0.0.1:9443/"}}`},
 		{"restore from object", baseRestore, `spec: {from: {backupRef: null, object: {storage: {name: minio}, key: a/b/c.sql.zst}}}`},
 		{"service reference", baseBackup, `spec: {source: {postgresql: {connection: {host: null, serviceRef: {name: db, port: 5433}}}}}`},
+		{"step deadlines up to the run's", baseBackup, `spec: {activeDeadlineSeconds: 3600, stepDeadlineSeconds: {dump: 3600, verify: 60}}`},
+		{"step deadlines without a run deadline", baseRestore, `spec: {stepDeadlineSeconds: {verify: 604800, restore: 60}}`},
 	}
 	ns := newNamespace(t)
 	for _, tc := range cases {
