@@ -30,10 +30,10 @@ type RestoreConfig struct {
 	// anything is read, and so, through the manifest's checksum, is an
 	// object that differs.
 	ExpectChecksum string
-	SourceOptions source.Options
-	ProgressFile  string
-	Stdout        io.Writer
-	Stderr        io.Writer
+	SourceOptions  source.Options
+	ProgressFile   string
+	Stdout         io.Writer
+	Stderr         io.Writer
 }
 
 // Restore streams an object back, decrypts and decompresses it, and feeds it
