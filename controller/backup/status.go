@@ -30,7 +30,10 @@ func (r *Reconciler) mirror(ctx context.Context, b *v1.Backup, wf *wfv1.Workflow
 	}
 	old := b.Status.DeepCopy()
 	bucket := r.storageBucket(ctx, b)
-	changed, err := status.Patch(ctx, r.Client, b, func() { setStatus(b, wf.Name, run, bucket) })
+	changed, err := status.Patch(ctx, r.Client, b, func() {
+		setStatus(b, wf.Name, run, bucket)
+		b.Status.WorkflowUID = wf.UID
+	})
 	if err != nil || !changed {
 		return err
 	}
