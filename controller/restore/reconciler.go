@@ -111,7 +111,7 @@ func runsThisRestore(rs *v1.Restore, wf *wfv1.Workflow) (bool, string) {
 // adopt fills in what start records beside the Workflow (the backup and
 // the object restored) for a Workflow that this Restore controls but whose
 // creation never reached the status. What the Restore resolves to now is
-// recorded only if it compiles to the very Workflow that runs: a schedule
+// recorded only if it compiles to the very steps and arguments that run: a schedule
 // may have a newer backup since. Otherwise the status names no object
 // rather than a wrong one.
 func (r *Reconciler) adopt(ctx context.Context, rs *v1.Restore, wf *wfv1.Workflow) error {
@@ -127,12 +127,20 @@ func (r *Reconciler) adopt(ctx context.Context, rs *v1.Restore, wf *wfv1.Workflo
 		return nil
 	}
 	want, err := compiler.Restore(compiler.RestoreInput{Restore: rs, Storage: access, Key: src.key, Identity: src.identity}, r.Compiler)
-	if err != nil || !equality.Semantic.DeepEqual(want.Spec, wf.Spec) {
+	if err != nil || !sameRun(&want.Spec, &wf.Spec) {
 		log.FromContext(ctx).Info("the adopted Workflow does not restore what this Restore resolves to now; its status names no object", "workflow", wf.Name)
 		return nil
 	}
 	_, err = status.Patch(ctx, r.Client, rs, func() { recordSource(rs, src, access) })
 	return err
+}
+
+// sameRun says whether two Workflow specs run the same steps with the same
+// arguments, and so restore the same object. The rest of a spec is not
+// compared: Argo merges its workflowDefaults into it.
+func sameRun(a, b *wfv1.WorkflowSpec) bool {
+	return equality.Semantic.DeepEqual(a.Templates, b.Templates) && equality.Semantic.DeepEqual(a.Arguments, b.Arguments) &&
+		equality.Semantic.DeepEqual(a.WorkflowTemplateRef, b.WorkflowTemplateRef)
 }
 
 // recordSource records in the status what a Restore restores.
