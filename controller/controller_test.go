@@ -104,6 +104,9 @@ func startManager() func() {
 	stop, err := stack.StartManager(controller.Options{
 		Compiler: compilerOptions(), MetricsAddr: "0", ProbeAddr: "0", AllowRestart: true,
 		StorageCheckInterval: 2 * time.Second,
+		// Short, so that the finalizer gives up on a storage that never
+		// answers within a test.
+		StorageTimeout: 3 * time.Second, DeleteTimeout: 2 * time.Second,
 	})
 	if err != nil {
 		panic(err)

@@ -40,11 +40,25 @@ type Options struct {
 	LeaderElectionNamespace string
 	// StorageCheckInterval is how often a BackupStorage's bucket is checked.
 	StorageCheckInterval time.Duration
+	// StorageTimeout bounds each request the controller makes to a storage
+	// (storageref.DefaultTimeout when zero).
+	StorageTimeout time.Duration
+	// DeleteTimeout is how long the Backup finalizer tries a failing storage
+	// before it leaves the object (backup.DefaultDeleteTimeout when zero).
+	DeleteTimeout time.Duration
+	// MaxConcurrentReconciles is how many resources of each kind are
+	// reconciled at once (DefaultMaxConcurrentReconciles when zero): a
+	// finalizer waiting for a slow storage does not hold up the others.
+	MaxConcurrentReconciles int
 	// AllowRestart lets a process start a second manager after the first
 	// stopped (controller names are unique per process otherwise); tests use
 	// it to restart the controller.
 	AllowRestart bool
 }
+
+// DefaultMaxConcurrentReconciles is Options.MaxConcurrentReconciles when
+// none is set.
+const DefaultMaxConcurrentReconciles = 4
 
 // Scheme knows the kinds backflow reads and writes.
 func Scheme() *runtime.Scheme {
@@ -66,6 +80,10 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 			cacheOpts.DefaultNamespaces[ns] = cache.Config{}
 		}
 	}
+	workers := opts.MaxConcurrentReconciles
+	if workers <= 0 {
+		workers = DefaultMaxConcurrentReconciles
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  Scheme(),
 		Cache:                   cacheOpts,
@@ -77,17 +95,18 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		// Secrets are read when needed, never cached: a cluster's Secrets do
 		// not belong in the controller's memory.
 		Client:     client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}}}},
-		Controller: config.Controller{SkipNameValidation: &opts.AllowRestart},
+		Controller: config.Controller{SkipNameValidation: &opts.AllowRestart, MaxConcurrentReconciles: workers},
 	})
 	if err != nil {
 		return nil, err
 	}
 	recorder := mgr.GetEventRecorderFor("backflow")
 	reconcilers := []interface{ SetupWithManager(ctrl.Manager) error }{
-		&backup.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder, Compiler: opts.Compiler},
+		&backup.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder, Compiler: opts.Compiler,
+			StorageTimeout: opts.StorageTimeout, DeleteTimeout: opts.DeleteTimeout},
 		&schedule.Reconciler{Client: mgr.GetClient(), Recorder: recorder, Compiler: opts.Compiler},
 		&restore.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder, Compiler: opts.Compiler},
-		&storage.Reconciler{Client: mgr.GetClient(), Recorder: recorder, Interval: opts.StorageCheckInterval},
+		&storage.Reconciler{Client: mgr.GetClient(), Recorder: recorder, Interval: opts.StorageCheckInterval, Timeout: opts.StorageTimeout},
 	}
 	for _, r := range reconcilers {
 		if err := r.SetupWithManager(mgr); err != nil {

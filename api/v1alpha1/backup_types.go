@@ -164,7 +164,10 @@ type BackupSpec struct {
 	// +optional
 	Pod *PodOverrides `json:"pod,omitempty"`
 	// What happens to the stored object when this Backup is deleted. Retain
-	// keeps it (retention removes it later); Delete removes it.
+	// keeps it (retention removes it later); Delete removes the object and
+	// its manifest, but only when the manifest names this Backup and the key
+	// lies under the namespace's prefix (<namespace>/). A BackupSchedule's
+	// history limit never deletes a stored object, whatever this says.
 	// +optional
 	// +kubebuilder:default=Retain
 	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
@@ -237,7 +240,15 @@ func init() {
 const (
 	// EventDeleted: the stored object and its manifest were deleted.
 	EventDeleted EventReason = "Deleted"
-	// EventDeleteFailed: deleting the stored object failed; it is retried (a
-	// Warning).
+	// EventDeleteFailed: deleting the stored object failed; it is retried
+	// until the controller's --delete-timeout (a Warning).
 	EventDeleteFailed EventReason = "DeleteFailed"
+	// EventObjectKept: the stored object stays although deletionPolicy is
+	// Delete, because the schedule's history limit pruned the Backup (Normal).
+	EventObjectKept EventReason = "ObjectKept"
+	// EventObjectLeft: the finalizer gave up and left the stored object, and
+	// the message says why: the key is outside the namespace's prefix, the
+	// manifest does not name this Backup, the storage or its Secret is gone,
+	// or the storage stayed unreachable (a Warning).
+	EventObjectLeft EventReason = "ObjectLeft"
 )

@@ -26,3 +26,8 @@ func (c S3Credentials) Keys() (accessKeyID, secretAccessKey string) {
 func (s *BackupStorage) AllowsNamespace(ns string) bool {
 	return ns == s.Namespace || slices.Contains(s.Spec.AllowedNamespaces, "*") || slices.Contains(s.Spec.AllowedNamespaces, ns)
 }
+
+// NamespacePrefix is the key prefix, relative to the storage's prefix, that
+// the Backups of namespace namespace may write and delete under: the
+// controller deletes no object of theirs outside it.
+func (s *BackupStorage) NamespacePrefix(namespace string) string { return namespace + "/" }

@@ -553,4 +553,10 @@ const (
 	// AnnotationTrigger on a BackupSchedule starts a run now; its value is a
 	// token (for example a timestamp) and each new value starts one run.
 	AnnotationTrigger = "backflow.dev/trigger"
+	// AnnotationPrunedBy marks a Backup that its BackupSchedule's history
+	// limit deletes, with the schedule's name: its stored object stays
+	// whatever its deletionPolicy says, until retention removes it. It is set
+	// before the Backup is deleted, so that the finalizer, which reads it,
+	// cannot race with the deletion.
+	AnnotationPrunedBy = "backflow.dev/pruned-by-history-limit"
 )

@@ -3,6 +3,7 @@ package v1alpha1
 import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // IsFinished says whether a run phase is final.
@@ -24,9 +25,10 @@ func (s *RunStatus) SetAsPending(generation int64, reason ConditionReason, messa
 	return s.set(generation, PhasePending, message, metav1.ConditionUnknown, reason, message)
 }
 
-// SetAsWorkflowCreated marks a run whose Workflow backflow just created.
-func (s *RunStatus) SetAsWorkflowCreated(generation int64, workflow string) bool {
-	s.WorkflowName = workflow
+// SetAsWorkflowCreated marks a run whose Workflow backflow just created, with
+// the Workflow's name and UID.
+func (s *RunStatus) SetAsWorkflowCreated(generation int64, workflow string, uid types.UID) bool {
+	s.WorkflowName, s.WorkflowUID = workflow, uid
 	return s.set(generation, PhasePending, messageWaitingForArgo, metav1.ConditionUnknown, ReasonWorkflowCreated, "Workflow "+workflow+" created")
 }
 

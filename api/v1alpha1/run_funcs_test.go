@@ -21,7 +21,7 @@ func TestRunStateChanges(t *testing.T) {
 	}{
 		{"pending", func(s *RunStatus) bool { return s.SetAsPending(3, ReasonStorageForbidden, "not allowed") },
 			PhasePending, "not allowed", metav1.ConditionUnknown, ReasonStorageForbidden, "not allowed", false, false},
-		{"workflow created", func(s *RunStatus) bool { return s.SetAsWorkflowCreated(3, "nightly") },
+		{"workflow created", func(s *RunStatus) bool { return s.SetAsWorkflowCreated(3, "nightly", "uid-1") },
 			PhasePending, "waiting for Argo to start the Workflow", metav1.ConditionUnknown, ReasonWorkflowCreated, "Workflow nightly created", false, false},
 		{"waiting for Argo", func(s *RunStatus) bool { return s.SetAsWaitingForArgo(3) },
 			PhasePending, "waiting for Argo to start the Workflow", metav1.ConditionUnknown, ReasonPending, "waiting for Argo to start the Workflow", false, false},

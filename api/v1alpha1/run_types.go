@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // RunStatus is the observed state of one run, a Backup or a Restore: what
@@ -17,6 +18,12 @@ type RunStatus struct {
 	// Name of the Argo Workflow that runs the backup or restore.
 	// +optional
 	WorkflowName string `json:"workflowName,omitempty"`
+	// UID of that Workflow: the one backflow created for this run (or, for
+	// a scheduled Backup, the one the schedule's CronWorkflow started). Only
+	// the Workflow with this UID is mirrored, so that a Workflow someone else
+	// created under the same name cannot write the status.
+	// +optional
+	WorkflowUID types.UID `json:"workflowUID,omitempty"`
 	// When the Workflow started.
 	// +optional
 	StartedAt *metav1.Time `json:"startedAt,omitempty"`

@@ -16,7 +16,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/backflow-dev/backflow/controller"
+	"github.com/backflow-dev/backflow/controller/backup"
 	"github.com/backflow-dev/backflow/controller/compiler"
+	"github.com/backflow-dev/backflow/controller/storageref"
 )
 
 func newControllerCommand() *cobra.Command {
@@ -103,6 +105,9 @@ BackupStorages, and serves Prometheus metrics.`,
 	f.DurationVar(&failureTTL, "workflow-failure-ttl", time.Duration(opts.Compiler.FailureTTLSeconds)*time.Second, "how long Argo keeps a failed Workflow")
 	f.StringVar(&referencing, "template-referencing", "None", "Argo's workflowRestrictions.templateReferencing: with Strict or Secure, Workflows name the run templates backflow-backup-run and backflow-restore-run and pass only arguments")
 	f.DurationVar(&opts.StorageCheckInterval, "storage-check-interval", 5*time.Minute, "how often BackupStorage buckets are checked")
+	f.DurationVar(&opts.StorageTimeout, "storage-timeout", storageref.DefaultTimeout, "how long one request of the controller to a storage (a bucket check, a read or delete of the finalizer) may take")
+	f.DurationVar(&opts.DeleteTimeout, "delete-timeout", backup.DefaultDeleteTimeout, "how long the finalizer of a Backup with deletionPolicy Delete tries a failing storage before it gives up, leaves the object and lets the Backup go (with a Warning Event)")
+	f.IntVar(&opts.MaxConcurrentReconciles, "max-concurrent-reconciles", controller.DefaultMaxConcurrentReconciles, "how many resources of each kind are reconciled at once")
 	gofs := goflag.NewFlagSet("zap", goflag.ContinueOnError)
 	zapOpts.BindFlags(gofs)
 	f.AddGoFlagSet(gofs)

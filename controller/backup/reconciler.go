@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/argoproj/argo-workflows/v3/pkg/apis/workflow"
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -23,9 +25,9 @@ import (
 	"github.com/backflow-dev/backflow/controller/compiler"
 	"github.com/backflow-dev/backflow/controller/metrics"
 	"github.com/backflow-dev/backflow/controller/runstatus"
+	"github.com/backflow-dev/backflow/controller/schedule"
 	"github.com/backflow-dev/backflow/controller/status"
 	"github.com/backflow-dev/backflow/controller/storageref"
-	"github.com/backflow-dev/backflow/stages"
 )
 
 // Finalizer is set on Backups whose deletionPolicy is Delete, so that their
@@ -40,7 +42,18 @@ type Reconciler struct {
 	APIReader client.Reader
 	Recorder  record.EventRecorder
 	Compiler  compiler.Options
+	// StorageTimeout bounds each request to a storage
+	// (storageref.DefaultTimeout when zero).
+	StorageTimeout time.Duration
+	// DeleteTimeout is how long the finalizer tries to delete the stored
+	// object of a Backup whose storage fails, from the Backup's deletion,
+	// before it gives up and leaves the object (DefaultDeleteTimeout when
+	// zero).
+	DeleteTimeout time.Duration
 }
+
+// DefaultDeleteTimeout is the finalizer's DeleteTimeout when none is set.
+const DefaultDeleteTimeout = 5 * time.Minute
 
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var b v1.Backup
@@ -51,7 +64,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !b.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, r.finalize(ctx, &b)
+		return r.finalize(ctx, &b)
 	}
 	if b.Spec.DeletionPolicy == v1.DeletionPolicyDelete && !controllerutil.ContainsFinalizer(&b, Finalizer) {
 		controllerutil.AddFinalizer(&b, Finalizer)
@@ -68,20 +81,62 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	case err != nil:
 		return ctrl.Result{}, err
 	}
-	if !belongsTo(&wf, &b) {
+	own, why, err := r.runsThisBackup(ctx, &b, &wf)
+	switch {
+	case err != nil:
+		return ctrl.Result{}, err
+	case own:
+		return ctrl.Result{}, r.mirror(ctx, &b, &wf)
+	case b.Status.Phase.IsFinished():
+		// A finished Backup keeps what its own Workflow reported.
+		log.FromContext(ctx).Info("ignoring a Workflow that does not run this Backup", "workflow", wf.Name, "why", why)
+		return ctrl.Result{}, nil
+	case b.Status.WorkflowUID != "":
+		return ctrl.Result{}, r.fail(ctx, &b, v1.ReasonWorkflowMissing,
+			fmt.Sprintf("the Workflow %s of this Backup was replaced before it finished by another of that name that backflow did not create (%s); its outputs are ignored", wf.Name, why))
+	default:
 		return ctrl.Result{}, r.fail(ctx, &b, v1.ReasonInvalidSpec,
-			fmt.Sprintf("a Workflow named %s exists in %s that backflow did not create for this Backup; rename the Backup", wf.Name, wf.Namespace))
+			fmt.Sprintf("a Workflow named %s exists in %s that backflow did not create for this Backup (%s); its outputs are ignored; rename the Backup", wf.Name, wf.Namespace, why))
 	}
-	return ctrl.Result{}, r.mirror(ctx, &b, &wf)
 }
 
-// belongsTo says whether a Workflow runs this Backup: one backflow compiled
-// for it, or one the Backup's schedule started.
-func belongsTo(wf *wfv1.Workflow, b *v1.Backup) bool {
-	if s := b.Labels[v1.LabelSchedule]; s != "" {
-		return wf.Labels[v1.LabelSchedule] == s
+// runsThisBackup says whether a Workflow runs this Backup, and why not: the
+// Workflow whose UID the status recorded, or, before one is recorded (the
+// status patch after creating the Workflow may have failed), the one
+// backflow created for it (controlled by the Backup) or the run its schedule
+// started (schedule.IsRunOf). Labels are not enough: anyone who may create
+// Workflows in the namespace can set them, and the dump step's outputs are
+// the key the finalizer may delete.
+func (r *Reconciler) runsThisBackup(ctx context.Context, b *v1.Backup, wf *wfv1.Workflow) (bool, string, error) {
+	if uid := b.Status.WorkflowUID; uid != "" {
+		return wf.UID == uid, fmt.Sprintf("its UID is %s, this Backup's Workflow was %s", wf.UID, uid), nil
 	}
-	return wf.Labels[v1.LabelBackup] == b.Name
+	name := b.Labels[v1.LabelSchedule]
+	if name == "" {
+		return metav1.IsControlledBy(wf, b) && wf.Labels[v1.LabelBackup] == b.Name, describeController(wf), nil
+	}
+	owner := metav1.GetControllerOf(b)
+	if owner == nil || owner.Kind != "BackupSchedule" || owner.Name != name {
+		return false, "this Backup is labelled with schedule " + name + " but not controlled by it", nil
+	}
+	var cron *wfv1.CronWorkflow
+	if o := metav1.GetControllerOf(wf); o != nil && o.Kind == workflow.CronWorkflowKind {
+		cron = &wfv1.CronWorkflow{}
+		if err := r.Get(ctx, client.ObjectKey{Namespace: wf.Namespace, Name: o.Name}, cron); apierrors.IsNotFound(err) {
+			cron = nil
+		} else if err != nil {
+			return false, "", err
+		}
+	}
+	return wf.Labels[v1.LabelSchedule] == name && schedule.IsRunOf(wf, owner.UID, cron), describeController(wf), nil
+}
+
+// describeController says what controls a Workflow, for a message.
+func describeController(wf *wfv1.Workflow) string {
+	if o := metav1.GetControllerOf(wf); o != nil {
+		return fmt.Sprintf("it is controlled by %s %s (uid %s)", o.Kind, o.Name, o.UID)
+	}
+	return "it has no controller"
 }
 
 // reconcileMissingWorkflow creates the Workflow of a one-shot Backup that has
@@ -121,7 +176,7 @@ func (r *Reconciler) reconcileMissingWorkflow(ctx context.Context, b *v1.Backup)
 	}
 	log.FromContext(ctx).Info("created Workflow", "workflow", wf.Name)
 	r.Recorder.Eventf(b, corev1.EventTypeNormal, string(v1.EventWorkflowCreated), "Created Workflow %s", wf.Name)
-	_, err = status.Patch(ctx, r.Client, b, func() { b.Status.SetAsWorkflowCreated(b.Generation, wf.Name) })
+	_, err = status.Patch(ctx, r.Client, b, func() { b.Status.SetAsWorkflowCreated(b.Generation, wf.Name, wf.UID) })
 	return ctrl.Result{}, err
 }
 
@@ -132,32 +187,6 @@ func (r *Reconciler) fail(ctx context.Context, b *v1.Backup, reason v1.Condition
 		metrics.BackupTotal.WithLabelValues(b.Namespace, b.Labels[v1.LabelSchedule], metrics.StatusFailed).Inc()
 	}
 	return err
-}
-
-// finalize deletes the object of a Backup whose deletionPolicy is Delete.
-func (r *Reconciler) finalize(ctx context.Context, b *v1.Backup) error {
-	if !controllerutil.ContainsFinalizer(b, Finalizer) {
-		return nil
-	}
-	if loc := b.Status.Location; loc != nil && loc.Key != "" {
-		var st v1.BackupStorage
-		if err := r.Get(ctx, storageref.Key(b.Spec.Storage.StorageReference, b.Namespace), &st); err != nil {
-			return fmt.Errorf("deleting the object of Backup %s: %w", b.Name, err)
-		}
-		backend, err := storageref.Open(ctx, r.Client, &st)
-		if err != nil {
-			return err
-		}
-		for _, k := range []string{loc.Key + stages.ManifestSuffix, loc.Key} {
-			if err := backend.Delete(ctx, k); err != nil {
-				r.Recorder.Eventf(b, corev1.EventTypeWarning, string(v1.EventDeleteFailed), "Deleting %s: %v", k, err)
-				return err
-			}
-		}
-		r.Recorder.Eventf(b, corev1.EventTypeNormal, string(v1.EventDeleted), "Deleted %s from %s", loc.Key, st.Name)
-	}
-	controllerutil.RemoveFinalizer(b, Finalizer)
-	return r.Update(ctx, b)
 }
 
 // StorageIndex indexes Backups by the BackupStorage they reference, as

@@ -30,7 +30,10 @@ func (r *Reconciler) mirror(ctx context.Context, b *v1.Backup, wf *wfv1.Workflow
 	}
 	old := b.Status.DeepCopy()
 	bucket := r.storageBucket(ctx, b)
-	changed, err := status.Patch(ctx, r.Client, b, func() { setStatus(b, wf.Name, run, bucket) })
+	changed, err := status.Patch(ctx, r.Client, b, func() {
+		setStatus(b, wf.Name, run, bucket)
+		b.Status.WorkflowUID = wf.UID
+	})
 	if err != nil || !changed {
 		return err
 	}
@@ -43,6 +46,9 @@ func (r *Reconciler) mirror(ctx context.Context, b *v1.Backup, wf *wfv1.Workflow
 func setStatus(b *v1.Backup, workflow string, run *runstatus.Run, bucket string) {
 	st := &b.Status
 	if out := run.Outputs[compiler.StepDump]; out[compiler.OutputKey] != "" {
+		if bucket == "" && st.Location != nil {
+			bucket = st.Location.Bucket // the storage cannot be read now: keep what it said
+		}
 		st.Location = &v1.ObjectLocation{Storage: b.Spec.Storage.Name, Bucket: bucket, Key: out[compiler.OutputKey]}
 		st.Size = runstatus.Int64(out, compiler.OutputSize)
 		st.RawSize = runstatus.Int64(out, compiler.OutputRawSize)

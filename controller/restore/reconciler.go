@@ -12,7 +12,9 @@ import (
 
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -68,10 +70,88 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	case err != nil:
 		return ctrl.Result{}, err
 	}
-	if wf.Labels[v1.LabelRestore] != rs.Name {
-		return ctrl.Result{}, r.setFailed(ctx, &rs, v1.ReasonInvalidSpec, fmt.Sprintf("a Workflow named %s exists that backflow did not create for this Restore", wf.Name))
+	switch own, why := runsThisRestore(&rs, &wf); {
+	case own && rs.Status.WorkflowUID == "" && rs.Status.Location == nil:
+		// The Workflow was created and the status patch after it failed:
+		// adopt it, with what it restores.
+		if err := r.adopt(ctx, &rs, &wf); err != nil {
+			return ctrl.Result{}, err
+		}
+		return ctrl.Result{}, r.mirror(ctx, &rs, &wf)
+	case own:
+		return ctrl.Result{}, r.mirror(ctx, &rs, &wf)
+	case rs.Status.Phase.IsFinished():
+		log.FromContext(ctx).Info("ignoring a Workflow that does not run this Restore", "workflow", wf.Name, "why", why)
+		return ctrl.Result{}, nil
+	case rs.Status.WorkflowUID != "":
+		return ctrl.Result{}, r.setFailed(ctx, &rs, v1.ReasonWorkflowMissing,
+			fmt.Sprintf("the Workflow %s of this Restore was replaced before it finished by another of that name that backflow did not create (%s)", wf.Name, why))
+	default:
+		return ctrl.Result{}, r.setFailed(ctx, &rs, v1.ReasonInvalidSpec,
+			fmt.Sprintf("a Workflow named %s exists that backflow did not create for this Restore (%s); rename the Restore", wf.Name, why))
 	}
-	return ctrl.Result{}, r.mirror(ctx, &rs, &wf)
+}
+
+// runsThisRestore says whether a Workflow runs this Restore, and why not:
+// the Workflow whose UID the status recorded, or, before one is recorded,
+// the one backflow created for it (controlled by the Restore).
+func runsThisRestore(rs *v1.Restore, wf *wfv1.Workflow) (bool, string) {
+	if uid := rs.Status.WorkflowUID; uid != "" {
+		return wf.UID == uid, fmt.Sprintf("its UID is %s, this Restore's Workflow was %s", wf.UID, uid)
+	}
+	if metav1.IsControlledBy(wf, rs) && wf.Labels[v1.LabelRestore] == rs.Name {
+		return true, ""
+	}
+	if o := metav1.GetControllerOf(wf); o != nil {
+		return false, fmt.Sprintf("it is controlled by %s %s (uid %s)", o.Kind, o.Name, o.UID)
+	}
+	return false, "it has no controller"
+}
+
+// adopt fills in what start records beside the Workflow (the backup and
+// the object restored) for a Workflow that this Restore controls but whose
+// creation never reached the status. What the Restore resolves to now is
+// recorded only if it compiles to the very steps and arguments that run: a schedule
+// may have a newer backup since. Otherwise the status names no object
+// rather than a wrong one.
+func (r *Reconciler) adopt(ctx context.Context, rs *v1.Restore, wf *wfv1.Workflow) error {
+	log.FromContext(ctx).Info("adopting the Workflow created for this Restore", "workflow", wf.Name)
+	src, err := r.resolve(ctx, rs)
+	if err != nil {
+		log.FromContext(ctx).Info("cannot tell what the adopted Workflow restores", "reason", err.Error())
+		return nil
+	}
+	access, err := storageref.Resolve(ctx, r.Client, src.storage, rs.Namespace)
+	if err != nil {
+		log.FromContext(ctx).Info("cannot tell what the adopted Workflow restores", "reason", err.Error())
+		return nil
+	}
+	want, err := compiler.Restore(compiler.RestoreInput{Restore: rs, Storage: access, Key: src.key, Identity: src.identity}, r.Compiler)
+	if err != nil || !sameRun(&want.Spec, &wf.Spec) {
+		log.FromContext(ctx).Info("the adopted Workflow does not restore what this Restore resolves to now; its status names no object", "workflow", wf.Name)
+		return nil
+	}
+	_, err = status.Patch(ctx, r.Client, rs, func() { recordSource(rs, src, access) })
+	return err
+}
+
+// sameRun says whether two Workflow specs run the same steps with the same
+// arguments, and so restore the same object. The rest of a spec is not
+// compared: Argo merges its workflowDefaults into it.
+func sameRun(a, b *wfv1.WorkflowSpec) bool {
+	return equality.Semantic.DeepEqual(a.Templates, b.Templates) && equality.Semantic.DeepEqual(a.Arguments, b.Arguments) &&
+		equality.Semantic.DeepEqual(a.WorkflowTemplateRef, b.WorkflowTemplateRef)
+}
+
+// recordSource records in the status what a Restore restores.
+func recordSource(rs *v1.Restore, src *source, access compiler.StorageAccess) {
+	st := &rs.Status
+	st.BackupName = src.backup
+	st.Location = &v1.ObjectLocation{Storage: src.storage.Name, Bucket: access.Storage.Spec.S3.Bucket, Key: src.key}
+	st.Size, st.Checksum = src.size, src.checksum
+	if src.size != nil {
+		st.DisplaySize = v1.FormatSize(*src.size)
+	}
 }
 
 // source is the backup a Restore restores, resolved.
@@ -160,14 +240,8 @@ func (r *Reconciler) start(ctx context.Context, rs *v1.Restore) (ctrl.Result, er
 	}
 	r.Recorder.Eventf(rs, corev1.EventTypeNormal, string(v1.EventWorkflowCreated), "Created Workflow %s to restore %s", wf.Name, src.key)
 	_, err = status.Patch(ctx, r.Client, rs, func() {
-		st := &rs.Status
-		st.BackupName = src.backup
-		st.Location = &v1.ObjectLocation{Storage: src.storage.Name, Bucket: access.Storage.Spec.S3.Bucket, Key: src.key}
-		st.Size, st.Checksum = src.size, src.checksum
-		if src.size != nil {
-			st.DisplaySize = v1.FormatSize(*src.size)
-		}
-		st.SetAsWorkflowCreated(rs.Generation, wf.Name)
+		recordSource(rs, src, access)
+		rs.Status.SetAsWorkflowCreated(rs.Generation, wf.Name, wf.UID)
 	})
 	return ctrl.Result{}, err
 }
@@ -197,7 +271,10 @@ func (r *Reconciler) mirror(ctx context.Context, rs *v1.Restore, wf *wfv1.Workfl
 		return err
 	}
 	old := rs.Status.Phase
-	changed, err := status.Patch(ctx, r.Client, rs, func() { setStatus(rs, wf.Name, run) })
+	changed, err := status.Patch(ctx, r.Client, rs, func() {
+		setStatus(rs, wf.Name, run)
+		rs.Status.WorkflowUID = wf.UID
+	})
 	if err != nil || !changed {
 		return err
 	}
@@ -211,8 +288,10 @@ func (r *Reconciler) mirror(ctx context.Context, rs *v1.Restore, wf *wfv1.Workfl
 	if run.Phase == v1.PhaseFailed {
 		result = metrics.StatusFailed
 		r.Recorder.Event(rs, corev1.EventTypeWarning, string(run.FailureEvent()), run.Message)
+	} else if loc := rs.Status.Location; loc != nil {
+		r.Recorder.Eventf(rs, corev1.EventTypeNormal, string(v1.EventRestored), "Restored %s", loc.Key)
 	} else {
-		r.Recorder.Eventf(rs, corev1.EventTypeNormal, string(v1.EventRestored), "Restored %s", rs.Status.Location.Key)
+		r.Recorder.Eventf(rs, corev1.EventTypeNormal, string(v1.EventRestored), "Restored the backup of Workflow %s", wf.Name)
 	}
 	metrics.RestoreTotal.WithLabelValues(rs.Namespace, result).Inc()
 	return nil

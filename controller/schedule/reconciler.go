@@ -69,7 +69,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			return ctrl.Result{}, err
 		}
 	}
-	if err := r.adoptWorkflows(ctx, &s); err != nil {
+	if err := r.adoptWorkflows(ctx, &s, cron); err != nil {
 		return ctrl.Result{}, err
 	}
 	backups, err := r.applyHistoryLimits(ctx, &s)

@@ -20,15 +20,17 @@ import (
 
 // adoptWorkflows gives every Workflow of the schedule a Backup of the same
 // name, so that scheduled backups appear in `kubectl get backups` like
-// one-shot ones; the Backup reconciler mirrors the Workflow into it.
-func (r *Reconciler) adoptWorkflows(ctx context.Context, s *v1.BackupSchedule) error {
+// one-shot ones; the Backup reconciler mirrors the Workflow into it. Only
+// runs of the schedule (IsRunOf; cron is its CronWorkflow, nil when there is
+// none) are adopted, not every Workflow that carries its label.
+func (r *Reconciler) adoptWorkflows(ctx context.Context, s *v1.BackupSchedule, cron *wfv1.CronWorkflow) error {
 	var wfs wfv1.WorkflowList
 	if err := r.List(ctx, &wfs, client.InNamespace(s.Namespace), client.MatchingLabels{v1.LabelSchedule: s.Name}); err != nil {
 		return err
 	}
 	for i := range wfs.Items {
 		wf := &wfs.Items[i]
-		if !wf.DeletionTimestamp.IsZero() {
+		if !wf.DeletionTimestamp.IsZero() || !IsRunOf(wf, s.UID, cron) {
 			continue
 		}
 		b := &v1.Backup{
@@ -58,7 +60,8 @@ func (r *Reconciler) adoptWorkflows(ctx context.Context, s *v1.BackupSchedule) e
 
 // applyHistoryLimits deletes the oldest finished Backups of the schedule
 // beyond its history limits, with their Workflows, and returns the rest.
-// Their stored objects stay: retention removes those.
+// Their stored objects stay, whatever the template's deletionPolicy says:
+// retention removes those.
 func (r *Reconciler) applyHistoryLimits(ctx context.Context, s *v1.BackupSchedule) ([]v1.Backup, error) {
 	var list v1.BackupList
 	if err := r.List(ctx, &list, client.InNamespace(s.Namespace), client.MatchingLabels{v1.LabelSchedule: s.Name}); err != nil {
@@ -77,7 +80,7 @@ func (r *Reconciler) applyHistoryLimits(ctx context.Context, s *v1.BackupSchedul
 		if limit, ok := limits[b.Status.Phase]; ok {
 			seen[b.Status.Phase]++
 			if seen[b.Status.Phase] > limit {
-				if err := r.deleteRun(ctx, b); err != nil {
+				if err := r.deleteRun(ctx, s, b); err != nil {
 					return nil, err
 				}
 				continue
@@ -89,13 +92,29 @@ func (r *Reconciler) applyHistoryLimits(ctx context.Context, s *v1.BackupSchedul
 }
 
 // deleteRun deletes a Backup of the schedule and the Workflow that ran it;
-// the Workflow first, so that it is not adopted again.
-func (r *Reconciler) deleteRun(ctx context.Context, b *v1.Backup) error {
+// the Workflow first, so that it is not adopted again. The Backup is first
+// annotated as pruned (AnnotationPrunedBy), and the Backup finalizer keeps
+// the stored object of an annotated Backup. The annotation is written with
+// the Backup's resourceVersion and deleted by UID, so the deletion is of
+// the annotated Backup: unlike taking the finalizer off, nothing the Backup
+// reconciler does in between (such as adding its finalizer again) can undo
+// it.
+func (r *Reconciler) deleteRun(ctx context.Context, s *v1.BackupSchedule, b *v1.Backup) error {
+	if b.Annotations[v1.AnnotationPrunedBy] != s.Name {
+		patch := client.MergeFromWithOptions(b.DeepCopy(), client.MergeFromWithOptimisticLock{})
+		if b.Annotations == nil {
+			b.Annotations = map[string]string{}
+		}
+		b.Annotations[v1.AnnotationPrunedBy] = s.Name
+		if err := r.Patch(ctx, b, patch); err != nil {
+			return client.IgnoreNotFound(err)
+		}
+	}
 	wf := &wfv1.Workflow{ObjectMeta: metav1.ObjectMeta{Namespace: b.Namespace, Name: b.Name}}
 	if err := r.Delete(ctx, wf, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
 		return err
 	}
-	return client.IgnoreNotFound(r.Delete(ctx, b))
+	return client.IgnoreNotFound(r.Delete(ctx, b, client.Preconditions{UID: &b.UID}))
 }
 
 func newer(a, b *v1.Backup) bool {

@@ -32,10 +32,10 @@ type Reconciler struct {
 	// Interval between checks of a reachable bucket; an unreachable one is
 	// checked four times as often.
 	Interval time.Duration
+	// Timeout bounds each request of a check (storageref.DefaultTimeout
+	// when zero).
+	Timeout time.Duration
 }
-
-// checkTimeout bounds one check of a bucket.
-const checkTimeout = 15 * time.Second
 
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var st v1.BackupStorage
@@ -74,12 +74,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 func (r *Reconciler) check(ctx context.Context, st *v1.BackupStorage) metav1.Condition {
 	cond := metav1.Condition{Type: v1.ConditionReady, ObservedGeneration: st.Generation, Status: metav1.ConditionFalse}
 	reason, message := v1.ReasonReachable, "bucket "+st.Spec.S3.Bucket+" is reachable with the credentials"
-	if backend, err := storageref.Open(ctx, r.Client, st); err != nil {
+	if backend, err := storageref.Open(ctx, r.Client, st, r.Timeout); err != nil {
 		reason, message = v1.ReasonCredentialsError, err.Error()
 	} else {
-		check, cancel := context.WithTimeout(ctx, checkTimeout)
-		defer cancel()
-		if err := backend.CheckBucket(check); accessDenied(err) {
+		if err := backend.CheckBucket(ctx); accessDenied(err) {
 			reason, message = v1.ReasonReadOnly, fmt.Sprintf("the credentials may not list bucket %s (%v): Backups, which write, list and rotate, cannot use them; a Restore needs only s3:GetObject and runs regardless", st.Spec.S3.Bucket, err)
 		} else if err != nil {
 			reason, message = v1.ReasonUnreachable, err.Error()

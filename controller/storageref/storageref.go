@@ -11,11 +11,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
 	"github.com/backflow-dev/backflow/controller/compiler"
+	"github.com/backflow-dev/backflow/stages"
 	"github.com/backflow-dev/backflow/stages/storage"
 )
 
@@ -97,7 +99,7 @@ func Resolve(ctx context.Context, c client.Client, ref v1.StorageReference, ns s
 			return compiler.StorageAccess{}, fmt.Errorf("reading the CA ConfigMap of BackupStorage %s: %w", key, err)
 		}
 		dst := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: copyName + "-ca"}}
-		if _, err := controllerutil.CreateOrUpdate(ctx, c, dst, func() error {
+		if err := createOrUpdate(ctx, c, dst, func() error {
 			dst.Labels = map[string]string{LabelCopiedFrom: st.Namespace + "." + st.Name}
 			dst.Data = src.Data
 			return nil
@@ -115,19 +117,41 @@ func copySecret(ctx context.Context, c client.Client, fromNS, fromName, toNS, to
 		return fmt.Errorf("reading Secret %s/%s of BackupStorage %s: %w", fromNS, fromName, storage, err)
 	}
 	dst := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: toNS, Name: toName}}
-	_, err := controllerutil.CreateOrUpdate(ctx, c, dst, func() error {
+	return createOrUpdate(ctx, c, dst, func() error {
 		dst.Labels = map[string]string{LabelCopiedFrom: storage.Namespace + "." + storage.Name}
 		dst.Type = src.Type
 		dst.Data = src.Data
 		return nil
 	})
-	return err
+}
+
+// createOrUpdate is controllerutil.CreateOrUpdate, tried again when another
+// reconcile wrote the same copy at the same moment: Backups reconcile
+// concurrently, and those of one namespace share the copies of a storage's
+// Secrets.
+func createOrUpdate(ctx context.Context, c client.Client, obj client.Object, mutate controllerutil.MutateFn) error {
+	return retry.OnError(retry.DefaultRetry, func(err error) bool { return apierrors.IsAlreadyExists(err) || apierrors.IsConflict(err) }, func() error {
+		_, err := controllerutil.CreateOrUpdate(ctx, c, obj, mutate)
+		return err
+	})
+}
+
+// DefaultTimeout bounds each request the controller makes to a storage when
+// Open is given no timeout.
+const DefaultTimeout = 15 * time.Second
+
+// Backend is a storage as the controller itself uses it, for its checks and
+// deletions: every request is bounded by a timeout, so that a storage that
+// accepts connections and never answers cannot hold a reconcile.
+type Backend struct {
+	s3      *storage.S3Backend
+	timeout time.Duration
 }
 
 // Open opens the storage from the controller, reading the credentials from
-// the storage's Secret, for the checks and deletions the controller does
-// itself.
-func Open(ctx context.Context, c client.Client, st *v1.BackupStorage) (*storage.S3Backend, error) {
+// the storage's Secret; each request of the returned Backend is bounded by
+// timeout (DefaultTimeout when zero).
+func Open(ctx context.Context, c client.Client, st *v1.BackupStorage, timeout time.Duration) (*Backend, error) {
 	var secret corev1.Secret
 	if err := c.Get(ctx, client.ObjectKey{Namespace: st.Namespace, Name: st.Spec.S3.Credentials.SecretRef.Name}, &secret); err != nil {
 		return nil, fmt.Errorf("credentials Secret %s: %w", st.Spec.S3.Credentials.SecretRef.Name, err)
@@ -141,8 +165,52 @@ func Open(ctx context.Context, c client.Client, st *v1.BackupStorage) (*storage.
 			return nil, err
 		}
 	}
-	return storage.NewS3Backend(cfg)
+	backend, err := storage.NewS3Backend(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	return &Backend{s3: backend, timeout: timeout}, nil
 }
+
+// call runs one request under the timeout, naming the timeout when it hit.
+func (b *Backend) call(ctx context.Context, f func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
+	err := f(ctx)
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("%s did not answer within %s: %w", b.s3, b.timeout, err)
+	}
+	return err
+}
+
+// CheckBucket checks that the bucket exists and the credentials may list it.
+func (b *Backend) CheckBucket(ctx context.Context) error { return b.call(ctx, b.s3.CheckBucket) }
+
+// Stat describes an object; storage.ErrNotFound when it does not exist.
+func (b *Backend) Stat(ctx context.Context, key string) (info storage.ObjectInfo, err error) {
+	err = b.call(ctx, func(ctx context.Context) error { info, err = b.s3.Stat(ctx, key); return err })
+	return info, err
+}
+
+// ReadManifest reads the manifest of the object key; an error wrapping
+// storage.ErrNotFound when it has none.
+func (b *Backend) ReadManifest(ctx context.Context, key string) (m *stages.Manifest, err error) {
+	// The manifest is read whole inside the call: the object reader makes its
+	// requests lazily, under the call's context.
+	err = b.call(ctx, func(ctx context.Context) error { m, err = stages.ReadManifest(ctx, b.s3, key); return err })
+	return m, err
+}
+
+// Delete deletes an object; one that does not exist is no error.
+func (b *Backend) Delete(ctx context.Context, key string) error {
+	return b.call(ctx, func(ctx context.Context) error { return b.s3.Delete(ctx, key) })
+}
+
+// String names the storage for messages, without credentials.
+func (b *Backend) String() string { return b.s3.String() }
 
 // s3Config is the configuration of a storage's backend, with the
 // credentials taken from the data of its credentials Secret: the keys the

@@ -66,7 +66,7 @@ var everything = []string{
 	"--set", "workflow.namespaces={apps,shop}", "--set", "controller.watchNamespaces={apps,shop}",
 	"--set", "controller.replicas=2", "--set", "metrics.serviceMonitor.enabled=true",
 	"--set", "metrics.prometheusRule.enabled=true", "--set", "argocd.healthChecks.enabled=true",
-	"--set", "workflow.templateReferencing=Strict",
+	"--set", "workflow.templateReferencing=Strict", "--set", "controller.maxConcurrentReconciles=8",
 }
 
 func TestLint(t *testing.T) {
@@ -90,6 +90,8 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		{"metrics.service.port=70000", "/metrics/service/port"},
 		{"controller.replics=2", "replics"},
 		{"workflow.templateReferencing=Loose", "/workflow/templateReferencing"},
+		{"controller.maxConcurrentReconciles=0", "/controller/maxConcurrentReconciles"},
+		{"controller.deleteTimeout=forever", "/controller/deleteTimeout"},
 	} {
 		out, err := run(t, tool(t, "helm"), "template", "backflow", chartDir, "--set", c.set)
 		if err == nil || !strings.Contains(out, c.want) {
