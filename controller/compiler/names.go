@@ -95,3 +95,11 @@ const (
 	defaultCompression   = "zstd"
 	defaultCompressLevel = "0"
 )
+
+// ExitCodeRetry is the exit code of a step that failed for a reason a later
+// attempt may not meet (EX_TEMPFAIL from sysexits.h): the storage unreachable
+// or failing, a connection dropped or stalled mid-upload (storage.IsTransient).
+// The step's retryStrategy retries it, with backoff, and only it: a
+// permanent failure (credentials refused, no such bucket, unknown host,
+// access denied, a dump that failed) exits 1 and fails at once.
+const ExitCodeRetry = 75
