@@ -17,13 +17,18 @@ var errIdle = errors.New("the storage connection stalled: no byte moved within t
 // idleConn fails a read or write that moves nothing for idle, and never one
 // that keeps moving, however slowly: every read and write pushes the deadline
 // of both directions forward, so that the transport's read of a response,
-// pending while a long request body goes out, is kept alive by the writes.
+// pending while a long request body goes out, is kept alive by the writes;
+// and a deadline that passes while the peer still acknowledges bytes that
+// were written earlier (and sat in the kernel's buffers, megabytes on a slow
+// link) is pushed again.
 type idleConn struct {
 	net.Conn
 	idle time.Duration
 	// extended is when the deadline was last pushed (UnixNano); pushing it on
 	// every call of a fast stream would cost more than it buys.
 	extended atomic.Int64
+	// acked is what the peer had acknowledged at the last deadline.
+	acked atomic.Uint64
 }
 
 // idleChunk bounds one write, so that a slow link still shows progress to
@@ -32,7 +37,7 @@ const idleChunk = 256 << 10
 
 func (c *idleConn) extend() {
 	now := time.Now()
-	if last := c.extended.Load(); now.UnixNano()-last < int64(c.idle/8) {
+	if last := c.extended.Load(); last != 0 && now.UnixNano()-last < int64(c.idle/8) {
 		return
 	}
 	c.extended.Store(now.UnixNano())
@@ -40,9 +45,14 @@ func (c *idleConn) extend() {
 }
 
 func (c *idleConn) Read(p []byte) (int, error) {
-	c.extend()
-	n, err := c.Conn.Read(p)
-	return n, c.stalled(err)
+	for {
+		c.extend()
+		n, err := c.Conn.Read(p)
+		if n == 0 && c.moving(err) {
+			continue
+		}
+		return n, c.stalled(err)
+	}
 }
 
 func (c *idleConn) Write(p []byte) (int, error) {
@@ -55,12 +65,26 @@ func (c *idleConn) Write(p []byte) (int, error) {
 		c.extend()
 		n, err := c.Conn.Write(chunk)
 		written += n
-		if err != nil {
+		p = p[n:]
+		if err != nil && !c.moving(err) {
 			return written, c.stalled(err)
 		}
-		p = p[n:]
 	}
 	return written, nil
+}
+
+// moving says whether err is a deadline that passed while the peer kept
+// acknowledging what was sent; if so the deadline is pushed again.
+func (c *idleConn) moving(err error) bool {
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		return false
+	}
+	acked, ok := bytesAcked(c.Conn)
+	if !ok || acked == c.acked.Swap(acked) {
+		return false
+	}
+	c.extended.Store(0)
+	return true
 }
 
 func (c *idleConn) stalled(err error) error {

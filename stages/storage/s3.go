@@ -198,9 +198,12 @@ func NewS3Backend(cfg S3Config) (*S3Backend, error) {
 			transport.TLSClientConfig = tlsConfig
 		}
 		transport.DialContext = idleDialer(transport.DialContext, idle)
-		// The idle deadline covers the wait for the response too; a pooled
-		// connection is dropped before its deadline could end a request.
-		transport.ResponseHeaderTimeout = idle
+		// The idle deadline covers the wait for the response too, and
+		// knows a body still draining from the kernel's buffers from a
+		// server that does not answer, which a timer from the body's last
+		// write does not. A pooled connection is dropped before its
+		// deadline could end a request.
+		transport.ResponseHeaderTimeout = 0
 		transport.IdleConnTimeout = min(transport.IdleConnTimeout, idle/2)
 		return minio.New(ep.Host, &minio.Options{
 			Creds:        creds,
