@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"filippo.io/age"
@@ -92,8 +93,10 @@ func Dump(ctx context.Context, cfg DumpConfig) (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A fast path: the upload's completion is conditional anyway, for the
+	// dump that renders the same key at the same time.
 	if _, err := cfg.Storage.Stat(ctx, m.Key); err == nil {
-		return nil, fmt.Errorf("%s/%s already exists; refusing to overwrite a backup (make the path template unique per run, e.g. with .Timestamp)", cfg.Storage, m.Key)
+		return nil, errKeyExists(cfg.Storage, m.Key)
 	} else if !errors.Is(err, storage.ErrNotFound) {
 		return nil, err
 	}
@@ -108,9 +111,10 @@ func Dump(ctx context.Context, cfg DumpConfig) (*Manifest, error) {
 
 	raw, stored := pipeline.NewDigest(), pipeline.NewDigest()
 	pr, pw := io.Pipe()
+	sink := &uploadSink{w: pw}
 	encodeErr := make(chan error, 1)
 	go func() {
-		err := encode(io.MultiWriter(pw, stored), progress.Reader(io.TeeReader(producer, raw)), algo, level, cfg.Recipients)
+		err := encode(io.MultiWriter(sink, stored), progress.Reader(io.TeeReader(producer, raw)), algo, level, cfg.Recipients)
 		if err == nil && raw.Size() == 0 && !cfg.Source.AllowEmpty {
 			err = ErrEmptyDump
 		}
@@ -119,17 +123,23 @@ func Dump(ctx context.Context, cfg DumpConfig) (*Manifest, error) {
 		pw.CloseWithError(err)
 		encodeErr <- err
 	}()
-	putErr := cfg.Storage.Put(ctx, m.Key, pr, map[string]string{
+	putErr := cfg.Storage.Create(ctx, m.Key, pr, map[string]string{
 		"backflow-source": kind, "backflow-format": format.Name,
 		"backflow-compression": string(algo), "backflow-encryption": m.Encryption,
 	})
 	pr.CloseWithError(errUploadEnded) // unblocks the encoder if the upload stopped early
-	if err := <-encodeErr; err != nil {
+	encErr := <-encodeErr
+	switch {
+	case encErr != nil && (!sink.uploadEnded() || putErr == nil):
+		// The source or the encoder failed; the upload failed of it.
 		progress.Finish(false)
 		cleanupObject(cfg.Storage, m.Key, putErr == nil)
-		return nil, fmt.Errorf("dump failed, nothing was stored: %w", err)
-	}
-	if putErr != nil {
+		return nil, fmt.Errorf("dump failed, nothing was stored: %w", encErr)
+	case errors.Is(putErr, storage.ErrExists):
+		// Another dump completed the key first: its object stays.
+		progress.Finish(false)
+		return nil, fmt.Errorf("dump failed, nothing was stored: %w", errKeyExists(cfg.Storage, m.Key))
+	case putErr != nil:
 		progress.Finish(false)
 		return nil, fmt.Errorf("dump failed, nothing was stored: %w", putErr)
 	}
@@ -146,6 +156,30 @@ func Dump(ctx context.Context, cfg DumpConfig) (*Manifest, error) {
 }
 
 var errUploadEnded = errors.New("the upload ended")
+
+// errKeyExists is the refusal to overwrite key, found before the upload or
+// by its conditional completion.
+func errKeyExists(b storage.Backend, key string) error {
+	return fmt.Errorf("%s/%s already exists; refusing to overwrite a backup (make the path template unique per run, e.g. with .Timestamp): %w", b, key, storage.ErrExists)
+}
+
+// uploadSink is the encoder's end of the upload's pipe. It records whether a
+// write failed because the upload had ended, so that a dump that failed
+// reports the upload's error rather than the pipe's.
+type uploadSink struct {
+	w     io.Writer
+	ended atomic.Bool
+}
+
+func (s *uploadSink) Write(p []byte) (int, error) {
+	n, err := s.w.Write(p)
+	if errors.Is(err, errUploadEnded) {
+		s.ended.Store(true)
+	}
+	return n, err
+}
+
+func (s *uploadSink) uploadEnded() bool { return s.ended.Load() }
 
 // encode compresses and encrypts src into dst.
 func encode(dst io.Writer, src io.Reader, algo pipeline.Algorithm, level int, recipients []age.Recipient) error {

@@ -52,7 +52,7 @@ type S3Storage struct {
 	// Credentials to access the bucket.
 	Credentials S3Credentials `json:"credentials"`
 	// Size in MiB of each part of a multipart upload. Memory used by a dump is
-	// about twice this; the largest object is 10,000 parts.
+	// about twice this; an object may reach S3's 5 TiB whatever the size.
 	// +optional
 	// +kubebuilder:default=16
 	// +kubebuilder:validation:Minimum=5

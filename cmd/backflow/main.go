@@ -11,6 +11,9 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/backflow-dev/backflow/controller/compiler"
+	"github.com/backflow-dev/backflow/stages/storage"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -54,7 +57,21 @@ func main() {
 	err := newRootCommand().ExecuteContext(ctx)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "backflow:", err)
-		os.Exit(1)
+		code := exitCode(err)
+		if code == compiler.ExitCodeRetry {
+			fmt.Fprintln(os.Stderr, "backflow:", err, "(transient: the step may be retried)")
+		} else {
+			fmt.Fprintln(os.Stderr, "backflow:", err)
+		}
+		os.Exit(code)
 	}
+}
+
+// exitCode is compiler.ExitCodeRetry for a failure a later attempt may not
+// meet, so that Argo retries the step, and 1 for any other.
+func exitCode(err error) int {
+	if storage.IsTransient(err) {
+		return compiler.ExitCodeRetry
+	}
+	return 1
 }

@@ -99,8 +99,10 @@ const (
 	defaultCompressLevel = "0"
 )
 
-// ExitCodeRetry is the exit code of a step that failed for a reason a retry
-// may fix (EX_TEMPFAIL from sysexits.h): storage unreachable, a connection
-// dropped mid-upload. Argo retries such a step with backoff (retryExpression);
-// any other non-zero exit fails it at once.
+// ExitCodeRetry is the exit code of a step that failed for a reason a later
+// attempt may not meet (EX_TEMPFAIL from sysexits.h): the storage unreachable
+// or failing, a connection dropped or stalled mid-upload (storage.IsTransient).
+// The step's retryStrategy (retryExpression) retries it, with backoff, and only it: a
+// permanent failure (credentials refused, no such bucket, unknown host,
+// access denied, a dump that failed) exits 1 and fails at once.
 const ExitCodeRetry = 75

@@ -38,7 +38,26 @@ func (b *FileBackend) path(key string) string {
 	return filepath.Join(b.dir, filepath.FromSlash(key))
 }
 
-func (b *FileBackend) Put(ctx context.Context, key string, r io.Reader, _ map[string]string) (err error) {
+func (b *FileBackend) Put(ctx context.Context, key string, r io.Reader, _ map[string]string) error {
+	return b.write(ctx, key, r, os.Rename)
+}
+
+// Create links the complete file to its name, which fails when the name
+// exists: no other writer's file is ever replaced.
+func (b *FileBackend) Create(ctx context.Context, key string, r io.Reader, _ map[string]string) error {
+	err := b.write(ctx, key, r, func(tmp, dst string) error {
+		defer os.Remove(tmp)
+		return os.Link(tmp, dst)
+	})
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("%s/%s: %w", b, key, ErrExists)
+	}
+	return err
+}
+
+// write writes r into a partial file beside key and publishes it with
+// publish(partial, final).
+func (b *FileBackend) write(ctx context.Context, key string, r io.Reader, publish func(tmp, dst string) error) (err error) {
 	dst := b.path(key)
 	if err := os.MkdirAll(filepath.Dir(dst), 0o750); err != nil {
 		return err
@@ -62,7 +81,7 @@ func (b *FileBackend) Put(ctx context.Context, key string, r io.Reader, _ map[st
 	if err = f.Close(); err != nil {
 		return err
 	}
-	return os.Rename(f.Name(), dst)
+	return publish(f.Name(), dst)
 }
 
 func (b *FileBackend) Get(_ context.Context, key string) (io.ReadCloser, error) {

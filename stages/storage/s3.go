@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -20,12 +21,26 @@ import (
 )
 
 // DefaultPartSizeMiB is the multipart part size when none is configured. A
-// dump holds about (parallel parts + 1) parts in memory; the largest object is
-// 10,000 parts (156 GiB at 16 MiB).
+// dump holds uploadThreads parts in memory, whatever the object's size (up to
+// S3's 5 TiB: see uploader).
 const DefaultPartSizeMiB = 16
 
-// uploadThreads is the number of parts uploaded at once: one filling while
-// one uploads keeps the pipeline busy without holding more parts in memory.
+// Timeouts of the store's connections. A request may take as long as it
+// needs while bytes move; a connection on which nothing moves for
+// defaultIdleTimeout (the server accepted and never answers, or stopped
+// reading a body half-way) fails as transient. A part copied on the server
+// moves no byte until the server answers, so copies get longer.
+const (
+	defaultIdleTimeout     = time.Minute
+	defaultCopyIdleTimeout = 15 * time.Minute
+	// defaultCleanupTimeout is how long an abort or delete after a failure
+	// waits for a store that went away to come back.
+	defaultCleanupTimeout = 2 * time.Minute
+)
+
+// uploadThreads is the number of part buffers: one filling while one
+// uploads (or both uploading) keeps the pipeline busy without holding more
+// parts in memory.
 const uploadThreads = 2
 
 // S3Config configures an S3-compatible store.
@@ -44,6 +59,13 @@ type S3Config struct {
 	CAPEM       []byte
 	PartSizeMiB int
 	Credentials Credentials
+
+	// Knobs for tests only, zero for the defaults: S3's upload limits (with
+	// partSize taken from PartSizeMiB when 0), the idle timeouts, the
+	// cleanup's patience.
+	limits                       uploadLimits
+	idleTimeout, copyIdleTimeout time.Duration
+	cleanupTimeout               time.Duration
 }
 
 func s3ConfigFromURL(u *url.URL) (S3Config, error) {
@@ -109,6 +131,8 @@ const schemeHTTPS = "https"
 // S3Backend stores objects in an S3-compatible bucket with minio-go.
 type S3Backend struct {
 	client *minio.Client
+	// copier is the same store with the longer idle timeout of copies.
+	copier *minio.Client
 	cfg    S3Config
 }
 
@@ -121,12 +145,27 @@ func NewS3Backend(cfg S3Config) (*S3Backend, error) {
 	if cfg.PartSizeMiB == 0 {
 		cfg.PartSizeMiB = DefaultPartSizeMiB
 	}
-	transport, err := minio.DefaultTransport(ep.Scheme == schemeHTTPS)
-	if err != nil {
+	if cfg.limits == (uploadLimits{}) {
+		cfg.limits = s3Limits(0)
+	}
+	if cfg.limits.partSize == 0 {
+		cfg.limits.partSize = int64(cfg.PartSizeMiB) << 20
+	}
+	if _, err := cfg.limits.directParts(); err != nil {
 		return nil, err
 	}
+	if cfg.idleTimeout == 0 {
+		cfg.idleTimeout = defaultIdleTimeout
+	}
+	if cfg.copyIdleTimeout == 0 {
+		cfg.copyIdleTimeout = defaultCopyIdleTimeout
+	}
+	if cfg.cleanupTimeout == 0 {
+		cfg.cleanupTimeout = defaultCleanupTimeout
+	}
+	var tlsConfig *tls.Config
 	if ep.Scheme == schemeHTTPS {
-		tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.InsecureSkipVerify} //nolint:gosec // opt-in, for tests
+		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.InsecureSkipVerify} //nolint:gosec // opt-in, for tests
 		pem, source := cfg.CAPEM, "the CA bundle"
 		if cfg.CAFile != "" {
 			if pem, err = os.ReadFile(cfg.CAFile); err != nil {
@@ -141,7 +180,6 @@ func NewS3Backend(cfg S3Config) (*S3Backend, error) {
 			}
 			tlsConfig.RootCAs = pool
 		}
-		transport.TLSClientConfig = tlsConfig
 	}
 	lookup := minio.BucketLookupDNS
 	if cfg.PathStyle {
@@ -151,17 +189,43 @@ func NewS3Backend(cfg S3Config) (*S3Backend, error) {
 	if cfg.Credentials.AccessKeyID == "" {
 		creds = credentials.NewChainCredentials([]credentials.Provider{&credentials.EnvAWS{}, &credentials.IAM{}})
 	}
-	client, err := minio.New(ep.Host, &minio.Options{
-		Creds:        creds,
-		Secure:       ep.Scheme == schemeHTTPS,
-		Region:       cfg.Region,
-		BucketLookup: lookup,
-		Transport:    transport,
-	})
+	newClient := func(idle time.Duration) (*minio.Client, error) {
+		transport, err := minio.DefaultTransport(ep.Scheme == schemeHTTPS)
+		if err != nil {
+			return nil, err
+		}
+		if tlsConfig != nil {
+			transport.TLSClientConfig = tlsConfig
+		}
+		transport.DialContext = idleDialer(transport.DialContext, idle)
+		// The idle deadline covers the wait for the response too, and
+		// knows a body still draining from the kernel's buffers from a
+		// server that does not answer, which a timer from the body's last
+		// write does not. A pooled connection is dropped before its
+		// deadline could end a request.
+		transport.ResponseHeaderTimeout = 0
+		transport.IdleConnTimeout = min(transport.IdleConnTimeout, idle/2)
+		return minio.New(ep.Host, &minio.Options{
+			Creds:        creds,
+			Secure:       ep.Scheme == schemeHTTPS,
+			Region:       cfg.Region,
+			BucketLookup: lookup,
+			Transport:    transport,
+			// One attempt per request: retry retries what is transient
+			// (minio-go would also retry an unknown host or refused
+			// credentials for seconds), and Argo retries the step.
+			MaxRetries: 1,
+		})
+	}
+	client, err := newClient(cfg.idleTimeout)
 	if err != nil {
 		return nil, err
 	}
-	return &S3Backend{client: client, cfg: cfg}, nil
+	copier, err := newClient(cfg.copyIdleTimeout)
+	if err != nil {
+		return nil, err
+	}
+	return &S3Backend{client: client, copier: copier, cfg: cfg}, nil
 }
 
 // Client is the minio-go client, for tests and checks that need more than the
@@ -178,28 +242,26 @@ func (b *S3Backend) String() string {
 	return "s3://" + strings.TrimSuffix(b.cfg.Bucket+"/"+strings.Trim(b.cfg.Prefix, "/"), "/")
 }
 
-// Put uploads r as a multipart upload of fixed-size parts, two in flight, so
-// memory stays bounded whatever the size. minio-go aborts the upload when r
-// fails; the abort is repeated here with a fresh context, because a cancelled
-// ctx also cancels minio-go's own abort request.
+// Put uploads r, replacing the object key if it exists. Memory stays
+// bounded whatever the size (see uploader). A reader that fails, a store that
+// fails or a cancelled ctx leaves neither an object nor an unfinished upload.
 func (b *S3Backend) Put(ctx context.Context, key string, r io.Reader, metadata map[string]string) error {
-	full := b.FullKey(key)
-	_, err := b.client.PutObject(ctx, b.cfg.Bucket, full, r, -1, minio.PutObjectOptions{
-		PartSize:              uint64(b.cfg.PartSizeMiB) << 20,
-		NumThreads:            uploadThreads,
-		ConcurrentStreamParts: true,
-		// No SigV4 payload signing, as minio-go already does over https:
-		// over plain http it would hash every byte twice more (client and
-		// server) for an integrity the per-part CRC32C checksum the server
-		// checks and the sha256 of the manifest already give.
-		DisableContentSha256: true,
-		ContentType:          "application/octet-stream",
-		UserMetadata:         metadata,
-	})
-	if err != nil {
-		cleanup, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = b.client.RemoveIncompleteUpload(cleanup, b.cfg.Bucket, full)
+	return b.put(ctx, key, r, objectOptions{metadata: metadata})
+}
+
+// Create is Put for an object that must not exist: the upload completes only
+// if no object has the key by then (If-None-Match: *, checked by the store
+// atomically with the completion), and fails with ErrExists otherwise.
+func (b *S3Backend) Create(ctx context.Context, key string, r io.Reader, metadata map[string]string) error {
+	return b.put(ctx, key, r, objectOptions{metadata: metadata, ifAbsent: true})
+}
+
+func (b *S3Backend) put(ctx context.Context, key string, r io.Reader, opts objectOptions) error {
+	u := uploader{store: s3Parts{b}, limits: b.cfg.limits, threads: uploadThreads, cleanupTimeout: b.cfg.cleanupTimeout}
+	if err := u.upload(ctx, b.FullKey(key), r, opts); err != nil {
+		if errors.Is(err, ErrExists) {
+			return fmt.Errorf("%s/%s: %w", b, key, err)
+		}
 		return fmt.Errorf("uploading %s/%s: %w", b, key, err)
 	}
 	return nil
@@ -211,17 +273,33 @@ func (b *S3Backend) Get(ctx context.Context, key string) (io.ReadCloser, error) 
 	}
 	obj, err := b.client.GetObject(ctx, b.cfg.Bucket, b.FullKey(key), minio.GetObjectOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("reading %s/%s: %w", b, key, err)
+		return nil, fmt.Errorf("reading %s/%s: %w", b, key, classify(err))
 	}
-	return obj, nil
+	return classifiedReader{obj}, nil
+}
+
+// classifiedReader classifies the errors of reading an object, so that a
+// connection dropped mid-stream is transient.
+type classifiedReader struct{ io.ReadCloser }
+
+func (r classifiedReader) Read(p []byte) (int, error) {
+	n, err := r.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		err = classify(err)
+	}
+	return n, err
 }
 
 func (b *S3Backend) Stat(ctx context.Context, key string) (ObjectInfo, error) {
-	info, err := b.client.StatObject(ctx, b.cfg.Bucket, b.FullKey(key), minio.StatObjectOptions{})
-	if err != nil {
+	var info minio.ObjectInfo
+	err := retry(ctx, requestAttempts, func(ctx context.Context) (err error) {
+		info, err = b.client.StatObject(ctx, b.cfg.Bucket, b.FullKey(key), minio.StatObjectOptions{})
 		if isNotFound(err) {
-			return ObjectInfo{}, fmt.Errorf("%s/%s: %w", b, key, ErrNotFound)
+			return ErrNotFound
 		}
+		return classify(err)
+	})
+	if err != nil {
 		return ObjectInfo{}, fmt.Errorf("%s/%s: %w", b, key, err)
 	}
 	return ObjectInfo{Key: key, Size: info.Size, LastModified: info.LastModified}, nil
@@ -235,7 +313,7 @@ func (b *S3Backend) List(ctx context.Context, dir string) ([]ObjectInfo, error) 
 	var out []ObjectInfo
 	for obj := range b.client.ListObjects(ctx, b.cfg.Bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: false}) {
 		if obj.Err != nil {
-			return nil, fmt.Errorf("listing %s/%s: %w", b, dir, obj.Err)
+			return nil, fmt.Errorf("listing %s/%s: %w", b, dir, classify(obj.Err))
 		}
 		if strings.HasSuffix(obj.Key, "/") {
 			continue // a "directory"
@@ -247,8 +325,7 @@ func (b *S3Backend) List(ctx context.Context, dir string) ([]ObjectInfo, error) 
 }
 
 func (b *S3Backend) Delete(ctx context.Context, key string) error {
-	err := b.client.RemoveObject(ctx, b.cfg.Bucket, b.FullKey(key), minio.RemoveObjectOptions{})
-	if err != nil && !isNotFound(err) {
+	if err := (s3Parts{b}).removeObject(ctx, b.FullKey(key)); err != nil {
 		return fmt.Errorf("deleting %s/%s: %w", b, key, err)
 	}
 	return nil
@@ -258,7 +335,7 @@ func (b *S3Backend) Delete(ctx context.Context, key string) error {
 func (b *S3Backend) CheckBucket(ctx context.Context) error {
 	ok, err := b.client.BucketExists(ctx, b.cfg.Bucket)
 	if err != nil {
-		return fmt.Errorf("checking bucket %s at %s: %w", b.cfg.Bucket, b.cfg.Endpoint, err)
+		return fmt.Errorf("checking bucket %s at %s: %w", b.cfg.Bucket, b.cfg.Endpoint, classify(err))
 	}
 	if !ok {
 		return fmt.Errorf("bucket %s does not exist at %s", b.cfg.Bucket, b.cfg.Endpoint)
@@ -266,10 +343,97 @@ func (b *S3Backend) CheckBucket(ctx context.Context) error {
 	return nil
 }
 
+// s3Parts is the partStore of an S3 backend: minio-go's Core, one request at
+// a time, transient failures retried and every error classified.
+type s3Parts struct{ b *S3Backend }
+
+func (s s3Parts) core() minio.Core     { return minio.Core{Client: s.b.client} }
+func (s s3Parts) copyCore() minio.Core { return minio.Core{Client: s.b.copier} }
+func (s s3Parts) bucket() string       { return s.b.cfg.Bucket }
+func (s s3Parts) options(o objectOptions) minio.PutObjectOptions {
+	opts := minio.PutObjectOptions{ContentType: "application/octet-stream", UserMetadata: o.metadata, DisableContentSha256: true}
+	if o.ifAbsent {
+		opts.SetMatchETagExcept("*")
+	}
+	return opts
+}
+
+func (s s3Parts) putObject(ctx context.Context, key string, data []byte, o objectOptions) error {
+	opts := s.options(o)
+	return retry(ctx, requestAttempts, func(ctx context.Context) error {
+		_, err := s.core().PutObject(ctx, s.bucket(), key, bytes.NewReader(data), int64(len(data)), "", "", opts)
+		return classify(err)
+	})
+}
+
+func (s s3Parts) createUpload(ctx context.Context, key string, o objectOptions) (id string, err error) {
+	// The condition goes on the completion, where S3 checks it; MinIO would
+	// also check it here, other stores may not.
+	opts := s.options(objectOptions{metadata: o.metadata})
+	err = retry(ctx, requestAttempts, func(ctx context.Context) (err error) {
+		id, err = s.core().NewMultipartUpload(ctx, s.bucket(), key, opts)
+		return classify(err)
+	})
+	return id, err
+}
+
+func (s s3Parts) uploadPart(ctx context.Context, key, uploadID string, number int, data []byte) (part minio.CompletePart, err error) {
+	err = retry(ctx, requestAttempts, func(ctx context.Context) error {
+		// No SigV4 payload signing, as minio-go already does over https:
+		// over plain http it would hash every byte twice more (client and
+		// server); the manifest's sha256, which verify checks, covers the
+		// object.
+		p, err := s.core().PutObjectPart(ctx, s.bucket(), key, uploadID, number, bytes.NewReader(data), int64(len(data)),
+			minio.PutObjectPartOptions{DisableContentSha256: true})
+		part = minio.CompletePart{PartNumber: p.PartNumber, ETag: p.ETag}
+		return classify(err)
+	})
+	return part, err
+}
+
+func (s s3Parts) copyPart(ctx context.Context, srcKey, key, uploadID string, number int, offset, length int64) (part minio.CompletePart, err error) {
+	err = retry(ctx, requestAttempts, func(ctx context.Context) (err error) {
+		part, err = s.copyCore().CopyObjectPart(ctx, s.bucket(), srcKey, s.bucket(), key, uploadID, number, offset, length, nil)
+		return classify(err)
+	})
+	return part, err
+}
+
+func (s s3Parts) completeUpload(ctx context.Context, key, uploadID string, parts []minio.CompletePart, o objectOptions) error {
+	opts := s.options(o)
+	opts.UserMetadata = nil // given when the upload was created
+	return retry(ctx, requestAttempts, func(ctx context.Context) error {
+		_, err := s.copyCore().CompleteMultipartUpload(ctx, s.bucket(), key, uploadID, parts, opts)
+		return classify(err)
+	})
+}
+
+func (s s3Parts) abortUpload(ctx context.Context, key, uploadID string) error {
+	return retry(ctx, requestAttempts, func(ctx context.Context) error {
+		err := s.core().AbortMultipartUpload(ctx, s.bucket(), key, uploadID)
+		if isNotFound(err) {
+			return nil // aborted by an earlier attempt whose answer was lost
+		}
+		return classify(err)
+	})
+}
+
+func (s s3Parts) removeObject(ctx context.Context, key string) error {
+	return retry(ctx, requestAttempts, func(ctx context.Context) error {
+		err := s.b.client.RemoveObject(ctx, s.bucket(), key, minio.RemoveObjectOptions{})
+		if isNotFound(err) {
+			return nil
+		}
+		return classify(err)
+	})
+}
+
+// isNotFound says that the object (or upload) does not exist; a missing
+// bucket is not that, but a permanent failure.
 func isNotFound(err error) bool {
 	var resp minio.ErrorResponse
-	if errors.As(err, &resp) {
-		return resp.StatusCode == http.StatusNotFound || resp.Code == "NoSuchKey"
+	if errors.As(err, &resp) && resp.Code != minio.NoSuchBucket {
+		return resp.StatusCode == http.StatusNotFound || resp.Code == minio.NoSuchKey || resp.Code == "NoSuchUpload"
 	}
 	return false
 }

@@ -29,6 +29,10 @@ type Backend interface {
 	// returns nil: a reader that fails, or a cancelled ctx, leaves neither an
 	// object nor an unfinished upload behind.
 	Put(ctx context.Context, key string, r io.Reader, metadata map[string]string) error
+	// Create is Put for an object that must not exist yet: when key exists,
+	// or another writer creates it first, Create fails with ErrExists and
+	// stores nothing; it never replaces an object.
+	Create(ctx context.Context, key string, r io.Reader, metadata map[string]string) error
 	// Get opens the object for reading; ErrNotFound when it does not exist.
 	Get(ctx context.Context, key string) (io.ReadCloser, error)
 	// Stat describes the object; ErrNotFound when it does not exist.

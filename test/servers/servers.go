@@ -93,6 +93,9 @@ type MinIO struct {
 	CAPEM []byte
 	dir   string
 	proc  *process
+	// bin, args and env start the process again (Restart).
+	bin       string
+	args, env []string
 }
 
 // MinIOOption changes how a MinIO server is started.
@@ -144,11 +147,26 @@ func StartMinIO(opts ...MinIOOption) (*MinIO, error) {
 		m.Endpoint = "https://127.0.0.1:" + strconv.Itoa(port)
 		args = append(args, "--certs-dir", certs)
 	}
-	m.proc, err = startProcess(filepath.Join(dir, "minio.log"), bin, append(args, filepath.Join(dir, "data")),
-		[]string{"MINIO_ROOT_USER=" + m.AccessKey, "MINIO_ROOT_PASSWORD=" + m.SecretKey, "MINIO_BROWSER=off", "MINIO_UPDATE=off"})
-	if err != nil {
+	m.bin, m.args = bin, append(args, filepath.Join(dir, "data"))
+	m.env = []string{"MINIO_ROOT_USER=" + m.AccessKey, "MINIO_ROOT_PASSWORD=" + m.SecretKey, "MINIO_BROWSER=off", "MINIO_UPDATE=off"}
+	if err := m.start(); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
+	}
+	err = m.MakeBucket(context.Background(), m.Bucket)
+	if err != nil {
+		m.Stop()
+		return nil, err
+	}
+	return m, nil
+}
+
+// start starts the process and waits until it serves.
+func (m *MinIO) start() error {
+	var err error
+	m.proc, err = startProcess(filepath.Join(m.dir, "minio.log"), m.bin, m.args, m.env)
+	if err != nil {
+		return err
 	}
 	err = waitFor("minio", 60*time.Second, func() error {
 		resp, err := m.httpClient().Get(m.Endpoint + "/minio/health/live")
@@ -161,14 +179,10 @@ func StartMinIO(opts ...MinIOOption) (*MinIO, error) {
 		}
 		return nil
 	})
-	if err == nil {
-		err = m.MakeBucket(context.Background(), m.Bucket)
-	}
 	if err != nil {
-		m.Stop()
-		return nil, err
+		m.proc.stop()
 	}
-	return m, nil
+	return err
 }
 
 // Stop stops the server and removes its data.
