@@ -144,6 +144,11 @@ func Rotate(ctx context.Context, cfg RotateConfig) (*RotateResult, error) {
 		return nil, err
 	}
 	res.Foreign += foreign
+	if newestVerified.IsZero() {
+		for i := range halfDeleted {
+			halfDeleted[i].Action, halfDeleted[i].Reasons = retention.ActionKept, []string{retention.ReasonNoVerified}
+		}
+	}
 	res.Decisions = append(append(res.Decisions, orphans...), halfDeleted...)
 
 	var toDelete []string

@@ -232,10 +232,7 @@ func (b *S3Backend) Stat(ctx context.Context, key string) (ObjectInfo, error) {
 }
 
 func (b *S3Backend) List(ctx context.Context, dir string) ([]ObjectInfo, error) {
-	prefix := b.FullKey(dir)
-	if dir == "" && b.cfg.Prefix != "" {
-		prefix += "/"
-	}
+	prefix := b.FullKey(dir) // ends in '/' (or is "" for a bucket without prefix)
 	var out []ObjectInfo
 	for obj := range b.client.ListObjects(ctx, b.cfg.Bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
 		if obj.Err != nil {
