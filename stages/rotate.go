@@ -240,7 +240,7 @@ type RotationReport struct {
 	// Decisions are the result's decisions, the deleted ones first, as many
 	// as fit; Omitted counts those left out.
 	Decisions []retention.Decision `json:"decisions"`
-	Omitted   int        `json:"omitted,omitempty"`
+	Omitted   int                  `json:"omitted,omitempty"`
 }
 
 // Bounds of a RotationReport: an output parameter lives in the Workflow's
