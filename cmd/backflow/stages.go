@@ -541,5 +541,6 @@ func printDecisions(w io.Writer, res *stages.RotateResult, loc *time.Location) {
 	if res.DryRun {
 		verb = "would delete (dry run)"
 	}
-	fmt.Fprintf(w, "kept %d, %s %d; %d other objects below the scope are not this series' and were left alone\n", res.Kept, verb, res.Deleted, res.Foreign)
+	fmt.Fprintf(w, "kept %d, %s %d; left alone %d objects below the scope that are not this series' (other series, namespaces or storages, files backflow did not write)\n",
+		res.Kept, verb, res.Deleted, res.Foreign)
 }
