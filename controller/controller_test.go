@@ -2,6 +2,7 @@ package controller_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -29,6 +30,7 @@ import (
 	"github.com/backflow-dev/backflow/controller/compiler"
 	"github.com/backflow-dev/backflow/controller/metrics"
 	"github.com/backflow-dev/backflow/health"
+	"github.com/backflow-dev/backflow/stages"
 	"github.com/backflow-dev/backflow/test/argotest"
 	"github.com/backflow-dev/backflow/test/servers"
 )
@@ -89,6 +91,10 @@ func fakeOutputs(workflow, step string) map[string]string {
 			compiler.OutputChecksum:    "sha256:" + strings.Repeat("ab", 32),
 			compiler.OutputRawChecksum: "sha256:" + strings.Repeat("cd", 32),
 		}
+	case compiler.StepRotate:
+		// The rotate template declares its report: Argo waits for it.
+		report, _ := json.Marshal((&stages.RotateResult{Kept: 1}).Report())
+		return map[string]string{compiler.OutputRotation: string(report)}
 	}
 	return nil
 }

@@ -32,6 +32,9 @@ type DumpConfig struct {
 	// Namespace, Name and Series of the Backup, for the path template and the
 	// manifest.
 	Namespace, Name, Series string
+	// StorageID names the BackupStorage (<namespace>/<name>) in the manifest
+	// and the object's metadata; empty outside a cluster.
+	StorageID string
 	// Compression and its level (0 for the default).
 	Compression pipeline.Algorithm
 	Level       int
@@ -75,7 +78,7 @@ func Dump(ctx context.Context, cfg DumpConfig) (*Manifest, error) {
 	m := &Manifest{
 		Compression: algo, CompressionLevel: level, Encryption: EncryptionNone,
 		Source: kind, Format: format.Name,
-		Namespace: cfg.Namespace, Name: cfg.Name, Series: cfg.Series,
+		Namespace: cfg.Namespace, Name: cfg.Name, Series: cfg.Series, Storage: cfg.StorageID,
 		StartedAt: cfg.Now().UTC().Truncate(time.Second), BackflowVersion: cfg.Version,
 	}
 	ext := format.Extension + algo.Extension()
@@ -126,6 +129,7 @@ func Dump(ctx context.Context, cfg DumpConfig) (*Manifest, error) {
 	putErr := cfg.Storage.Create(ctx, m.Key, pr, map[string]string{
 		"backflow-source": kind, "backflow-format": format.Name,
 		"backflow-compression": string(algo), "backflow-encryption": m.Encryption,
+		MetadataNamespace: cfg.Namespace, MetadataSeries: cfg.Series, MetadataStorage: cfg.StorageID,
 	})
 	pr.CloseWithError(errUploadEnded) // unblocks the encoder if the upload stopped early
 	encErr := <-encodeErr

@@ -48,6 +48,10 @@ type Manifest struct {
 	Namespace string `json:"namespace,omitempty"`
 	Name      string `json:"name,omitempty"`
 	Series    string `json:"series,omitempty"`
+	// Storage is the BackupStorage the backup was written to, as
+	// <namespace>/<name>: with Namespace and Series it says which series
+	// rotate may count and delete the backup in.
+	Storage string `json:"storage,omitempty"`
 	// StartedAt and FinishedAt bound the dump.
 	StartedAt  time.Time `json:"startedAt"`
 	FinishedAt time.Time `json:"finishedAt"`
@@ -63,8 +67,21 @@ const (
 	EncryptionNone = "none"
 )
 
+// User metadata dump stores on every object, naming the series that wrote
+// it: an object whose manifest is missing (a dump killed between its upload
+// and its manifest) is proven to be this series' own by it, and only then may
+// rotate delete it.
+const (
+	MetadataNamespace = "backflow-namespace"
+	MetadataSeries    = "backflow-series"
+	MetadataStorage   = "backflow-storage"
+)
+
 // IsManifestKey says whether a key names a manifest.
 func IsManifestKey(key string) bool { return strings.HasSuffix(key, ManifestSuffix) }
+
+// ErrInvalidManifest says that a manifest could be read but not understood.
+var ErrInvalidManifest = errors.New("invalid manifest")
 
 // ReadManifest reads the manifest of the object key.
 func ReadManifest(ctx context.Context, b storage.Backend, key string) (*Manifest, error) {
@@ -79,10 +96,10 @@ func ReadManifest(ctx context.Context, b storage.Backend, key string) (*Manifest
 	var m Manifest
 	dec := json.NewDecoder(io.LimitReader(r, 1<<20))
 	if err := dec.Decode(&m); err != nil {
-		return nil, fmt.Errorf("reading the manifest of %s: %w", key, err)
+		return nil, fmt.Errorf("reading the manifest of %s: %w: %w", key, ErrInvalidManifest, err)
 	}
 	if m.FormatVersion > manifestFormatVersion {
-		return nil, fmt.Errorf("the manifest of %s has format version %d; this backflow reads up to %d", key, m.FormatVersion, manifestFormatVersion)
+		return nil, fmt.Errorf("the manifest of %s has format version %d; this backflow reads up to %d: %w", key, m.FormatVersion, manifestFormatVersion, ErrInvalidManifest)
 	}
 	return &m, nil
 }

@@ -37,9 +37,10 @@ type BackupStorageTarget struct {
 	// BackupSchedule's name, or the Backup's for a one-shot backup), .Source
 	// (postgresql, mysql, mongodb, pvc or command), .Database, .Timestamp (the
 	// start of the dump, UTC) and .Extension (such as .pgdump.zst.age).
-	// Dates format in UTC. The directory part of the rendered key is the
-	// series that retention applies to, so only the file name should vary
-	// from run to run.
+	// Dates format in UTC. Retention lists the directory that stays the same
+	// from run to run (its scope: "apps/nightly/" for the default) and
+	// rotates the backups whose manifests name the series, so several series
+	// may share a directory, and one may spread over dated directories.
 	// +optional
 	// +kubebuilder:default=`{{ .Namespace }}/{{ .Series }}/{{ .Timestamp | date "20060102T150405Z" }}{{ .Extension }}`
 	// +kubebuilder:validation:MinLength=1
@@ -81,20 +82,61 @@ type RestoreTest struct {
 	CheckQuery string `json:"checkQuery,omitempty"`
 }
 
-// Retention says which backups of a series rotate keeps. A backup is deleted
-// when every rule set allows it; the newest verified backup is never deleted.
-// +kubebuilder:validation:XValidation:rule="has(self.days) || has(self.keepLast)",message="retention: set days, keepLast or both"
+// Retention says which backups of a series rotate keeps. A backup belongs to
+// the series when its manifest names the Backup's namespace, its series and
+// its BackupStorage; nothing else is ever deleted, wherever it lies. A backup
+// is kept when any rule keeps it, and deleted when none does. The newest
+// verified backup is never deleted, and nothing is deleted while the series
+// has no verified backup, nor a backup newer than the newest verified one.
+// keepLast and the keep* rules count verified backups only; days keeps
+// every backup younger than it, verified or not. The keep* rules work as
+// restic's forget does: for the last N hours, days, ISO weeks, months or
+// years that have a verified backup, the newest verified backup of each is
+// kept, with the calendar of the schedule's spec.timezone (UTC for a
+// one-shot Backup or a schedule without one).
+// +kubebuilder:validation:XValidation:rule="has(self.days) || has(self.keepLast) || has(self.keepHourly) || has(self.keepDaily) || has(self.keepWeekly) || has(self.keepMonthly) || has(self.keepYearly)",message="retention: set at least one of days, keepLast, keepHourly, keepDaily, keepWeekly, keepMonthly and keepYearly"
 type Retention struct {
-	// Keep backups younger than this many days.
+	// Keep backups younger than this many days (of 24 hours), verified or
+	// not.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=36500
 	Days *int32 `json:"days,omitempty"`
-	// Keep this many newest backups.
+	// Keep this many newest verified backups.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=100000
 	KeepLast *int32 `json:"keepLast,omitempty"`
+	// For the last N clock hours that have a verified backup, keep the newest
+	// of each. The hour repeated when clocks go back counts as two.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100000
+	KeepHourly *int32 `json:"keepHourly,omitempty"`
+	// For the last N days that have a verified backup, keep the newest of
+	// each.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=36500
+	KeepDaily *int32 `json:"keepDaily,omitempty"`
+	// For the last N ISO 8601 weeks (Monday to Sunday) that have a verified
+	// backup, keep the newest of each.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=5218
+	KeepWeekly *int32 `json:"keepWeekly,omitempty"`
+	// For the last N months that have a verified backup, keep the newest of
+	// each.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1200
+	KeepMonthly *int32 `json:"keepMonthly,omitempty"`
+	// For the last N years that have a verified backup, keep the newest of
+	// each.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	KeepYearly *int32 `json:"keepYearly,omitempty"`
 }
 
 // DeletionPolicy says what happens to the stored object when its Backup is
@@ -198,7 +240,27 @@ type BackupStatus struct {
 	// sha256 of the stream the source wrote, as sha256:<hex>.
 	// +optional
 	RawChecksum string `json:"rawChecksum,omitempty"`
+	// What the rotate step decided for the series, once it ran.
+	// +optional
+	Rotation *RotationStatus `json:"rotation,omitempty"`
 }
+
+// RotationStatus is what retention did to a Backup's series after it.
+type RotationStatus struct {
+	// Backups of the series kept.
+	Kept int32 `json:"kept"`
+	// Objects of the series deleted: backups, objects whose manifest was
+	// missing, manifests whose object was.
+	Deleted int32 `json:"deleted"`
+	// Keys deleted, the first MaxRotationKeys of them; the rotate step's
+	// output (Argo) has the whole decision, with the reason for each backup.
+	// +optional
+	// +kubebuilder:validation:MaxItems=20
+	DeletedKeys []string `json:"deletedKeys,omitempty"`
+}
+
+// MaxRotationKeys is how many deleted keys a Backup's status lists.
+const MaxRotationKeys = 20
 
 // Backup is one backup: a dump streamed through compression and encryption
 // into a BackupStorage, verified, with retention applied to its series.

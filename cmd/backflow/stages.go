@@ -9,6 +9,8 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"text/tabwriter"
+	"time"
 
 	"filippo.io/age"
 	"github.com/spf13/cobra"
@@ -19,6 +21,7 @@ import (
 	"github.com/backflow-dev/backflow/stages"
 	"github.com/backflow-dev/backflow/stages/pathtemplate"
 	"github.com/backflow-dev/backflow/stages/pipeline"
+	"github.com/backflow-dev/backflow/stages/retention"
 	"github.com/backflow-dev/backflow/stages/source"
 	_ "github.com/backflow-dev/backflow/stages/source/engines"
 	"github.com/backflow-dev/backflow/stages/storage"
@@ -155,6 +158,7 @@ func newDumpCommand() *cobra.Command {
 		pathTemplate   string
 		namespace      string
 		name, series   string
+		storageID      string
 		compression    string
 		level          int
 		recipients     []string
@@ -212,7 +216,7 @@ BACKFLOW_DB_USERNAME, BACKFLOW_DB_PASSWORD, BACKFLOW_DB_DATABASE and BACKFLOW_DB
 				Source:        src,
 				SourceOptions: source.Options{Namespace: namespace, Getenv: os.Getenv, VolumeRoot: volumeRoot},
 				Storage:       backend, PathTemplate: pathTemplate,
-				Namespace: namespace, Name: name, Series: series,
+				Namespace: namespace, Name: name, Series: series, StorageID: storageID,
 				Compression: pipeline.Algorithm(compression), Level: level,
 				Recipients: rs, RecipientNames: names,
 				ProgressFile: os.Getenv("ARGO_PROGRESS_FILE"), Version: version,
@@ -233,6 +237,7 @@ BACKFLOW_DB_USERNAME, BACKFLOW_DB_PASSWORD, BACKFLOW_DB_DATABASE and BACKFLOW_DB
 	f.StringVar(&namespace, "namespace", "default", "namespace of the Backup, for the key and Service host names")
 	f.StringVar(&name, "name", "", "name of the Backup")
 	f.StringVar(&series, "series", "", "series of the Backup (its schedule's name); defaults to --name")
+	f.StringVar(&storageID, "storage-id", "", "the BackupStorage as <namespace>/<name>, recorded in the manifest and the object's metadata: rotate deletes only what names its own")
 	f.StringVar(&compression, "compression", "zstd", "zstd, gzip or none")
 	f.IntVar(&level, "level", 0, "compression level (0 for the algorithm's default)")
 	f.StringArrayVar(&recipients, "recipient", nil, "age recipient (age1...) to encrypt to; repeatable")
@@ -374,66 +379,174 @@ checked in a first pass, before the target sees a byte.`,
 	return cmd
 }
 
+// retentionFlags are the rules of rotate, one flag each; negative for a rule
+// that is not set.
+type retentionFlags struct {
+	days, keepLast, keepHourly, keepDaily, keepWeekly, keepMonthly, keepYearly int
+}
+
+func (r *retentionFlags) register(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.IntVar(&r.days, compiler.ParamDays, -1, "keep backups younger than this many days, verified or not (negative: no such rule)")
+	f.IntVar(&r.keepLast, compiler.ParamKeepLast, -1, "keep this many newest verified backups (negative: no such rule)")
+	f.IntVar(&r.keepHourly, compiler.ParamKeepHourly, -1, "keep the newest verified backup of each of the last N hours that have one")
+	f.IntVar(&r.keepDaily, compiler.ParamKeepDaily, -1, "keep the newest verified backup of each of the last N days that have one")
+	f.IntVar(&r.keepWeekly, compiler.ParamKeepWeekly, -1, "keep the newest verified backup of each of the last N ISO weeks that have one")
+	f.IntVar(&r.keepMonthly, compiler.ParamKeepMonthly, -1, "keep the newest verified backup of each of the last N months that have one")
+	f.IntVar(&r.keepYearly, compiler.ParamKeepYearly, -1, "keep the newest verified backup of each of the last N years that have one")
+}
+
+func (r *retentionFlags) rules() retention.Rules {
+	set := func(v int) *int {
+		if v < 0 {
+			return nil
+		}
+		return &v
+	}
+	return retention.Rules{
+		Days: set(r.days), KeepLast: set(r.keepLast), KeepHourly: set(r.keepHourly), KeepDaily: set(r.keepDaily),
+		KeepWeekly: set(r.keepWeekly), KeepMonthly: set(r.keepMonthly), KeepYearly: set(r.keepYearly),
+	}
+}
+
+// Output formats of rotate.
+const (
+	outputTable = "table"
+	outputJSON  = "json"
+)
+
 func newRotateCommand() *cobra.Command {
 	var (
-		st       storageFlags
-		series   string
-		key      string
-		days     int
-		keepLast int
-		dryRun   bool
+		st           storageFlags
+		key          string
+		pathTemplate string
+		namespace    string
+		series       string
+		storageID    string
+		timezone     string
+		retention    retentionFlags
+		dryRun       bool
+		output       string
+		outputsDir   string
 	)
 	cmd := &cobra.Command{
 		Use:   "rotate",
 		Short: "Apply retention to one series of backups",
-		Long: `Lists the backups of one series (the directory of --key, or --series), keeps those
-that --days or --keep-last keep and the newest verified one, and deletes the rest.
-Only objects inside the series are touched.`,
+		Long: `Lists the objects below the series' scope (the directory part of --path that is the
+same for every run of the series), selects the backups whose manifest names the
+series' namespace, series and storage, and applies retention to them: the newest
+verified backup is always kept, nothing is deleted while the series has no verified
+backup, and each kept or deleted backup is printed with the rule that decided it.
+Other series, other namespaces and files backflow did not write are left alone,
+wherever they lie. With --key, the manifest of that backup of the series gives
+--namespace, --series and --storage-id when they are not set.`,
+		Example: `  backflow rotate --storage file:///tmp/backups --key default/shop/20261122T030000Z.pgdump.zst.age \
+    --keep-last 3 --keep-daily 7 --keep-monthly 12 --timezone Europe/Berlin --dry-run`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != outputTable && output != outputJSON {
+				return fmt.Errorf("--output must be %s or %s", outputTable, outputJSON)
+			}
+			loc, err := time.LoadLocation(timezone)
+			if err != nil {
+				return fmt.Errorf("--timezone: %w", err)
+			}
 			backend, err := st.open()
 			if err != nil {
 				return err
 			}
-			if key != "" {
-				series = pathtemplate.Series(key)
+			flags := cmd.Flags()
+			if key != "" && (!flags.Changed("namespace") || !flags.Changed("series") || !flags.Changed("storage-id")) {
+				m, err := stages.ReadManifest(cmd.Context(), backend, key)
+				if err != nil {
+					return fmt.Errorf("--key: %w", err)
+				}
+				if !flags.Changed("namespace") {
+					namespace = m.Namespace
+				}
+				if !flags.Changed("series") {
+					series = m.Series
+				}
+				if !flags.Changed("storage-id") {
+					storageID = m.Storage
+				}
 			}
-			cfg := stages.RotateConfig{Storage: backend, Series: series, DryRun: dryRun}
-			if days >= 0 {
-				cfg.Days = &days
+			scope, err := pathtemplate.Scope(pathTemplate, namespace, series)
+			if err != nil {
+				return fmt.Errorf("--path: %w", err)
 			}
-			if keepLast >= 0 {
-				cfg.KeepLast = &keepLast
-			}
-			res, err := stages.Rotate(cmd.Context(), cfg)
+			res, err := stages.Rotate(cmd.Context(), stages.RotateConfig{
+				Storage: backend, Scope: scope, Namespace: namespace, Series: series, StorageID: storageID, Key: key,
+				Rules: retention.rules(), Location: loc, DryRun: dryRun,
+			})
 			if err != nil {
 				return err
 			}
-			verb := "deleted"
-			if dryRun {
-				verb = "would delete"
+			report := res.Report()
+			data, err := json.Marshal(report)
+			if err != nil {
+				return err
 			}
 			out := cmd.OutOrStdout()
-			for _, k := range res.Kept {
-				fmt.Fprintf(out, "kept %s\n", k)
+			if output == outputJSON {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(res); err != nil {
+					return err
+				}
+			} else {
+				below := scope
+				if below == "" {
+					below = "the top of the storage"
+				}
+				fmt.Fprintf(out, "series %s/%s of storage %q, listed below %s:\n", namespace, series, storageID, below)
+				printDecisions(out, res, loc)
 			}
-			for _, k := range res.Deleted {
-				fmt.Fprintf(out, "%s %s\n", verb, k)
-			}
-			for _, k := range res.Orphans {
-				fmt.Fprintf(out, "%s %s (no manifest: left by a failed dump)\n", verb, k)
-			}
-			return nil
+			return writeOutputs(outputsDir, map[string]string{compiler.OutputRotation: string(data)})
 		},
 	}
 	st.register(cmd)
+	retention.register(cmd)
 	f := cmd.Flags()
-	f.StringVar(&series, "series", "", "directory of the series, ending in /")
-	f.StringVar(&key, "key", "", "key of a backup of the series (its directory is the series)")
-	f.IntVar(&days, "days", -1, "keep backups younger than this many days (negative: no such rule)")
-	f.IntVar(&keepLast, "keep-last", -1, "keep this many newest backups (negative: no such rule)")
-	f.BoolVar(&dryRun, "dry-run", false, "say what would be deleted, delete nothing")
+	f.StringVar(&key, "key", "", "key of the backup just written: it must be one of the series, and its manifest names the series when the flags do not")
+	f.StringVar(&pathTemplate, "path", compiler.DefaultPath, "the series' object key template, as given to dump: its part that is the same for every run is what rotate lists")
+	f.StringVar(&namespace, "namespace", "default", "namespace of the series")
+	f.StringVar(&series, "series", "", "series (the BackupSchedule's name, or the one-shot Backup's)")
+	f.StringVar(&storageID, "storage-id", "", "the BackupStorage as <namespace>/<name>, as given to dump")
+	f.StringVar(&timezone, "timezone", "UTC", "IANA time zone of the hours, days, weeks, months and years of the keep rules")
+	f.BoolVar(&dryRun, "dry-run", false, "print the decision, delete nothing")
+	f.StringVarP(&output, "output", "o", outputTable, "table or json")
+	f.StringVar(&outputsDir, "outputs-dir", "", "directory to write Argo output parameters into")
 	cmd.MarkFlagsOneRequired("series", "key")
-	cmd.MarkFlagsMutuallyExclusive("series", "key")
 	return cmd
+}
+
+// printDecisions prints a rotation's decisions as a table, times in loc.
+func printDecisions(w io.Writer, res *stages.RotateResult, loc *time.Location) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "KEY\tTIME\tVERIFIED\tACTION\tWHY")
+	for _, d := range res.Decisions {
+		verified, action := "no", string(d.Action)
+		if d.Verified {
+			verified = "yes"
+		}
+		if d.Action == retention.ActionDeleted && res.DryRun {
+			action = "would delete"
+		}
+		key := d.Key
+		switch d.Kind {
+		case retention.KindOrphan:
+			key += " (no manifest)"
+		case retention.KindManifest:
+			key += stages.ManifestSuffix
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", key, d.Time.In(loc).Format("2006-01-02 15:04 MST"), verified, action, d.Why())
+	}
+	_ = tw.Flush()
+	verb := "deleted"
+	if res.DryRun {
+		verb = "would delete (dry run)"
+	}
+	fmt.Fprintf(w, "kept %d, %s %d; left alone %d objects below the scope that are not this series' (other series, namespaces or storages, files backflow did not write)\n",
+		res.Kept, verb, res.Deleted, res.Foreign)
 }

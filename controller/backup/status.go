@@ -2,7 +2,9 @@ package backup
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"strings"
 
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
@@ -15,6 +17,7 @@ import (
 	"github.com/backflow-dev/backflow/controller/runstatus"
 	"github.com/backflow-dev/backflow/controller/status"
 	"github.com/backflow-dev/backflow/controller/storageref"
+	"github.com/backflow-dev/backflow/stages"
 )
 
 // mirror copies what the Workflow reports into the Backup's status, and
@@ -64,7 +67,55 @@ func setStatus(b *v1.Backup, workflow string, run *runstatus.Run, bucket string)
 	}
 	runstatus.Mirror(&st.RunStatus, b.Generation, workflow, run, summary)
 	setVerified(b, run)
+	setRotation(b, run)
 }
+
+// setRotation sets what the rotate step reports it decided, once it did. An
+// output that does not parse is left out: the step's own log has it.
+func setRotation(b *v1.Backup, run *runstatus.Run) {
+	out := run.Outputs[compiler.StepRotate][compiler.OutputRotation]
+	if out == "" {
+		return
+	}
+	var report stages.RotationReport
+	if err := json.Unmarshal([]byte(out), &report); err != nil {
+		return
+	}
+	rotation := &v1.RotationStatus{Kept: int32(report.Kept), Deleted: int32(report.Deleted)}
+	rotation.DeletedKeys = report.DeletedKeys[:min(len(report.DeletedKeys), v1.MaxRotationKeys)]
+	b.Status.Rotation = rotation
+}
+
+// rotatedMessage is the message of the Rotated Event: the counts and the
+// keys deleted, bounded.
+func rotatedMessage(r *v1.RotationStatus) string {
+	if r == nil {
+		return "Retention applied to the series"
+	}
+	msg := fmt.Sprintf("Retention kept %d and deleted %d of the series", r.Kept, r.Deleted)
+	if len(r.DeletedKeys) == 0 {
+		return msg
+	}
+	msg += ": "
+	for i, key := range r.DeletedKeys {
+		more := fmt.Sprintf(" and %d more", int(r.Deleted)-i)
+		if len(msg)+len(key)+len(more)+2 > maxEventMessage {
+			return msg + strings.TrimPrefix(more, " ")
+		}
+		if i > 0 {
+			msg += ", "
+		}
+		msg += key
+	}
+	if int(r.Deleted) > len(r.DeletedKeys) {
+		msg += fmt.Sprintf(" and %d more", int(r.Deleted)-len(r.DeletedKeys))
+	}
+	return msg
+}
+
+// maxEventMessage bounds an Event's message (events.k8s.io refuses a note
+// over 1 KiB).
+const maxEventMessage = 1024
 
 // storageBucket is the bucket of the Backup's storage, when it can be read.
 func (r *Reconciler) storageBucket(ctx context.Context, b *v1.Backup) string {
@@ -117,7 +168,7 @@ func (r *Reconciler) emit(b *v1.Backup, old *v1.BackupStatus, run *runstatus.Run
 		case compiler.StepVerify:
 			r.Recorder.Event(b, corev1.EventTypeNormal, string(v1.EventVerified), "Read back, decrypted and decompressed; checksums match")
 		case compiler.StepRotate:
-			r.Recorder.Event(b, corev1.EventTypeNormal, string(v1.EventRotated), "Retention applied to the series")
+			r.Recorder.Event(b, corev1.EventTypeNormal, string(v1.EventRotated), rotatedMessage(b.Status.Rotation))
 		}
 	}
 	if v, ok := run.Stage(compiler.StepVerify); ok && (v.Phase == string(wfv1.NodeFailed) || v.Phase == string(wfv1.NodeError)) && stagePhase(old.Stages, v.Name) != v.Phase {

@@ -1,6 +1,8 @@
 package backup
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -54,5 +56,24 @@ func TestSetStatus(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The Rotated Event names the counts and as many deleted keys as fit.
+func TestRotatedMessageIsBounded(t *testing.T) {
+	r := &v1.RotationStatus{Kept: 7, Deleted: 500}
+	for i := range v1.MaxRotationKeys {
+		r.DeletedKeys = append(r.DeletedKeys, fmt.Sprintf("apps/nightly/%03d-%s.bin", i, strings.Repeat("k", 100)))
+	}
+	msg := rotatedMessage(r)
+	if len(msg) > maxEventMessage || !strings.HasPrefix(msg, "Retention kept 7 and deleted 500 of the series: apps/nightly/000-") || !strings.HasSuffix(msg, " more") {
+		t.Errorf("%d bytes: %s", len(msg), msg)
+	}
+	r = &v1.RotationStatus{Kept: 2, Deleted: 2, DeletedKeys: []string{"a", "b"}}
+	if msg := rotatedMessage(r); msg != "Retention kept 2 and deleted 2 of the series: a, b" {
+		t.Error(msg)
+	}
+	if msg := rotatedMessage(&v1.RotationStatus{Kept: 1}); msg != "Retention kept 1 and deleted 0 of the series" {
+		t.Error(msg)
 	}
 }

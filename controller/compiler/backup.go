@@ -53,6 +53,10 @@ func (a StorageAccess) URL() string {
 	return cfg.URL()
 }
 
+// ID names the storage as <namespace>/<name>: the manifest's storage, which
+// says, with the namespace and series, whose backups rotate may delete.
+func (a StorageAccess) ID() string { return a.Storage.Namespace + "/" + a.Storage.Name }
+
 func (a StorageAccess) params() []wfv1.Parameter {
 	accessKeyIDKey, secretAccessKeyKey := a.Storage.Spec.S3.Credentials.Keys()
 	return []wfv1.Parameter{
@@ -77,7 +81,9 @@ func WorkflowName(resourceName string) string { return resourceName }
 // Backup compiles a Backup into the Workflow that runs it.
 func Backup(in BackupInput, opts Options) (*wfv1.Workflow, error) {
 	b := in.Backup
-	spec, err := backupWorkflowSpec(b.Namespace, b.Spec, b.SeriesName(), value(ParamName, b.Name), in.Storage, opts)
+	// A one-shot Backup has no schedule whose time zone its retention's
+	// calendar could follow: it uses UTC.
+	spec, err := backupWorkflowSpec(b.Namespace, b.Spec, b.SeriesName(), defaultTimezone, value(ParamName, b.Name), in.Storage, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -98,8 +104,8 @@ func Backup(in BackupInput, opts Options) (*wfv1.Workflow, error) {
 // backupWorkflowSpec is the DAG pre-hook -> dump -> verify -> post-hook ->
 // rotate, with the steps the spec does not need left out. name is the
 // backup-name argument: the Backup's name, or {{workflow.name}} in a
-// CronWorkflow.
-func backupWorkflowSpec(namespace string, spec v1.BackupSpec, series string, name wfv1.Parameter, st StorageAccess, opts Options) (*wfv1.WorkflowSpec, error) {
+// CronWorkflow; timezone is the one of retention's calendar.
+func backupWorkflowSpec(namespace string, spec v1.BackupSpec, series, timezone string, name wfv1.Parameter, st StorageAccess, opts Options) (*wfv1.WorkflowSpec, error) {
 	engine, err := source.ForSource(spec.Source)
 	if err != nil {
 		return nil, err
@@ -162,7 +168,7 @@ func backupWorkflowSpec(namespace string, spec v1.BackupSpec, series string, nam
 				TemplateRef: &wfv1.TemplateRef{Name: TemplateDump, Template: EntryDump, ClusterScope: true},
 				Arguments: wfv1.Arguments{Parameters: concat(st.params(), stepArgs(image, dumpPatch, retries, deadline(EntryDump, deadlines.Dump), opts),
 					value(ParamSource, string(sourceJSON)), value(ParamPath, path), value(ParamNamespace, namespace),
-					name, value(ParamSeries, series), value(ParamCompression, compression), value(ParamLevel, level),
+					name, value(ParamSeries, series), value(ParamStorageID, st.ID()), value(ParamCompression, compression), value(ParamLevel, level),
 					value(ParamRecipients, strings.Join(recipients, "\n")),
 				)},
 			}, nil
@@ -199,19 +205,23 @@ func backupWorkflowSpec(namespace string, spec v1.BackupSpec, series string, nam
 		},
 		StepRotate: func() (wfv1.DAGTask, error) {
 			r := spec.Retention
-			days, keepLast := "-1", "-1"
-			if r.Days != nil {
-				days = strconv.Itoa(int(*r.Days))
+			set := map[string]*int32{
+				ParamDays: r.Days, ParamKeepLast: r.KeepLast, ParamKeepHourly: r.KeepHourly, ParamKeepDaily: r.KeepDaily,
+				ParamKeepWeekly: r.KeepWeekly, ParamKeepMonthly: r.KeepMonthly, ParamKeepYearly: r.KeepYearly,
 			}
-			if r.KeepLast != nil {
-				keepLast = strconv.Itoa(int(*r.KeepLast))
+			var rules []wfv1.Parameter
+			for _, name := range retentionParams {
+				if n := set[name]; n != nil {
+					rules = append(rules, value(name, strconv.Itoa(int(*n))))
+				}
 			}
 			rotatePatch := newPodPatch()
 			rotatePatch.storageCA(st)
 			return wfv1.DAGTask{
 				TemplateRef: &wfv1.TemplateRef{Name: TemplateRotate, Template: EntryRotate, ClusterScope: true},
 				Arguments: wfv1.Arguments{Parameters: concat(st.params(), stepArgs(opts.Image, rotatePatch, retries, deadline(EntryRotate, deadlines.Rotate), opts),
-					value(ParamKey, dumpedKey), value(ParamDays, days), value(ParamKeepLast, keepLast),
+					append([]wfv1.Parameter{value(ParamKey, dumpedKey), value(ParamPath, path), value(ParamNamespace, namespace),
+						value(ParamSeries, series), value(ParamStorageID, st.ID()), value(ParamTimezone, timezone)}, rules...)...,
 				)},
 			}, nil
 		},

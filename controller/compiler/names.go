@@ -63,6 +63,13 @@ const (
 	ParamVerifyFirst     = "verify-first"
 	ParamDays            = "days"
 	ParamKeepLast        = "keep-last"
+	ParamKeepHourly      = "keep-hourly"
+	ParamKeepDaily       = "keep-daily"
+	ParamKeepWeekly      = "keep-weekly"
+	ParamKeepMonthly     = "keep-monthly"
+	ParamKeepYearly      = "keep-yearly"
+	ParamStorageID       = "storage-id"
+	ParamTimezone        = "timezone"
 	ParamRetries         = "retries"
 	ParamDeadline        = "deadline-seconds"
 	ParamExpectChecksum  = "expect-checksum"
@@ -78,6 +85,7 @@ const (
 	OutputRawSize        = "raw-size"
 	OutputChecksum       = "checksum"
 	OutputRawChecksum    = "raw-checksum"
+	OutputRotation       = "rotation"
 	OutputsDir           = "/tmp/backflow-outputs"
 	BinaryDir            = "/backflow/bin"
 	BinaryPath           = BinaryDir + "/backflow"
@@ -97,6 +105,8 @@ const (
 	defaultHookTimeout   = 300
 	defaultCompression   = "zstd"
 	defaultCompressLevel = "0"
+	noRule               = "-1"
+	defaultTimezone      = "UTC"
 )
 
 // ExitCodeRetry is the exit code of a step that failed for a reason a later

@@ -1,6 +1,7 @@
 package compiler
 
 import (
+	"cmp"
 	"fmt"
 
 	"github.com/argoproj/argo-workflows/v3/pkg/apis/workflow"
@@ -21,7 +22,10 @@ type ScheduleInput struct {
 // series; the controller mirrors it into a Backup of the same name.
 func Schedule(in ScheduleInput, opts Options) (*wfv1.CronWorkflow, error) {
 	s := in.Schedule
-	ws, err := backupWorkflowSpec(s.Namespace, s.Spec.Template.Spec, s.Name, value(ParamName, "{{workflow.name}}"), in.Storage, opts)
+	// Retention's calendar is the schedule's: keepDaily's days are the days
+	// the cron expression counts in.
+	ws, err := backupWorkflowSpec(s.Namespace, s.Spec.Template.Spec, s.Name, cmp.Or(s.Spec.Timezone, defaultTimezone),
+		value(ParamName, "{{workflow.name}}"), in.Storage, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -121,7 +121,7 @@ var backupSteps = runTable{
 			name: StepRotate, stage: stageOf(TemplateRotate, EntryRotate, rotateTemplate),
 			requires: StepVerify, after: []string{StepPostHook},
 			skippedWhen: func(c runChoices) bool { return !c.rotate },
-			fixed:       map[string]string{ParamKey: dumpedKey},
+			fixed:       withNamespace(map[string]string{ParamKey: dumpedKey}),
 		},
 	},
 }

@@ -33,7 +33,7 @@ func ClusterWorkflowTemplates(opts Options) []*wfv1.ClusterWorkflowTemplate {
 			verifyTemplate(opts)),
 		cwt(TemplateRestore, "backflow restore: stream a backup back into a database, a volume or a command's standard input, checking its checksum first.",
 			restoreTemplate(opts)),
-		cwt(TemplateRotate, "backflow rotate: apply retention (days, keepLast) to one series of backups; never deletes the newest verified backup.",
+		cwt(TemplateRotate, "backflow rotate: apply retention (days, keepLast, keepHourly, keepDaily, keepWeekly, keepMonthly, keepYearly) to the backups whose manifest names one series; never deletes the newest verified backup, nor anything of another series.",
 			rotateTemplate(opts)),
 		backupSteps.clusterTemplate(opts),
 		restoreSteps.clusterTemplate(opts),
@@ -146,11 +146,11 @@ func outputs(names ...string) wfv1.Outputs {
 func dumpTemplate(opts Options) wfv1.Template {
 	params := append(storageParams(),
 		param(ParamSource), param(ParamPath, DefaultPath), param(ParamNamespace, "{{workflow.namespace}}"),
-		param(ParamName), param(ParamSeries), param(ParamCompression, defaultCompression), param(ParamLevel, defaultCompressLevel),
+		param(ParamName), param(ParamSeries), param(ParamStorageID, ""), param(ParamCompression, defaultCompression), param(ParamLevel, defaultCompressLevel),
 		param(ParamRecipients, ""))
 	t := stepTemplate(opts, EntryDump, params, storageEnv(), "dump",
 		cliFlag("storage", ParamStorage), cliFlag("source", ParamSource), cliFlag("path", ParamPath),
-		cliFlag("namespace", ParamNamespace), cliFlag("name", ParamName), cliFlag("series", ParamSeries),
+		cliFlag("namespace", ParamNamespace), cliFlag("name", ParamName), cliFlag("series", ParamSeries), cliFlag("storage-id", ParamStorageID),
 		cliFlag("compression", ParamCompression), cliFlag("level", ParamLevel), cliFlag("recipient", ParamRecipients),
 		"--recipients-env="+envRecipients, "--volume-root="+VolumeRoot, "--outputs-dir="+OutputsDir)
 	t.Outputs = outputs(OutputKey, OutputSize, OutputRawSize, OutputChecksum, OutputRawChecksum)
@@ -178,10 +178,22 @@ func restoreTemplate(opts Options) wfv1.Template {
 	return t
 }
 
+// retentionParams are the rotate step's rules, one parameter each, named
+// after its flag; noRule for a rule the spec does not set.
+var retentionParams = []string{ParamDays, ParamKeepLast, ParamKeepHourly, ParamKeepDaily, ParamKeepWeekly, ParamKeepMonthly, ParamKeepYearly}
+
 func rotateTemplate(opts Options) wfv1.Template {
-	params := append(storageParams(), param(ParamKey), param(ParamDays, "-1"), param(ParamKeepLast, "-1"))
-	return stepTemplate(opts, EntryRotate, params, storageEnv(), "rotate",
-		cliFlag("storage", ParamStorage), cliFlag("key", ParamKey), cliFlag("days", ParamDays), cliFlag("keep-last", ParamKeepLast))
+	params := append(storageParams(), param(ParamKey), param(ParamPath, DefaultPath), param(ParamNamespace, "{{workflow.namespace}}"),
+		param(ParamSeries), param(ParamStorageID, ""), param(ParamTimezone, defaultTimezone))
+	args := []string{"rotate", cliFlag("storage", ParamStorage), cliFlag("key", ParamKey), cliFlag("path", ParamPath),
+		cliFlag("namespace", ParamNamespace), cliFlag("series", ParamSeries), cliFlag("storage-id", ParamStorageID), cliFlag("timezone", ParamTimezone)}
+	for _, name := range retentionParams {
+		params = append(params, param(name, noRule))
+		args = append(args, cliFlag(name, name))
+	}
+	t := stepTemplate(opts, EntryRotate, params, storageEnv(), append(args, "--outputs-dir="+OutputsDir)...)
+	t.Outputs = outputs(OutputRotation)
+	return t
 }
 
 func execHookTemplate(opts Options) wfv1.Template {

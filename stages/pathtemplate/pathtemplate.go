@@ -5,7 +5,6 @@ package pathtemplate
 
 import (
 	"fmt"
-	"path"
 	"strings"
 	"text/template"
 	"time"
@@ -125,12 +124,49 @@ func CheckKey(key string) error {
 	return nil
 }
 
-// Series is the directory of a key: the set of backups that retention
-// applies to, with a trailing slash ("" for a key at the top).
-func Series(key string) string {
-	dir := path.Dir(key)
-	if dir == "." {
-		return ""
+// scopeSamples are values of what a path template may vary from run to run
+// (the start of the dump, the Backup's name: a scheduled run is named after
+// its Workflow, the database and the extension) and of the source kind, which
+// rotate is not told. They differ in every part of a date and in every
+// character of a name.
+var scopeSamples = []struct {
+	name, source, database, extension string
+	timestamp                         time.Time
+}{
+	{"a", "a", "a", ".a", time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)},
+	{"z-9", "z", "z_9", ".z", time.Date(2098, 11, 27, 22, 58, 59, 0, time.UTC)},
+	{"m0", "m", "m0", ".m", time.Date(2050, 7, 14, 13, 31, 32, 0, time.UTC)},
+}
+
+// Scope is the directory (a key prefix ending in '/', or "" for the top of
+// the storage) below which every key a path template renders for one series
+// lies: the longest directory prefix that stays the same when only what
+// varies from run to run varies (the timestamp, the name, the database, the
+// extension and the source kind); Namespace and Series are the series' own.
+// Listing a wider scope costs time, never a backup: rotate selects by
+// manifest, not by place. A series
+// whose keys spread over dated directories ({{ .Timestamp | date "2006/01" }})
+// has the directory above them as its scope. Scope is pure: it renders the
+// template, it reads no storage.
+func Scope(text, namespace, series string) (string, error) {
+	var common string
+	for i, s := range scopeSamples {
+		key, err := Render(text, Data{
+			Namespace: namespace, Series: series, Source: s.source,
+			Name: s.name, Database: s.database, Extension: s.extension, Timestamp: s.timestamp,
+		})
+		if err != nil {
+			return "", err
+		}
+		if i == 0 {
+			common = key
+			continue
+		}
+		n := 0
+		for n < len(common) && n < len(key) && common[n] == key[n] {
+			n++
+		}
+		common = common[:n]
 	}
-	return dir + "/"
+	return common[:strings.LastIndex(common, "/")+1], nil
 }

@@ -81,13 +81,27 @@ func TestRenderRejectsBadKeys(t *testing.T) {
 	}
 }
 
-func TestSeries(t *testing.T) {
-	for key, want := range map[string]string{
-		"shop/nightly/20261122T030005Z.sql": "shop/nightly/",
-		"top.sql":                           "",
+// A series' scope is the directory that stays the same from run to run.
+func TestScope(t *testing.T) {
+	for _, tc := range []struct{ template, want string }{
+		{`{{ .Namespace }}/{{ .Series }}/{{ .Timestamp | date "20060102T150405Z" }}{{ .Extension }}`, "apps/shop/"},
+		{`{{ .Namespace }}/{{ .Series }}/{{ .Timestamp | date "2006/01/02" }}/db{{ .Extension }}`, "apps/shop/"},
+		{`backups/{{ .Series }}-{{ .Timestamp | date "20060102T150405Z" }}{{ .Extension }}`, "backups/"},
+		{`backups/{{ .Name }}.sql`, "backups/"},
+		{`{{ .Namespace }}/{{ .Timestamp | date "2006" }}/{{ .Series }}.sql`, "apps/"},
+		{`{{ .Source }}/{{ .Namespace }}/{{ .Series }}/{{ .Timestamp | date "20060102T150405Z" }}`, ""},
+		{`{{ .Timestamp | date "2006" }}/{{ .Namespace }}/{{ .Series }}`, ""},
+		{`dumps/{{ .Namespace }}-{{ .Series }}/{{ .Database }}/{{ .Timestamp.Unix }}`, "dumps/apps-shop/"},
 	} {
-		if got := Series(key); got != want {
-			t.Errorf("Series(%q) = %q, want %q", key, got, want)
+		got, err := Scope(tc.template, "apps", "shop")
+		if err != nil {
+			t.Fatal(err)
 		}
+		if got != tc.want {
+			t.Errorf("Scope(%s) = %q, want %q", tc.template, got, tc.want)
+		}
+	}
+	if _, err := Scope(`{{ .Nope }}`, "apps", "shop"); err == nil {
+		t.Error("a template that does not render has no scope")
 	}
 }

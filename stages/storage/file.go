@@ -104,23 +104,31 @@ func (b *FileBackend) Stat(_ context.Context, key string) (ObjectInfo, error) {
 }
 
 func (b *FileBackend) List(_ context.Context, dir string) ([]ObjectInfo, error) {
-	entries, err := os.ReadDir(b.path(dir))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
+	root := b.path(dir)
 	var out []ObjectInfo
-	for _, e := range entries {
+	err := filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // deleted meanwhile, or no such directory
+			}
+			return err
+		}
 		if e.IsDir() || strings.HasSuffix(e.Name(), partialSuffix) {
-			continue
+			return nil
 		}
 		fi, err := e.Info()
 		if err != nil {
-			continue // deleted meanwhile
+			return nil // deleted meanwhile
 		}
-		out = append(out, ObjectInfo{Key: dir + e.Name(), Size: fi.Size(), LastModified: fi.ModTime()})
+		rel, err := filepath.Rel(b.dir, p)
+		if err != nil {
+			return err
+		}
+		out = append(out, ObjectInfo{Key: filepath.ToSlash(rel), Size: fi.Size(), LastModified: fi.ModTime()})
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out, nil

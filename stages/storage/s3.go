@@ -302,21 +302,22 @@ func (b *S3Backend) Stat(ctx context.Context, key string) (ObjectInfo, error) {
 	if err != nil {
 		return ObjectInfo{}, fmt.Errorf("%s/%s: %w", b, key, err)
 	}
-	return ObjectInfo{Key: key, Size: info.Size, LastModified: info.LastModified}, nil
+	metadata := make(map[string]string, len(info.UserMetadata))
+	for k, v := range info.UserMetadata {
+		metadata[strings.ToLower(k)] = v
+	}
+	return ObjectInfo{Key: key, Size: info.Size, LastModified: info.LastModified, Metadata: metadata}, nil
 }
 
 func (b *S3Backend) List(ctx context.Context, dir string) ([]ObjectInfo, error) {
-	prefix := b.FullKey(dir)
-	if dir == "" && b.cfg.Prefix != "" {
-		prefix += "/"
-	}
+	prefix := b.FullKey(dir) // ends in '/' (or is "" for a bucket without prefix)
 	var out []ObjectInfo
-	for obj := range b.client.ListObjects(ctx, b.cfg.Bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: false}) {
+	for obj := range b.client.ListObjects(ctx, b.cfg.Bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
 		if obj.Err != nil {
 			return nil, fmt.Errorf("listing %s/%s: %w", b, dir, classify(obj.Err))
 		}
 		if strings.HasSuffix(obj.Key, "/") {
-			continue // a "directory"
+			continue // a "directory" marker some tools create
 		}
 		out = append(out, ObjectInfo{Key: dir + strings.TrimPrefix(obj.Key, prefix), Size: obj.Size, LastModified: obj.LastModified})
 	}

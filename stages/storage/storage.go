@@ -21,6 +21,10 @@ type ObjectInfo struct {
 	Key          string
 	Size         int64
 	LastModified time.Time
+	// Metadata is the user metadata Put stored with the object, with keys
+	// in lower case; only Stat fills it, and only a backend that keeps
+	// metadata (S3; the file backend keeps none).
+	Metadata map[string]string
 }
 
 // Backend stores objects under keys relative to its prefix.
@@ -37,8 +41,8 @@ type Backend interface {
 	Get(ctx context.Context, key string) (io.ReadCloser, error)
 	// Stat describes the object; ErrNotFound when it does not exist.
 	Stat(ctx context.Context, key string) (ObjectInfo, error)
-	// List lists the objects directly inside dir (a key prefix ending in '/',
-	// or "" for the top), not those in its subdirectories.
+	// List lists every object below dir (a key prefix ending in '/', or ""
+	// for the top), those in its subdirectories too, sorted by key.
 	List(ctx context.Context, dir string) ([]ObjectInfo, error)
 	// Delete deletes the object. Deleting an object that does not exist is
 	// not an error.
