@@ -203,7 +203,7 @@ type Outcome struct {
 type PodDriver struct {
 	client client.Client
 	mu     sync.Mutex
-	rules  map[string]Outcome // "<workflow>/<step>"
+	rules  map[string]Outcome   // "<workflow>/<step>"
 	ended  map[string][]StepRun // "<namespace>/<workflow>"
 	// DefaultOutputs gives the outputs of a step without a rule.
 	DefaultOutputs func(workflow, step string) map[string]string
