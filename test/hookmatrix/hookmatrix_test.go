@@ -114,8 +114,7 @@ func (c cell) modeName() string {
 
 // config names the cell's choices, without its mode and failures.
 func (c cell) config() string {
-	hook := func(p v1.HookErrorPolicy) string { return strings.ToLower(string(cmp(p, "none"))) }
-	return fmt.Sprintf("pre=%s,post=%s,verify=%s,retention=%s", hook(c.pre), hook(c.post), onOff(c.verify), onOff(c.retention))
+	return fmt.Sprintf("pre=%s,post=%s,verify=%s,retention=%s", hookName(c.pre), hookName(c.post), onOff(c.verify), onOff(c.retention))
 }
 
 func (c cell) String() string {
@@ -126,11 +125,12 @@ func (c cell) String() string {
 	return c.modeName() + "," + c.config() + ",failing=" + failing
 }
 
-func cmp(p v1.HookErrorPolicy, none string) v1.HookErrorPolicy {
+// hookName names a hook by its onError, none when there is no hook.
+func hookName(p v1.HookErrorPolicy) string {
 	if p == "" {
-		return v1.HookErrorPolicy(none)
+		return "none"
 	}
-	return p
+	return strings.ToLower(string(p))
 }
 
 func onOff(b bool) string {
@@ -458,7 +458,7 @@ func summary(results []result, took time.Duration) string {
 	for _, r := range results {
 		c := r.cell
 		k := key{
-			row:    fmt.Sprintf("%-6s pre=%-8s post=%-8s", c.modeName(), strings.ToLower(string(cmp(c.pre, "none"))), strings.ToLower(string(cmp(c.post, "none")))),
+			row:    fmt.Sprintf("%-6s pre=%-8s post=%-8s", c.modeName(), hookName(c.pre), hookName(c.post)),
 			column: "verify" + sign(c.verify) + " retention" + sign(c.retention),
 		}
 		if !slices.Contains(rows, k.row) {
