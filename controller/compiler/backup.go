@@ -226,13 +226,13 @@ func backupWorkflowSpec(namespace string, spec v1.BackupSpec, series, timezone s
 			}, nil
 		},
 	}
-	dag, err := backupSteps.plan(choices).inline(func(step string) (wfv1.DAGTask, error) { return tasks[step]() })
+	templates, err := backupSteps.plan(choices).inline(func(step string) (wfv1.DAGTask, error) { return tasks[step]() })
 	if err != nil {
 		return nil, err
 	}
 	ws := workflowSpec(spec.ServiceAccountName, spec.ActiveDeadlineSeconds, spec.Pod, opts)
-	ws.Entrypoint = dag.Name
-	ws.Templates = []wfv1.Template{dag}
+	ws.Entrypoint = templates[0].Name
+	ws.Templates = templates
 	if opts.TemplateReferencing == TemplateReferencingStrict {
 		return backupSteps.referencing(ws, opts)
 	}

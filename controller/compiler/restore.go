@@ -85,13 +85,13 @@ func Restore(in RestoreInput, opts Options) (*wfv1.Workflow, error) {
 			}
 		},
 	}
-	dag, err := restoreSteps.plan(choices).inline(func(step string) (wfv1.DAGTask, error) { return tasks[step](), nil })
+	templates, err := restoreSteps.plan(choices).inline(func(step string) (wfv1.DAGTask, error) { return tasks[step](), nil })
 	if err != nil {
 		return nil, err
 	}
 	ws := workflowSpec(r.Spec.ServiceAccountName, r.Spec.ActiveDeadlineSeconds, r.Spec.Pod, opts)
-	ws.Entrypoint = dag.Name
-	ws.Templates = []wfv1.Template{dag}
+	ws.Entrypoint = templates[0].Name
+	ws.Templates = templates
 	if opts.TemplateReferencing == TemplateReferencingStrict {
 		if ws, err = restoreSteps.referencing(ws, opts); err != nil {
 			return nil, err

@@ -2,6 +2,7 @@ package compiler
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
@@ -190,13 +191,17 @@ func (t runTable) plan(c runChoices) plan {
 	return p
 }
 
-// inline is the DAG of a Workflow that runs the plan's steps; task gives each
-// step's template reference and arguments. Every step but the tolerated ones
-// is a target, so that the DAG fails when any of them fails, even one whose
+// inline is the DAG of a Workflow that runs the plan's steps, and the
+// templates it calls beside the stage templates; task gives each step's
+// template reference and arguments. Every step but the tolerated ones is a
+// target, so that the DAG fails when any of them fails, even one whose
 // failure a later step handles: a post-hook that runs after a failed dump
 // must not make the run green. (Argo refuses continueOn beside depends;
-// leaving a task out of the targets has the same effect.)
-func (p plan) inline(task func(name string) (wfv1.DAGTask, error)) (wfv1.Template, error) {
+// leaving a task out of the targets has the same effect.) Argo runs only
+// the targets and the steps they depend on, so a tolerated step that no
+// target depends on (a post-hook with nothing after it) is followed by
+// stepEnd, a target that waits for it however it ended.
+func (p plan) inline(task func(name string) (wfv1.DAGTask, error)) ([]wfv1.Template, error) {
 	dag := &wfv1.DAGTemplate{}
 	var targets []string
 	for _, s := range p.table.steps {
@@ -205,7 +210,7 @@ func (p plan) inline(task func(name string) (wfv1.DAGTask, error)) (wfv1.Templat
 		}
 		t, err := task(s.name)
 		if err != nil {
-			return wfv1.Template{}, err
+			return nil, err
 		}
 		t.Name, t.Depends = s.name, p.depends(s)
 		dag.Tasks = append(dag.Tasks, t)
@@ -213,8 +218,59 @@ func (p plan) inline(task func(name string) (wfv1.DAGTask, error)) (wfv1.Templat
 			targets = append(targets, s.name)
 		}
 	}
+	templates := []wfv1.Template{{Name: p.table.entrypoint, DAG: dag}}
+	if unreached := unreachedFrom(dag.Tasks, targets); len(unreached) > 0 {
+		var clauses []string
+		for _, name := range unreached {
+			clauses = append(clauses, "("+anyOutcome(name)+")")
+		}
+		dag.Tasks = append(dag.Tasks, wfv1.DAGTask{Name: stepEnd, Template: stepEnd, Depends: strings.Join(clauses, " && ")})
+		targets = append(targets, stepEnd)
+		templates = append(templates, endTemplate())
+	}
 	dag.Target = strings.Join(targets, " ")
-	return wfv1.Template{Name: p.table.entrypoint, DAG: dag}, nil
+	return templates, nil
+}
+
+// stepEnd is the task, and the template it calls, that ends a run whose
+// last steps are tolerated: it creates no pod and succeeds at once.
+const stepEnd = "end"
+
+func endTemplate() wfv1.Template {
+	return wfv1.Template{Name: stepEnd, Suspend: &wfv1.SuspendTemplate{Duration: "0"}}
+}
+
+// dependsTerm is a step's outcome in a depends clause.
+var dependsTerm = regexp.MustCompile(`([a-z][a-z0-9-]*)\.(Succeeded|Failed|Errored|Skipped|Omitted)`)
+
+// unreachedFrom are the tasks, in order, that are neither targets nor
+// anything a target depends on, directly or not: those Argo never runs.
+func unreachedFrom(tasks []wfv1.DAGTask, targets []string) []string {
+	reached := map[string]bool{}
+	var reach func(name string)
+	reach = func(name string) {
+		if reached[name] {
+			return
+		}
+		reached[name] = true
+		for _, t := range tasks {
+			if t.Name == name {
+				for _, m := range dependsTerm.FindAllStringSubmatch(t.Depends, -1) {
+					reach(m[1])
+				}
+			}
+		}
+	}
+	for _, name := range targets {
+		reach(name)
+	}
+	var unreached []string
+	for _, t := range tasks {
+		if !reached[t.Name] {
+			unreached = append(unreached, t.Name)
+		}
+	}
+	return unreached
 }
 
 // depends is the inline depends clause of a step of the plan.

@@ -130,12 +130,15 @@ func (t runTable) clusterTemplate(opts Options) *wfv1.ClusterWorkflowTemplate {
 		}
 		dag.Tasks = append(dag.Tasks, task)
 	}
+	// The end a compiled Workflow's DAG may have (plan.inline); it runs
+	// only when the targets name it.
+	dag.Tasks = append(dag.Tasks, wfv1.DAGTask{Name: stepEnd, Template: stepEnd, Depends: finished(t.steps[len(t.steps)-1].name)})
 	declare(ParamTargets, wfv1.AnyStringPtr(strings.Join(t.names(), " ")))
 	dag.Target = workflowParam(ParamTargets)
 	ws := workflowSpec("", nil, nil, opts)
 	ws.Entrypoint = t.entrypoint
 	ws.Arguments = wfv1.Arguments{Parameters: params}
-	ws.Templates = []wfv1.Template{{Name: t.entrypoint, DAG: dag}, hookRunTemplate(opts)}
+	ws.Templates = []wfv1.Template{{Name: t.entrypoint, DAG: dag}, hookRunTemplate(opts), endTemplate()}
 	return clusterWorkflowTemplate(t.runTemplate, t.description, *ws)
 }
 
@@ -168,6 +171,9 @@ func (t runTable) referencing(inline *wfv1.WorkflowSpec, opts Options) (*wfv1.Wo
 	}
 	dag := inline.Templates[0].DAG
 	for _, task := range dag.Tasks {
+		if task.Name == stepEnd {
+			continue
+		}
 		s, ok := t.row(task.Name)
 		if !ok {
 			return nil, fmt.Errorf("run template %s has no step %s", t.runTemplate, task.Name)

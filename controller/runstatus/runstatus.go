@@ -7,8 +7,10 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
 	"github.com/argoproj/argo-workflows/v3/workflow/packer"
@@ -163,7 +165,10 @@ func FromWorkflow(wf *wfv1.Workflow, steps []string, results []TaskResult) (*Run
 			}
 			run.Outputs[name] = params
 		}
-		if run.FailedStep == "" && node.FailedOrError() {
+		// The message names the first step that failed the run; a step whose
+		// failure was tolerated only when none did.
+		if node.FailedOrError() &&
+			(run.FailedStep == "" || (tolerated(wf, run.FailedStep) && !tolerated(wf, name))) {
 			run.FailedStep = name
 			run.Message = fmt.Sprintf("step %s failed: %s", name, stage.Message)
 		}
@@ -205,6 +210,25 @@ func failureOf(nodes wfv1.Nodes, step wfv1.NodeStatus) string {
 		return fmt.Sprintf("%s (%d attempts)", cause, attempts)
 	}
 	return cause
+}
+
+// tolerated says whether a step's failure does not fail its Workflow: the
+// compiler leaves such a step out of the DAG's targets, which an inline
+// Workflow holds in its DAG and one that references its run template passes
+// as an argument. Without targets every step counts.
+func tolerated(wf *wfv1.Workflow, step string) bool {
+	targets := ""
+	for _, t := range wf.Spec.Templates {
+		if t.Name == wf.Spec.Entrypoint && t.DAG != nil {
+			targets = t.DAG.Target
+		}
+	}
+	if wf.Spec.WorkflowTemplateRef != nil {
+		if p := wf.Spec.Arguments.GetParameterByName(compiler.ParamTargets); p != nil && p.Value != nil {
+			targets = p.Value.String()
+		}
+	}
+	return targets != "" && !slices.Contains(strings.Fields(targets), step)
 }
 
 // stepNodes finds the node of each step: the retry node when the step has

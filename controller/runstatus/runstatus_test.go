@@ -136,6 +136,22 @@ func TestFromWorkflow(t *testing.T) {
 		message: `step pre-hook failed: pods "nightly-exec-1" is forbidden: error looking up service account apps/backflow-workflow: serviceaccount "backflow-workflow" not found`,
 		event:   v1.EventStepFailed,
 	}, {
+		// A tolerated failure (a pre-hook with onError Continue, no target)
+		// before the one that failed the run is not what the message names.
+		name: "a tolerated failure before the failed step",
+		wf: func() *wfv1.Workflow {
+			wf := workflow(wfv1.WorkflowFailed, pod("p1", compiler.StepPreHook, wfv1.NodeFailed, nil),
+				wfv1.NodeStatus{ID: "p2", DisplayName: compiler.StepDump, Type: wfv1.NodeTypePod, Phase: wfv1.NodeFailed, Message: "exit code 1"})
+			wf.Spec.Entrypoint = "backup"
+			wf.Spec.Templates = []wfv1.Template{{Name: "backup", DAG: &wfv1.DAGTemplate{Target: "dump"}}}
+			return wf
+		}(),
+		phase:   v1.PhaseFailed,
+		stages:  map[string]string{compiler.StepPreHook: "Failed", compiler.StepDump: "Failed"},
+		failed:  compiler.StepDump,
+		message: "step dump failed: exit code 1",
+		event:   v1.EventStepFailed,
+	}, {
 		// A step a run template skips is not a stage; a Workflow that fails
 		// by itself says so.
 		name: "a Workflow failed outside its steps",

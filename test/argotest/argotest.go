@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -143,7 +144,7 @@ func Start(opts ...Option) (*Stack, error) {
 	}
 	driverCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.Driver = &PodDriver{client: c, rules: map[string]Outcome{}}
+	s.Driver = &PodDriver{client: c, rules: map[string]Outcome{}, ended: map[string][]StepRun{}}
 	go func() { defer close(s.done); s.Driver.run(driverCtx) }()
 	return s, nil
 }
@@ -213,7 +214,8 @@ type Outcome struct {
 type PodDriver struct {
 	client client.Client
 	mu     sync.Mutex
-	rules  map[string]Outcome // "<workflow>/<step>"
+	rules  map[string]Outcome   // "<workflow>/<step>"
+	ended  map[string][]StepRun // "<namespace>/<workflow>"
 	// DefaultOutputs gives the outputs of a step without a rule.
 	DefaultOutputs func(workflow, step string) map[string]string
 }
@@ -247,6 +249,20 @@ func (d *PodDriver) next(workflow, step string) Outcome {
 	return o
 }
 
+// StepRun is a step's pod that the driver ended.
+type StepRun struct {
+	Step   string
+	Failed bool
+}
+
+// Ended lists the pods of a Workflow that the driver ended, in the order it
+// ended them: the steps that ran, each attempt of a retried one.
+func (d *PodDriver) Ended(namespace, workflow string) []StepRun {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.ended[namespace+"/"+workflow])
+}
+
 func (d *PodDriver) run(ctx context.Context) {
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
@@ -255,8 +271,11 @@ func (d *PodDriver) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			// Only running pods wait for the driver: the ended ones, which
+			// Argo keeps when they failed, are not read again.
 			var pods corev1.PodList
-			if err := d.client.List(ctx, &pods, client.HasLabels{"workflows.argoproj.io/workflow"}); err != nil {
+			if err := d.client.List(ctx, &pods, client.HasLabels{"workflows.argoproj.io/workflow"},
+				client.MatchingFields{"status.phase": string(corev1.PodRunning)}); err != nil {
 				continue
 			}
 			for i := range pods.Items {
@@ -268,16 +287,21 @@ func (d *PodDriver) run(ctx context.Context) {
 	}
 }
 
-// stepOf is the step (the DAG task) a pod runs: its node name is
-// <workflow>.<step>, with "(N)" after the step for an attempt of a retried
-// step, or "[N].<name>" for a template the step calls (a run template's hook).
+// stepOf is the step (the DAG task) a pod runs.
 func stepOf(pod *corev1.Pod) (workflow, step string) {
 	workflow = pod.Labels["workflows.argoproj.io/workflow"]
-	name := strings.TrimPrefix(pod.Annotations["workflows.argoproj.io/node-name"], workflow+".")
+	return workflow, StepOfNode(workflow, pod.Annotations["workflows.argoproj.io/node-name"])
+}
+
+// StepOfNode is the step (the DAG task) of a node of a Workflow: its name is
+// <workflow>.<step>, with "(N)" after the step for an attempt of a retried
+// step, or "[N].<name>" for a template the step calls (a run template's hook).
+func StepOfNode(workflow, nodeName string) string {
+	name := strings.TrimPrefix(nodeName, workflow+".")
 	if i := strings.IndexAny(name, "(["); i >= 0 {
 		name = name[:i]
 	}
-	return workflow, name
+	return name
 }
 
 func (d *PodDriver) drive(ctx context.Context, pod *corev1.Pod) error {
@@ -319,7 +343,14 @@ func (d *PodDriver) drive(ctx context.Context, pod *corev1.Pod) error {
 			pod.Annotations[annotationEviction] = o.Evicted
 		}
 	}
-	return d.client.Patch(ctx, pod, patch)
+	if err := d.client.Patch(ctx, pod, patch); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	key := pod.Namespace + "/" + workflow
+	d.ended[key] = append(d.ended[key], StepRun{Step: step, Failed: o.Fail})
+	return nil
 }
 
 // InstallWorkflowTemplates installs backflow's ClusterWorkflowTemplates from
