@@ -31,3 +31,8 @@ func (s *BackupStorage) AllowsNamespace(ns string) bool {
 // the Backups of namespace namespace may write and delete under: the
 // controller deletes no object of theirs outside it.
 func (s *BackupStorage) NamespacePrefix(namespace string) string { return namespace + "/" }
+
+// ID names the storage as <namespace>/<name>: what a manifest records as its
+// storage, which says, with the namespace and series, whose backups rotate
+// and the delete finalizer may remove.
+func (s *BackupStorage) ID() string { return s.Namespace + "/" + s.Name }

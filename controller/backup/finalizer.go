@@ -133,6 +133,10 @@ func (r *Reconciler) deleteOwnObject(ctx context.Context, b *v1.Backup, key stri
 		return leave("its manifest names Backup %s/%s, not this one", m.Namespace, m.Name)
 	case m.Key != key:
 		return leave("its manifest is that of %s", m.Key)
+	case m.Storage != "" && m.Storage != st.ID():
+		// A manifest from before manifests named their storage passes on the
+		// checks above alone.
+		return leave("its manifest names BackupStorage %s, not %s", m.Storage, st.ID())
 	case b.Status.Checksum != "" && m.Checksum != b.Status.Checksum:
 		return leave("its manifest records checksum %s, not the %s this Backup stored: the object was replaced", m.Checksum, b.Status.Checksum)
 	}

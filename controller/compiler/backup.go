@@ -53,9 +53,8 @@ func (a StorageAccess) URL() string {
 	return cfg.URL()
 }
 
-// ID names the storage as <namespace>/<name>: the manifest's storage, which
-// says, with the namespace and series, whose backups rotate may delete.
-func (a StorageAccess) ID() string { return a.Storage.Namespace + "/" + a.Storage.Name }
+// ID names the storage as the manifest records it (v1alpha1.BackupStorage.ID).
+func (a StorageAccess) ID() string { return a.Storage.ID() }
 
 func (a StorageAccess) params() []wfv1.Parameter {
 	accessKeyIDKey, secretAccessKeyKey := a.Storage.Spec.S3.Credentials.Keys()
