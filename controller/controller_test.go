@@ -2,7 +2,6 @@ package controller_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -30,7 +29,6 @@ import (
 	"github.com/backflow-dev/backflow/controller/compiler"
 	"github.com/backflow-dev/backflow/controller/metrics"
 	"github.com/backflow-dev/backflow/health"
-	"github.com/backflow-dev/backflow/stages"
 	"github.com/backflow-dev/backflow/test/argotest"
 	"github.com/backflow-dev/backflow/test/servers"
 )
@@ -53,7 +51,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	stack.Driver.DefaultOutputs = fakeOutputs
+	stack.Driver.DefaultOutputs = argotest.StepOutputs
 	if err := stack.InstallWorkflowTemplates(); err != nil {
 		stack.Stop()
 		minioServer.Stop()
@@ -78,25 +76,6 @@ func zapLevel() zapcore.Level {
 		return zapcore.DebugLevel
 	}
 	return zapcore.ErrorLevel
-}
-
-// fakeOutputs are what the executor of a step would report.
-func fakeOutputs(workflow, step string) map[string]string {
-	switch step {
-	case compiler.StepDump, compiler.StepVerify, compiler.StepRestore:
-		return map[string]string{
-			compiler.OutputKey:         "apps/" + workflow + "/20261122T030000Z.bin.zst",
-			compiler.OutputSize:        "43200000",
-			compiler.OutputRawSize:     "250000000",
-			compiler.OutputChecksum:    "sha256:" + strings.Repeat("ab", 32),
-			compiler.OutputRawChecksum: "sha256:" + strings.Repeat("cd", 32),
-		}
-	case compiler.StepRotate:
-		// The rotate template declares its report: Argo waits for it.
-		report, _ := json.Marshal((&stages.RotateResult{Kept: 1}).Report())
-		return map[string]string{compiler.OutputRotation: string(report)}
-	}
-	return nil
 }
 
 func compilerOptions() compiler.Options {
@@ -231,7 +210,7 @@ func TestBackupSucceeds(t *testing.T) {
 	if names := []string{b.Status.Stages[0].Name, b.Status.Stages[4].Name}; names[0] != "pre-hook" || names[1] != "rotate" {
 		t.Errorf("stages out of DAG order: %v", b.Status.Stages)
 	}
-	out := fakeOutputs("nightly", "dump")
+	out := argotest.StepOutputs("nightly", "dump")
 	if b.Status.Location == nil || b.Status.Location.Key != out["key"] || b.Status.Location.Bucket != minioServer.Bucket {
 		t.Errorf("location %+v", b.Status.Location)
 	}
@@ -347,7 +326,7 @@ func TestRestartMidRunCreatesNoDuplicate(t *testing.T) {
 	stopManager()
 	stopManager = startManager()
 	time.Sleep(2 * time.Second) // the new manager resyncs while the dump still runs
-	stack.Driver.Set("long", compiler.StepDump, argotest.Outcome{Outputs: fakeOutputs("long", "dump")})
+	stack.Driver.Set("long", compiler.StepDump, argotest.Outcome{Outputs: argotest.StepOutputs("long", "dump")})
 	waitForPhase(t, ns, "long", v1.PhaseSucceeded)
 	var wfs wfv1.WorkflowList
 	if err := stack.Client.List(context.Background(), &wfs, client.InNamespace(ns)); err != nil {
@@ -715,7 +694,7 @@ func TestRestoreFromBackup(t *testing.T) {
 		return r.Status.Phase == v1.PhaseSucceeded, fmt.Sprintf("%+v", r.Status)
 	})
 	checkHealth(t, r, gitopshealth.HealthStatusHealthy)
-	if r.Status.BackupName != "source" || r.Status.Location == nil || r.Status.Location.Key != fakeOutputs("source", "dump")["key"] {
+	if r.Status.BackupName != "source" || r.Status.Location == nil || r.Status.Location.Key != argotest.StepOutputs("source", "dump")["key"] {
 		t.Errorf("restore status %+v", r.Status)
 	}
 	phases := map[string]string{}
@@ -734,7 +713,7 @@ func TestRestoreFromBackup(t *testing.T) {
 			}
 			// The checksum the Backup recorded, which verify and restore pin.
 			if p.Name == compiler.ParamExpectChecksum {
-				if p.Value.String() != fakeOutputs("source", "dump")[compiler.OutputChecksum] {
+				if p.Value.String() != argotest.StepOutputs("source", "dump")[compiler.OutputChecksum] {
 					t.Errorf("%s expects checksum %q, want the Backup's", task.Name, p.Value)
 				}
 				pinned++

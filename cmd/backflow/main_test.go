@@ -25,7 +25,7 @@ func TestExitCodeOfStorageFailures(t *testing.T) {
 		"http://backflow-no-such-host.invalid:9000": 1,
 	} {
 		cmd := newRootCommand()
-		cmd.SetArgs([]string{"rotate", "--storage", "s3://backups/p?pathStyle=true&region=us-east-1&endpoint=" + endpoint, "--series", "ns/x/", "--keep-last", "2"})
+		cmd.SetArgs([]string{"rotate", "--storage", "s3://backups/p?pathStyle=true&region=us-east-1&endpoint=" + endpoint, "--namespace", "ns", "--series", "x", "--keep-last", "2"})
 		cmd.SetOut(&bytes.Buffer{})
 		err := cmd.ExecuteContext(context.Background())
 		if err == nil || exitCode(err) != want {

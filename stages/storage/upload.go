@@ -274,7 +274,9 @@ func (u *uploader) upload(ctx context.Context, key string, r io.Reader, opts obj
 		}
 		if segment == nil {
 			segmentNum++
-			if segment, err = u.start(ctx, segmentKey(key, final.uploadID, segmentNum), objectOptions{}); err != nil {
+			// A segment carries the object's metadata: should the step be killed
+			// before it deletes it, rotate's orphan rule can prove whose it is.
+			if segment, err = u.start(ctx, segmentKey(key, final.uploadID, segmentNum), objectOptions{metadata: opts.metadata}); err != nil {
 				pool.put(c.buf)
 				return err
 			}

@@ -6,6 +6,7 @@ package argotest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -29,6 +30,8 @@ import (
 
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
 	"github.com/backflow-dev/backflow/controller"
+	"github.com/backflow-dev/backflow/controller/compiler"
+	"github.com/backflow-dev/backflow/stages"
 	"github.com/backflow-dev/backflow/test/envtest"
 	"github.com/backflow-dev/backflow/test/servers"
 	"github.com/backflow-dev/backflow/test/tools"
@@ -449,4 +452,25 @@ func WaitFor(t testing.TB, what string, timeout time.Duration, cond func() (bool
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("timed out waiting for %s; last state: %s", what, last)
+}
+
+// StepOutputs are the outputs a step of a Workflow reports, as Argo's
+// executor would from a real run: the object a dump wrote (and verify and
+// restore read), and rotate's report, which its template declares, so that
+// Argo leaves the step Running until it is there. Other steps report none.
+func StepOutputs(workflow, step string) map[string]string {
+	switch step {
+	case compiler.StepDump, compiler.StepVerify, compiler.StepRestore:
+		return map[string]string{
+			compiler.OutputKey:         "apps/" + workflow + "/20261122T030000Z.bin.zst",
+			compiler.OutputSize:        "43200000",
+			compiler.OutputRawSize:     "250000000",
+			compiler.OutputChecksum:    "sha256:" + strings.Repeat("ab", 32),
+			compiler.OutputRawChecksum: "sha256:" + strings.Repeat("cd", 32),
+		}
+	case compiler.StepRotate:
+		report, _ := json.Marshal((&stages.RotateResult{Kept: 1}).Report())
+		return map[string]string{compiler.OutputRotation: string(report)}
+	}
+	return nil
 }

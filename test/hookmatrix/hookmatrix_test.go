@@ -70,7 +70,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer stack.Stop()
-	stack.Driver.DefaultOutputs = outputs
+	stack.Driver.DefaultOutputs = argotest.StepOutputs
 	if err := stack.InstallWorkflowTemplates(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -81,18 +81,6 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "--- workflow-controller log (tail) ---\n"+logs[max(0, len(logs)-4000):])
 	}
 	return code
-}
-
-// outputs are what the steps report, as Argo's executor would.
-func outputs(workflow, step string) map[string]string {
-	if step != compiler.StepDump && step != compiler.StepVerify {
-		return nil
-	}
-	return map[string]string{
-		compiler.OutputKey: "apps/" + workflow + "/20261122T030000Z.bin.zst", compiler.OutputSize: "1000",
-		compiler.OutputRawSize: "5000", compiler.OutputChecksum: "sha256:" + strings.Repeat("ab", 32),
-		compiler.OutputRawChecksum: "sha256:" + strings.Repeat("cd", 32),
-	}
 }
 
 // A cell is one combination of a Backup's choices, one mode, and the steps

@@ -7,7 +7,6 @@ package strict_test
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -27,7 +26,6 @@ import (
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
 	"github.com/backflow-dev/backflow/controller"
 	"github.com/backflow-dev/backflow/controller/compiler"
-	"github.com/backflow-dev/backflow/stages"
 	"github.com/backflow-dev/backflow/test/argotest"
 	"github.com/backflow-dev/backflow/test/servers"
 )
@@ -59,7 +57,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer stack.Stop()
-	stack.Driver.DefaultOutputs = outputs
+	stack.Driver.DefaultOutputs = argotest.StepOutputs
 	if err := stack.InstallWorkflowTemplates(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -79,22 +77,6 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "--- workflow-controller log (tail) ---\n"+logs[max(0, len(logs)-4000):])
 	}
 	return code
-}
-
-func outputs(workflow, step string) map[string]string {
-	if step == compiler.StepRotate {
-		// The rotate template declares its report: Argo waits for it.
-		report, _ := json.Marshal((&stages.RotateResult{Kept: 1}).Report())
-		return map[string]string{compiler.OutputRotation: string(report)}
-	}
-	if step != compiler.StepDump && step != compiler.StepVerify && step != compiler.StepRestore {
-		return nil
-	}
-	return map[string]string{
-		compiler.OutputKey: "apps/" + workflow + "/20261122T030000Z.bin.zst", compiler.OutputSize: "1000",
-		compiler.OutputRawSize: "5000", compiler.OutputChecksum: "sha256:" + strings.Repeat("ab", 32),
-		compiler.OutputRawChecksum: "sha256:" + strings.Repeat("cd", 32),
-	}
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -150,7 +132,7 @@ func TestStrictBackupRunsEveryStep(t *testing.T) {
 	if fmt.Sprint(stages) != fmt.Sprint(want) {
 		t.Errorf("stages %v, want %v", stages, want)
 	}
-	if b.Status.Checksum != outputs("nightly", "dump")[compiler.OutputChecksum] || b.Status.Size == nil || *b.Status.Size != 1000 {
+	if b.Status.Checksum != argotest.StepOutputs("nightly", "dump")[compiler.OutputChecksum] || b.Status.Size == nil || *b.Status.Size != 43200000 {
 		t.Errorf("outputs did not reach the status: %+v", b.Status)
 	}
 	if !meta.IsStatusConditionTrue(b.Status.Conditions, v1.ConditionVerified) {
