@@ -184,17 +184,17 @@ metadata: {name: mariadb}
 stringData: {username: root, password: %[1]s}
 `, password))
 	for _, c := range []struct {
-		server, name, source string
-		dumping              func() bool
+		server, name, tool, source string
+		dumping                    func() bool
 	}{
-		{"postgresql", "postgresql", `
+		{"postgresql", "postgresql", "pg_dump", `
     postgresql:
       connection: {host: postgres.databases.svc, database: chaos_big, secretRef: {name: postgres}}`,
 			func() bool {
 				out, err := psqlQuiet("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump' AND query LIKE 'COPY %'")
 				return err == nil && out != "0"
 			}},
-		{"mariadb", "mariadb", `
+		{"mariadb", "mariadb", "mariadb-dump", `
     mysql:
       flavor: mariadb
       databases: [chaos_big]
@@ -222,7 +222,7 @@ spec:
 		b := waitFinished(t, ns, []string{c.name}, 8*time.Minute)[c.name]
 		t.Logf("%s: %s %q", c.name, b.Status.Phase, b.Status.Message)
 		if b.Status.Phase == v1.PhaseFailed {
-			checkFailed(t, b, "step dump failed")
+			checkFailed(t, b, "step dump failed", c.tool)
 		} else {
 			checkSucceeded(t, b, "")
 		}
@@ -254,7 +254,9 @@ func dumpExits(t *testing.T) {
 	foreign := setup(t, ns)
 	applyStreams(t, ns, []stream{{name: "exits", mib: 200, delay: "0", exit: 1}})
 	b := waitFinished(t, ns, []string{"exits"}, 5*time.Minute)["exits"]
-	checkFailed(t, b, "step dump failed", "exit code 1")
+	// The root cause, as the dump step printed it, not only Argo's "exit
+	// code 1" of the step's container.
+	checkFailed(t, b, "step dump failed", "bash failed: exit code 1")
 	if steps := st.WorkflowSteps(t, ns, b.Status.WorkflowName); steps["dump"] != "Failed" {
 		t.Errorf("dump step %q, want Failed", steps["dump"])
 	}
