@@ -333,7 +333,7 @@ func checkSucceeded(t *testing.T, b *v1.Backup, wantRaw string) {
 	if b.Status.Message != "" {
 		t.Errorf("%s Succeeded with message %q", b.Name, b.Status.Message)
 	}
-	for _, c := range []string{string(v1.ReasonSucceeded), string(v1.ReasonVerified)} {
+	for _, c := range []string{v1.ConditionSucceeded, v1.ConditionVerified} {
 		if cond := meta.FindStatusCondition(b.Status.Conditions, c); cond == nil || cond.Status != "True" {
 			t.Errorf("%s: condition %s is %+v, want True", b.Name, c, cond)
 		}
@@ -382,7 +382,7 @@ func checkFailed(t *testing.T, b *v1.Backup, wants ...string) {
 			t.Errorf("%s: message %q does not say %q", b.Name, b.Status.Message, w)
 		}
 	}
-	if cond := meta.FindStatusCondition(b.Status.Conditions, string(v1.ReasonSucceeded)); cond == nil || cond.Status != "False" {
+	if cond := meta.FindStatusCondition(b.Status.Conditions, v1.ConditionSucceeded); cond == nil || cond.Status != "False" {
 		t.Errorf("%s Failed but its Succeeded condition is %+v", b.Name, cond)
 	}
 }
@@ -553,11 +553,7 @@ var (
 // at least one part: the dump is streaming into MinIO.
 func uploadInProgress(t *testing.T, prefix string) bool {
 	core := minio.Core{Client: st.S3}
-	for u := range st.S3.ListIncompleteUploads(context.Background(), bucket, prefix, true) {
-		if u.Err != nil {
-			t.Logf("listing uploads: %v", u.Err)
-			return false
-		}
+	for _, u := range st.IncompleteUploads(t, bucket, prefix) {
 		parts, err := core.ListObjectParts(context.Background(), bucket, u.Key, u.UploadID, 0, 1000)
 		if err == nil && len(parts.ObjectParts) > 0 {
 			return true

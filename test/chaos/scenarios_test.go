@@ -97,7 +97,7 @@ func controllerKilled(t *testing.T) {
 	foreign := setup(t, ns)
 	var streams []stream
 	for i := range 20 {
-		streams = append(streams, stream{name: fmt.Sprintf("run-%02d", i), mib: 24, delay: "0.5"})
+		streams = append(streams, stream{name: fmt.Sprintf("run-%02d", i), mib: 40, delay: "0.5"})
 	}
 	applyStreams(t, ns, streams)
 	workflows := func() int {
@@ -151,6 +151,11 @@ func minioOutage(t *testing.T) {
 	applyStreams(t, ns, streams)
 	waitUntil(t, "a part of the upload to be stored", 5*time.Minute, func() bool { return uploadInProgress(t, ns+"/") })
 	stopServer(t, "minio", "TERM")
+	for _, b := range listBackups(t, ns) {
+		if b.Status.Phase == v1.PhaseSucceeded || b.Status.Phase == v1.PhaseFailed {
+			t.Errorf("%s had ended %s before MinIO stopped: the outage is not mid-upload", b.Name, b.Status.Phase)
+		}
+	}
 	time.Sleep(30 * time.Second) // the outage itself
 	clusterScript(t, "start-service", "minio")
 	backups := waitFinished(t, ns, names(streams), 10*time.Minute)

@@ -123,10 +123,8 @@ func (s *Stack) Namespace(t testing.TB, name, bucket string) {
 			_ = s.S3.RemoveObject(ctx, bucket, o.Key, minio.RemoveObjectOptions{})
 		}
 	}
-	for u := range s.S3.ListIncompleteUploads(ctx, bucket, name+"/", true) {
-		if u.Err == nil {
-			_ = s.S3.RemoveIncompleteUpload(ctx, bucket, u.Key)
-		}
+	for _, u := range s.IncompleteUploads(t, bucket, name+"/") {
+		_ = s.S3.RemoveIncompleteUpload(ctx, bucket, u.Key)
 	}
 	for _, kind := range []string{"restores", "backupschedules", "backups"} {
 		s.Kubectl(t, "", "delete", kind, "--all", "-n", name, "--wait=true", "--timeout=120s")
@@ -274,13 +272,28 @@ func (s *Stack) Objects(t testing.TB, bucket, prefix string) []string {
 		}
 		keys = append(keys, o.Key)
 	}
-	for u := range s.S3.ListIncompleteUploads(ctx, bucket, prefix, true) {
-		if u.Err != nil {
-			t.Fatal(u.Err)
-		}
+	for _, u := range s.IncompleteUploads(t, bucket, prefix) {
 		t.Errorf("pending multipart upload of %s (upload %s, started %s)", u.Key, u.UploadID, u.Initiated.Format(time.RFC3339))
 	}
 	return keys
+}
+
+// IncompleteUploads lists the multipart uploads under a prefix that were
+// neither completed nor aborted. MinIO lists the uploads of one exact key
+// when given a prefix (a prefix of a directory lists none), so all of the
+// bucket's are listed and filtered here.
+func (s *Stack) IncompleteUploads(t testing.TB, bucket, prefix string) []minio.ObjectMultipartInfo {
+	t.Helper()
+	var out []minio.ObjectMultipartInfo
+	for u := range s.S3.ListIncompleteUploads(context.Background(), bucket, "", true) {
+		if u.Err != nil {
+			t.Fatal(u.Err)
+		}
+		if strings.HasPrefix(u.Key, prefix) {
+			out = append(out, u)
+		}
+	}
+	return out
 }
 
 // StagePhases maps each step of a run's status to its phase.
