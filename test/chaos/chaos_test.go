@@ -343,8 +343,12 @@ func checkSucceeded(t *testing.T, b *v1.Backup, wantRaw string) {
 			t.Errorf("%s Succeeded but its step %s is %s", b.Name, step, phase)
 		}
 	}
-	st.CheckStoredObject(t, b, bucket)
 	key := st.StoredKey(t, b)
+	if _, err := st.S3.StatObject(context.Background(), bucket, key, minio.StatObjectOptions{}); err != nil {
+		t.Errorf("%s Succeeded, but its object %s is gone: %v", b.Name, key, err)
+		return
+	}
+	st.CheckStoredObject(t, b, bucket)
 	m, err := readManifest(key)
 	if err != nil {
 		t.Errorf("%s: %v", b.Name, err)

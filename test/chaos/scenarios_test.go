@@ -77,10 +77,22 @@ func names(streams []stream) []string {
 	return out
 }
 
-// checkStreams asserts that every stream's Backup Succeeded and holds what
-// its command wrote, and restores one of them through a Restore.
-func checkStreams(t *testing.T, ns string, streams []stream, backups map[string]*v1.Backup) {
+// numbered is n streams of mib MiB each, named run-00, run-01, ...,
+// sleeping delay seconds after each MiB.
+func numbered(n, mib int, delay string) []stream {
+	out := make([]stream, n)
+	for i := range out {
+		out[i] = stream{name: fmt.Sprintf("run-%02d", i), mib: mib, delay: delay}
+	}
+	return out
+}
+
+// finishStreams waits for the streams' Backups, asserts that every one
+// Succeeded and holds what its command wrote, and restores the first one
+// through a Restore.
+func finishStreams(t *testing.T, ns string, streams []stream, timeout time.Duration) map[string]*v1.Backup {
 	t.Helper()
+	backups := waitFinished(t, ns, names(streams), timeout)
 	for _, s := range streams {
 		checkSucceeded(t, backups[s.name], s.rawChecksum())
 	}
@@ -88,6 +100,7 @@ func checkStreams(t *testing.T, ns string, streams []stream, backups map[string]
 		restoreMatches(t, b)
 	}
 	checkWorkflows(t, ns)
+	return backups
 }
 
 // 1. The backflow controller is killed (SIGKILL) while it creates the
@@ -95,10 +108,7 @@ func checkStreams(t *testing.T, ns string, streams []stream, backups map[string]
 func controllerKilled(t *testing.T) {
 	ns := nsController
 	foreign := setup(t, ns)
-	var streams []stream
-	for i := range 20 {
-		streams = append(streams, stream{name: fmt.Sprintf("run-%02d", i), mib: 40, delay: "0.5"})
-	}
+	streams := numbered(20, 40, "0.5")
 	applyStreams(t, ns, streams)
 	workflows := func() int {
 		var list v1.BackupList
@@ -119,8 +129,7 @@ func controllerKilled(t *testing.T) {
 	waitUntil(t, "10 dumps to run", 5*time.Minute, func() bool { return dumpsRunning(t, ns) >= 10 })
 	t.Logf("kill 2: %d dumps running", dumpsRunning(t, ns))
 	killContainer(t, "backflow-system", backflowController)
-	backups := waitFinished(t, ns, names(streams), 8*time.Minute)
-	checkStreams(t, ns, streams, backups)
+	finishStreams(t, ns, streams, 8*time.Minute)
 	checkBucket(t, ns, foreign)
 }
 
@@ -129,15 +138,11 @@ func controllerKilled(t *testing.T) {
 func argoRestarted(t *testing.T) {
 	ns := nsArgo
 	foreign := setup(t, ns)
-	var streams []stream
-	for i := range 5 {
-		streams = append(streams, stream{name: fmt.Sprintf("run-%d", i), mib: 48, delay: "0.4"})
-	}
+	streams := numbered(5, 48, "0.4")
 	applyStreams(t, ns, streams)
 	waitUntil(t, "five dumps to run", 5*time.Minute, func() bool { return dumpsRunning(t, ns) == 5 })
 	killContainer(t, "argo", argoController)
-	backups := waitFinished(t, ns, names(streams), 8*time.Minute)
-	checkStreams(t, ns, streams, backups)
+	finishStreams(t, ns, streams, 8*time.Minute)
 	checkBucket(t, ns, foreign)
 }
 
@@ -158,8 +163,7 @@ func minioOutage(t *testing.T) {
 	}
 	time.Sleep(30 * time.Second) // the outage itself
 	clusterScript(t, "start-service", "minio")
-	backups := waitFinished(t, ns, names(streams), 10*time.Minute)
-	checkStreams(t, ns, streams, backups)
+	finishStreams(t, ns, streams, 10*time.Minute)
 	checkBucket(t, ns, foreign)
 }
 
@@ -170,24 +174,11 @@ func minioOutage(t *testing.T) {
 func databaseKilled(t *testing.T) {
 	ns := nsDatabase
 	foreign := setup(t, ns)
-	st.Psql(t, "postgres", "DROP DATABASE IF EXISTS chaos_big")
-	st.Psql(t, "postgres", "CREATE DATABASE chaos_big")
-	st.Psql(t, "chaos_big", "CREATE TABLE big AS SELECT g AS id, repeat(md5(g::text), 4) AS filler FROM generate_series(1, 1000000) g")
-	st.MariaDB(t, "DROP DATABASE IF EXISTS chaos_big; CREATE DATABASE chaos_big; "+
-		"CREATE TABLE chaos_big.big (id INT PRIMARY KEY, filler VARCHAR(200)) ENGINE=InnoDB; "+
-		"INSERT INTO chaos_big.big SELECT seq, REPEAT(MD5(seq), 4) FROM seq_1_to_600000")
-	password := st.Env["BACKFLOW_CLUSTER_DB_PASSWORD"]
-	st.Apply(t, ns, fmt.Sprintf(`
-apiVersion: v1
-kind: Secret
-metadata: {name: postgres}
-stringData: {username: postgres, password: %[1]s}
----
-apiVersion: v1
-kind: Secret
-metadata: {name: mariadb}
-stringData: {username: root, password: %[1]s}
-`, password))
+	freshPostgreSQL(t, "chaos_big", "CREATE TABLE big AS SELECT g AS id, repeat(md5(g::text), 4) AS filler FROM generate_series(1, 1000000) g")
+	st.MariaDB(t, "DROP DATABASE IF EXISTS chaos_big; CREATE DATABASE chaos_big; USE chaos_big; "+
+		"CREATE TABLE big (id INT PRIMARY KEY, filler VARCHAR(200)) ENGINE=InnoDB; "+
+		"INSERT INTO big SELECT seq, REPEAT(MD5(seq), 4) FROM seq_1_to_600000")
+	st.Apply(t, ns, databaseSecret("postgres", "postgres")+databaseSecret("mariadb", "root"))
 	for _, c := range []struct {
 		server, name, tool, source string
 		dumping                    func() bool
@@ -234,6 +225,28 @@ spec:
 	}
 	checkWorkflows(t, ns)
 	checkBucket(t, ns, foreign)
+}
+
+// freshPostgreSQL makes an empty database db, then runs sql in it.
+func freshPostgreSQL(t *testing.T, db, sql string) {
+	t.Helper()
+	st.Psql(t, "postgres", "DROP DATABASE IF EXISTS "+db)
+	st.Psql(t, "postgres", "CREATE DATABASE "+db)
+	if sql != "" {
+		st.Psql(t, db, sql)
+	}
+}
+
+// databaseSecret is a Secret named name with a user of the stack's
+// databases and their password.
+func databaseSecret(name, user string) string {
+	return fmt.Sprintf(`
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: %s}
+stringData: {username: %s, password: %s}
+`, name, user, st.Env["BACKFLOW_CLUSTER_DB_PASSWORD"])
 }
 
 // psqlQuiet and mariadbQuiet run a query and return its output, for probes
@@ -295,8 +308,7 @@ func dumpPodDeleted(t *testing.T) {
 	applyStreams(t, ns, streams)
 	waitUntil(t, "a part of the upload to be stored", 5*time.Minute, func() bool { return uploadInProgress(t, ns+"/") })
 	st.Kubectl(t, "", "delete", "pod", "-n", ns, "-l", "workflows.argoproj.io/workflow", "--wait=false")
-	backups := waitFinished(t, ns, names(streams), 8*time.Minute)
-	checkStreams(t, ns, streams, backups)
+	backups := finishStreams(t, ns, streams, 8*time.Minute)
 	if b := backups["loses-pod"]; b.Status.WorkflowName != "" {
 		if n := dumpAttempts(t, ns, b.Status.WorkflowName); n < 2 {
 			t.Errorf("the dump ran %d times after its pod was deleted", n)
@@ -309,13 +321,9 @@ func dumpPodDeleted(t *testing.T) {
 func fiftyAtOnce(t *testing.T) {
 	ns := nsFifty
 	foreign := setup(t, ns)
-	var streams []stream
-	for i := range 50 {
-		streams = append(streams, stream{name: fmt.Sprintf("b-%02d", i), mib: 2, delay: "0"})
-	}
+	streams := numbered(50, 2, "0")
 	applyStreams(t, ns, streams)
-	backups := waitFinished(t, ns, names(streams), 12*time.Minute)
-	checkStreams(t, ns, streams, backups)
+	backups := finishStreams(t, ns, streams, 12*time.Minute)
 	keys := map[string]string{}
 	for _, b := range backups {
 		if b.Status.Location == nil {
@@ -397,22 +405,21 @@ spec:
 	t.Logf("%d runs of the rotating schedule", len(runs))
 	// Newest first.
 	slices.SortFunc(runs, func(a, b v1.Backup) int { return b.CreationTimestamp.Compare(a.CreationTimestamp.Time) })
-	var newestVerified string
+	// keepLast 2 keeps the two newest backups of the series, which are the
+	// two newest successful runs (each verified: verify is on); a failed run
+	// stored nothing.
+	allowed := map[string]bool{}
 	for _, b := range runs {
 		if b.Status.Phase != v1.PhaseSucceeded {
 			t.Errorf("run %s ended %s: %s", b.Name, b.Status.Phase, b.Status.Message)
 			continue
 		}
-		if newestVerified == "" {
-			newestVerified = b.Name
+		if len(allowed) < 2 {
+			allowed[b.Name] = true
 		}
 		if clusterkit.StagePhases(b.Status.Stages)["rotate"] != "Succeeded" {
 			t.Errorf("run %s: rotate %q", b.Name, clusterkit.StagePhases(b.Status.Stages)["rotate"])
 		}
-	}
-	allowed := map[string]bool{newestVerified: true}
-	for _, b := range runs[:min(2, len(runs))] {
-		allowed[b.Name] = true
 	}
 	var kept []string
 	for i := range runs {
@@ -428,9 +435,9 @@ spec:
 			checkSucceeded(t, b, "")
 		case err == nil:
 			kept = append(kept, b.Name)
-			t.Errorf("run %s is older than the two newest and was not rotated", b.Name)
-		case allowed[b.Name] && b.Status.Phase == v1.PhaseSucceeded:
-			t.Errorf("run %s, one of the two newest or the newest verified, was deleted: %v", b.Name, err)
+			t.Errorf("run %s is older than the two newest backups and was not rotated", b.Name)
+		case allowed[b.Name]:
+			t.Errorf("run %s, one of the two newest backups, was deleted: %v", b.Name, err)
 		}
 	}
 	t.Logf("kept %v of the rotating series", kept)
@@ -446,15 +453,8 @@ spec:
 func corruptedObjects(t *testing.T) {
 	ns := nsCorrupt
 	foreign := setup(t, ns)
-	st.Psql(t, "postgres", "DROP DATABASE IF EXISTS chaos_small")
-	st.Psql(t, "postgres", "CREATE DATABASE chaos_small")
-	st.Psql(t, "chaos_small", "CREATE TABLE items AS SELECT g AS id, md5(g::text) AS name FROM generate_series(1, 200000) g")
-	st.Apply(t, ns, fmt.Sprintf(`
-apiVersion: v1
-kind: Secret
-metadata: {name: postgres}
-stringData: {username: postgres, password: %s}
-`, st.Env["BACKFLOW_CLUSTER_DB_PASSWORD"]))
+	freshPostgreSQL(t, "chaos_small", "CREATE TABLE items AS SELECT g AS id, md5(g::text) AS name FROM generate_series(1, 200000) g")
+	st.Apply(t, ns, databaseSecret("postgres", "postgres"))
 	damages := []struct {
 		name   string
 		damage func([]byte) []byte
@@ -516,12 +516,11 @@ spec:
 		t.Logf("%s: backflow verify: %s", d.name, strings.TrimSpace(string(out)))
 
 		target := "chaos_restored_" + d.name
-		st.Psql(t, "postgres", "DROP DATABASE IF EXISTS "+target)
-		st.Psql(t, "postgres", "CREATE DATABASE "+target)
+		freshPostgreSQL(t, target, "")
 		st.Apply(t, ns, fmt.Sprintf(`
 apiVersion: backflow.dev/v1alpha1
 kind: Restore
-metadata: {name: %s}
+metadata: {name: restore-%s}
 spec:
   from: {backupRef: {name: %s}}
   target:
@@ -529,7 +528,7 @@ spec:
       connection: {host: postgres.databases.svc, database: %s, secretRef: {name: postgres}}
 `, d.name, d.name, target))
 		r := &v1.Restore{}
-		r.Namespace, r.Name = ns, d.name
+		r.Namespace, r.Name = ns, "restore-"+d.name
 		clusterkit.WaitForFinish(t, st, r, 5*time.Minute)
 		if r.Status.Phase != v1.PhaseFailed {
 			t.Errorf("%s: the Restore of the %s object ended %s", d.name, d.name, r.Status.Phase)
