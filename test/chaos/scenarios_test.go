@@ -168,13 +168,13 @@ func minioOutage(t *testing.T) {
 }
 
 // 4. The database server is killed (SIGKILL of every process) while pg_dump
-// and mariadb-dump read a 140 MB table, then started again. The Backup fails
+// and mariadb-dump read a 200 MB table of random hex (stored as more than one 16 MiB part), then started again. The Backup fails
 // naming its dump, or is retried and succeeds; it never leaves a partial
 // object that looks like a backup.
 func databaseKilled(t *testing.T) {
 	ns := nsDatabase
 	foreign := setup(t, ns)
-	freshPostgreSQL(t, "chaos_big", "CREATE TABLE big AS SELECT g AS id, repeat(md5(g::text), 4) AS filler FROM generate_series(1, 1000000) g")
+	freshPostgreSQL(t, "chaos_big", "CREATE TABLE big AS SELECT g AS id, md5(random()::text) || md5(random()::text) || md5(random()::text) || md5(random()::text) AS filler FROM generate_series(1, 1500000) g")
 	st.MariaDB(t, "DROP DATABASE IF EXISTS chaos_big; CREATE DATABASE chaos_big; USE chaos_big; "+
 		"CREATE TABLE big (id INT PRIMARY KEY, filler VARCHAR(200)) ENGINE=InnoDB; "+
 		"INSERT INTO big SELECT seq, REPEAT(MD5(seq), 4) FROM seq_1_to_600000")
