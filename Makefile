@@ -61,11 +61,11 @@ test: deps check-generated test-assets ## Run the tests (envtest against a real 
 	KUBEBUILDER_ASSETS=$$(dirname $$($(TOOLS) kube-apiserver)) BACKFLOW_MINIO=$$($(TOOLS) minio) go test -count=1 ./...
 
 .PHONY: lint
-lint: ## go vet, gofmt, staticcheck and golangci-lint's goconst and dupl (.golangci.yml; the e2e suite's build tag included); no tracked binaries or files over 1 MiB.
+lint: ## go vet, gofmt, staticcheck and golangci-lint's goconst and dupl (.golangci.yml; the e2e and chaos suites' build tags included); no tracked binaries or files over 1 MiB.
 	@test/tools/check-tracked.sh
-	go vet -tags e2e ./...
+	go vet -tags e2e,chaos ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
-	go tool staticcheck -tags e2e ./...
+	go tool staticcheck -tags e2e,chaos ./...
 	go tool golangci-lint run ./...
 
 CLUSTER := test/cluster/cluster.sh
@@ -83,6 +83,17 @@ down: ## Stop the local cluster and remove what it left (processes, mounts, brid
 e2e: up ## End-to-end tests on the local cluster, backflow installed by its Helm chart.
 	test/cluster/install-backflow.sh $(E2E_NAMESPACES)
 	go test -tags e2e -count=1 -timeout 20m ./test/e2e
+
+CHAOS_NAMESPACES := chaos-controller chaos-argo chaos-minio chaos-database chaos-dump-exit chaos-pod-deleted chaos-fifty chaos-schedule chaos-corrupt
+
+# The suite runs as a compiled test binary so that its summary (one line per
+# scenario, then the totals) is printed whether it passes or fails, without
+# -v's noise; the failures' own messages come before it.
+.PHONY: chaos
+chaos: up ## The fault suite on the local cluster (controller, Argo, MinIO and databases killed mid-run, failing dumps, corrupted objects).
+	test/cluster/install-backflow.sh $(CHAOS_NAMESPACES)
+	go test -tags chaos -c -o bin/chaos.test ./test/chaos
+	bin/chaos.test -test.count=1 -test.timeout 25m
 
 .PHONY: help
 help:

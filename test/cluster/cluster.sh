@@ -8,6 +8,8 @@
 #
 #   test/cluster/cluster.sh up|down|status|env
 #   test/cluster/cluster.sh import postgres minio   # more images of images.sh
+#   test/cluster/cluster.sh kill-service minio|postgresql|mariadb [SIGNAL]   # faults, for test/chaos
+#   test/cluster/cluster.sh start-service minio|postgresql|mariadb
 #
 # Binaries and images come from the cache (test/tools/build.sh and
 # test/cluster/images.sh build them once). Every process is started in its own
@@ -337,13 +339,11 @@ EOF
 # --- services on the node -----------------------------------------------------
 
 services_up() {
-	mkdir -p "$state/minio"
-	MINIO_ROOT_USER=$minio_user MINIO_ROOT_PASSWORD=$minio_password MINIO_BROWSER=off \
-		start minio "$(bin minio)" server --quiet --address "$node_ip:$minio_port" "$state/minio"
+	minio_start
 	postgres_up
 	mariadb_up
 	ferretdb_up
-	wait_for MinIO 60 curl -fsS "http://$node_ip:$minio_port/minio/health/live"
+	minio_wait
 	# The examples' bucket (examples/storage-minio.yaml).
 	local code
 	code=$(curl -sS -o /dev/null -w '%{http_code}' -X PUT --aws-sigv4 "aws:amz:us-east-1:s3" \
@@ -355,6 +355,53 @@ $(external_service databases postgres 5432 "$postgres_port")
 $(external_service databases mariadb 3306 "$mariadb_port")
 $(external_service databases mongodb 27017 "$mongodb_port")
 EOF
+}
+
+minio_start() {
+	mkdir -p "$state/minio"
+	MINIO_ROOT_USER=$minio_user MINIO_ROOT_PASSWORD=$minio_password MINIO_BROWSER=off \
+		start minio "$(bin minio)" server --quiet --address "$node_ip:$minio_port" "$state/minio"
+}
+
+minio_wait() { wait_for MinIO 60 curl -fsS "http://$node_ip:$minio_port/minio/health/live"; }
+
+# service_kill NAME SIGNAL: for the fault suite, stops a server on the node
+# (minio, postgresql, mariadb) with a signal and waits until it is gone.
+# PostgreSQL's postmaster and every one of its children get the signal, as
+# when the machine kills them all.
+service_kill() {
+	local name=$1 signal=$2 pid pids_of i
+	case $name in
+	minio | mariadb) pid=$(cat "$pids/$name.pid" 2>/dev/null) || die "$name is not running" ;;
+	postgresql) pid=$(head -1 "$state/postgresql/postmaster.pid" 2>/dev/null) || die "PostgreSQL is not running" ;;
+	*) die "service_kill: unknown server $name (minio, postgresql, mariadb)" ;;
+	esac
+	pids_of=$pid
+	[ "$name" = postgresql ] && pids_of="$(pgrep -P "$pid" | tr '\n' ' ')$pid"
+	# shellcheck disable=SC2086 # a list of PIDs
+	kill "-$signal" $pids_of 2>/dev/null || true
+	for i in $(seq 300); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -0 "$pid" 2>/dev/null && die "$name (pid $pid) still runs 30 s after SIG$signal"
+	[ "$name" = postgresql ] || rm -f "$pids/$name.pid"
+	log "$name (pid $pid) stopped by SIG$signal"
+}
+
+# service_start NAME: starts a server of the node again after service_kill
+# and waits until it answers.
+service_start() {
+	case $1 in
+	minio)
+		minio_start
+		minio_wait
+		;;
+	postgresql) postgres_up ;;
+	mariadb) mariadb_up ;;
+	*) die "service_start: unknown server $1 (minio, postgresql, mariadb)" ;;
+	esac
+	log "$1 started"
 }
 
 # external_service NAMESPACE NAME PORT NODE_PORT: a Service whose endpoint is
@@ -576,8 +623,10 @@ import)
 	shift
 	import_images "$@"
 	;;
+kill-service) service_kill "$2" "${3:-KILL}" ;;
+start-service) service_start "$2" ;;
 *)
-	echo "usage: $0 up|down|status|env|import IMAGE..." >&2
+	echo "usage: $0 up|down|status|env|import IMAGE...|kill-service NAME [SIGNAL]|start-service NAME" >&2
 	exit 2
 	;;
 esac

@@ -20,6 +20,7 @@ import (
 
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
 	"github.com/backflow-dev/backflow/stages"
+	"github.com/backflow-dev/backflow/test/clusterkit"
 	"github.com/backflow-dev/backflow/test/envtest"
 	"github.com/backflow-dev/backflow/test/servers"
 )
@@ -43,7 +44,7 @@ apiVersion: v1
 kind: Secret
 metadata: {name: %s}
 stringData: {username: postgres, password: %s}
-`, name, st.env["BACKFLOW_CLUSTER_DB_PASSWORD"])
+`, name, st.Env["BACKFLOW_CLUSTER_DB_PASSWORD"])
 }
 
 // A PostgreSQL Backup with exec hooks and retention runs all five steps,
@@ -52,18 +53,18 @@ stringData: {username: postgres, password: %s}
 func TestPostgreSQLBackupAndRestore(t *testing.T) {
 	t.Parallel()
 	ns := nsPostgreSQL
-	namespace(t, ns, bucket)
+	st.Namespace(t, ns, bucket)
 	appPod(t, ns)
 	for _, db := range []string{"e2e_src", "e2e_dst"} {
-		psql(t, "postgres", "DROP DATABASE IF EXISTS "+db)
-		psql(t, "postgres", "CREATE DATABASE "+db)
+		st.Psql(t, "postgres", "DROP DATABASE IF EXISTS "+db)
+		st.Psql(t, "postgres", "CREATE DATABASE "+db)
 	}
-	psql(t, "e2e_src", `
+	st.Psql(t, "e2e_src", `
 CREATE TABLE accounts (aid int PRIMARY KEY, bid int, abalance int, filler char(84));
 INSERT INTO accounts SELECT g, g % 10, (g * 7919) % 100000, md5(g::text) FROM generate_series(1, 100000) g;
 CREATE TABLE blobs (id int PRIMARY KEY, body bytea, note text);
 INSERT INTO blobs SELECT g, sha256(g::text::bytea) || '\x00ff'::bytea, 'naïve ☃ ' || g FROM generate_series(1, 2000) g;`)
-	apply(t, ns, storageManifest(ns, bucket)+dbSecret("pg-app")+`
+	st.Apply(t, ns, st.StorageManifest(ns, bucket)+dbSecret("pg-app")+`
 ---
 apiVersion: backflow.dev/v1alpha1
 kind: Backup
@@ -80,19 +81,19 @@ spec:
 `+hooks)
 	b := &v1.Backup{}
 	b.Namespace, b.Name = ns, "accounts"
-	seen := waitForPhase(t, b, v1.PhaseSucceeded, 3*time.Minute)
+	seen := clusterkit.WaitForPhase(t, st, b, v1.PhaseSucceeded, 3*time.Minute)
 	if !slices.Contains(seen, v1.PhaseRunning) {
 		t.Errorf("phases seen %v: never Running", seen)
 	}
-	checkStoredObject(t, b, bucket)
+	st.CheckStoredObject(t, b, bucket)
 	if b.Status.Checksum == "" || b.Status.RawChecksum == "" || b.Status.RawSize == nil || *b.Status.RawSize <= *b.Status.Size {
 		t.Errorf("status lacks raw size or checksums, or the dump did not compress: %+v", b.Status)
 	}
 	want := map[string]string{"pre-hook": "Succeeded", "dump": "Succeeded", "verify": "Succeeded", "post-hook": "Succeeded", "rotate": "Succeeded"}
-	if got := stagePhases(b.Status.Stages); fmt.Sprint(got) != fmt.Sprint(want) {
+	if got := clusterkit.StagePhases(b.Status.Stages); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("status.stages %v, want %v", got, want)
 	}
-	steps := workflowSteps(t, ns, b.Status.WorkflowName)
+	steps := st.WorkflowSteps(t, ns, b.Status.WorkflowName)
 	for name := range want {
 		if steps[name] != "Succeeded" {
 			t.Errorf("Workflow step %s is %q (steps %v)", name, steps[name], steps)
@@ -101,7 +102,7 @@ spec:
 	if !hookRan(t, ns, "pre-hook") || !hookRan(t, ns, "post-hook") {
 		t.Error("the hooks did not run in the application pod")
 	}
-	out := kubectl(t, "", "get", "backups", "-n", ns)
+	out := st.Kubectl(t, "", "get", "backups", "-n", ns)
 	if header := strings.Fields(strings.SplitN(out, "\n", 2)[0]); fmt.Sprint(header) != "[NAME STATUS SIZE AGE]" {
 		t.Errorf("kubectl get backups prints columns %v", header)
 	}
@@ -109,7 +110,7 @@ spec:
 		t.Errorf("kubectl get backups:\n%s", out)
 	}
 
-	apply(t, ns, dbSecret("pg-restore")+`
+	st.Apply(t, ns, dbSecret("pg-restore")+`
 ---
 apiVersion: backflow.dev/v1alpha1
 kind: Restore
@@ -125,12 +126,12 @@ spec:
 `)
 	r := &v1.Restore{}
 	r.Namespace, r.Name = ns, "accounts-copy"
-	waitForPhase(t, r, v1.PhaseSucceeded, 3*time.Minute)
+	clusterkit.WaitForPhase(t, st, r, v1.PhaseSucceeded, 3*time.Minute)
 	for _, q := range []string{
 		"SELECT count(*), md5(string_agg(aid || ':' || bid || ':' || abalance || ':' || filler, ',' ORDER BY aid)) FROM accounts",
 		"SELECT count(*), md5(string_agg(id || ':' || encode(body, 'hex') || ':' || note, ',' ORDER BY id)) FROM blobs",
 	} {
-		if src, dst := psql(t, "e2e_src", q), psql(t, "e2e_dst", q); src != dst {
+		if src, dst := st.Psql(t, "e2e_src", q), st.Psql(t, "e2e_dst", q); src != dst {
 			t.Errorf("%s: source %s, restored %s", q, src, dst)
 		}
 	}
@@ -142,9 +143,9 @@ spec:
 func TestFailingDump(t *testing.T) {
 	t.Parallel()
 	ns := nsFailure
-	namespace(t, ns, bucket)
+	st.Namespace(t, ns, bucket)
 	appPod(t, ns)
-	apply(t, ns, storageManifest(ns, bucket)+fmt.Sprintf(`
+	st.Apply(t, ns, st.StorageManifest(ns, bucket)+fmt.Sprintf(`
 ---
 apiVersion: backflow.dev/v1alpha1
 kind: Backup
@@ -155,11 +156,11 @@ spec:
       image: %s
       command: [bash, -c, 'head -c 50000000 /dev/urandom; echo "connection lost" >&2; exit 3']
   storage: {name: minio}
-`, st.env["BACKFLOW_CLUSTER_IMAGE_CLIENTS"])+hooks)
+`, st.Env["BACKFLOW_CLUSTER_IMAGE_CLIENTS"])+hooks)
 	b := &v1.Backup{}
 	b.Namespace, b.Name = ns, "broken"
-	waitForPhase(t, b, v1.PhaseFailed, 3*time.Minute)
-	stages := stagePhases(b.Status.Stages)
+	clusterkit.WaitForPhase(t, st, b, v1.PhaseFailed, 3*time.Minute)
+	stages := clusterkit.StagePhases(b.Status.Stages)
 	if stages["dump"] != "Failed" || stages["post-hook"] != "Succeeded" {
 		t.Errorf("stages %v: want dump Failed and post-hook Succeeded", stages)
 	}
@@ -170,13 +171,13 @@ spec:
 		t.Error("the post-hook did not run after the failed dump")
 	}
 	var warned bool
-	for _, e := range events(t, b) {
+	for _, e := range st.Events(t, b) {
 		warned = warned || strings.HasPrefix(e, "Warning") && strings.Contains(e, "dump")
 	}
 	if !warned {
-		t.Errorf("no Warning event names the dump step: %v", events(t, b))
+		t.Errorf("no Warning event names the dump step: %v", st.Events(t, b))
 	}
-	if keys := objects(t, bucket, ns+"/"); len(keys) > 0 {
+	if keys := st.Objects(t, bucket, ns+"/"); len(keys) > 0 {
 		t.Errorf("the failed dump left objects: %v", keys)
 	}
 }
@@ -187,8 +188,8 @@ spec:
 func TestMariaDBExample(t *testing.T) {
 	t.Parallel()
 	ns := nsWiki
-	namespace(t, ns, "backups")
-	mariadb(t, `DROP DATABASE IF EXISTS wiki; DROP DATABASE IF EXISTS wiki_sessions;
+	st.Namespace(t, ns, "backups")
+	st.MariaDB(t, `DROP DATABASE IF EXISTS wiki; DROP DATABASE IF EXISTS wiki_sessions;
 CREATE DATABASE wiki CHARACTER SET utf8mb4; CREATE DATABASE wiki_sessions;
 USE wiki;
 CREATE TABLE wiki.pages (id INT PRIMARY KEY, title VARCHAR(200), body MEDIUMTEXT, thumb VARBINARY(64)) CHARACTER SET utf8mb4;
@@ -198,7 +199,7 @@ INSERT INTO wiki_sessions.sessions SELECT seq, RANDOM_BYTES(100) FROM seq_1_to_5
 CREATE USER IF NOT EXISTS 'wiki'@'%' IDENTIFIED BY 'wiki-secret';
 GRANT ALL ON wiki.* TO 'wiki'@'%'; GRANT ALL ON wiki_sessions.* TO 'wiki'@'%';
 GRANT RELOAD, PROCESS, EVENT ON *.* TO 'wiki'@'%';`)
-	kubectl(t, `
+	st.Kubectl(t, `
 apiVersion: v1
 kind: Secret
 metadata: {name: wiki-mariadb}
@@ -212,21 +213,21 @@ spec:
   externalName: mariadb.databases.svc.cluster.local
 `, "apply", "-n", ns, "-f", "-")
 	for _, f := range []string{"storage-minio.yaml", "mariadb-backup.yaml"} {
-		kubectl(t, "", "apply", "-n", ns, "-f", filepath.Join(envtest.RepoRoot(), "examples", f))
+		st.Kubectl(t, "", "apply", "-n", ns, "-f", filepath.Join(envtest.RepoRoot(), "examples", f))
 	}
 	b := &v1.Backup{}
 	b.Namespace, b.Name = ns, "wiki-mariadb"
-	waitForPhase(t, b, v1.PhaseSucceeded, 3*time.Minute)
-	checkStoredObject(t, b, "backups")
+	clusterkit.WaitForPhase(t, st, b, v1.PhaseSucceeded, 3*time.Minute)
+	st.CheckStoredObject(t, b, "backups")
 	if !strings.HasSuffix(b.Status.Location.Key, ".sql.gz") {
 		t.Errorf("key %s: want the gzip extension", b.Status.Location.Key)
 	}
 
 	checksums := "SELECT COUNT(*), MD5(GROUP_CONCAT(id, title, body, HEX(thumb) ORDER BY id SEPARATOR ',')) FROM wiki.pages; " +
 		"SELECT COUNT(*), MD5(GROUP_CONCAT(id, HEX(data) ORDER BY id)) FROM wiki_sessions.sessions"
-	before := mariadb(t, "SET SESSION group_concat_max_len = 1073741824; "+checksums)
-	mariadb(t, "DROP DATABASE wiki; DROP DATABASE wiki_sessions")
-	apply(t, ns, `
+	before := st.MariaDB(t, "SET SESSION group_concat_max_len = 1073741824; "+checksums)
+	st.MariaDB(t, "DROP DATABASE wiki; DROP DATABASE wiki_sessions")
+	st.Apply(t, ns, `
 apiVersion: backflow.dev/v1alpha1
 kind: Restore
 metadata: {name: wiki-back}
@@ -243,11 +244,11 @@ apiVersion: v1
 kind: Secret
 metadata: {name: wiki-root}
 stringData: {username: root, password: %s}
-`, st.env["BACKFLOW_CLUSTER_DB_PASSWORD"]))
+`, st.Env["BACKFLOW_CLUSTER_DB_PASSWORD"]))
 	r := &v1.Restore{}
 	r.Namespace, r.Name = ns, "wiki-back"
-	waitForPhase(t, r, v1.PhaseSucceeded, 3*time.Minute)
-	if after := mariadb(t, "SET SESSION group_concat_max_len = 1073741824; "+checksums); after != before {
+	clusterkit.WaitForPhase(t, st, r, v1.PhaseSucceeded, 3*time.Minute)
+	if after := st.MariaDB(t, "SET SESSION group_concat_max_len = 1073741824; "+checksums); after != before {
 		t.Errorf("restored databases differ:\nbefore %s\nafter  %s", before, after)
 	}
 }
@@ -258,9 +259,9 @@ stringData: {username: root, password: %s}
 func TestMongoDB(t *testing.T) {
 	t.Parallel()
 	ns := nsMongoDB
-	namespace(t, ns, bucket)
-	port, _ := strconv.Atoi(st.env["BACKFLOW_CLUSTER_MONGODB_PORT"])
-	mongo, err := servers.ConnectFerretDB(st.env["BACKFLOW_CLUSTER_NODE_IP"], port, st.env["BACKFLOW_CLUSTER_MONGODB_USER"], st.env["BACKFLOW_CLUSTER_DB_PASSWORD"])
+	st.Namespace(t, ns, bucket)
+	port, _ := strconv.Atoi(st.Env["BACKFLOW_CLUSTER_MONGODB_PORT"])
+	mongo, err := servers.ConnectFerretDB(st.Env["BACKFLOW_CLUSTER_NODE_IP"], port, st.Env["BACKFLOW_CLUSTER_MONGODB_USER"], st.Env["BACKFLOW_CLUSTER_DB_PASSWORD"])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,7 +281,7 @@ func TestMongoDB(t *testing.T) {
 		t.Fatal(err)
 	}
 	identity, recipient := key.String(), key.Recipient().String()
-	apply(t, ns, storageManifest(ns, bucket)+fmt.Sprintf(`
+	st.Apply(t, ns, st.StorageManifest(ns, bucket)+fmt.Sprintf(`
 ---
 apiVersion: v1
 kind: Secret
@@ -314,15 +315,15 @@ spec:
         database: events_scratch
         secretRef: {name: events-mongodb}
       checkQuery: '{"collection": "orders", "filter": {"_id": {"$gte": 1999}}}'
-`, st.env["BACKFLOW_CLUSTER_MONGODB_USER"], st.env["BACKFLOW_CLUSTER_DB_PASSWORD"], identity, recipient))
+`, st.Env["BACKFLOW_CLUSTER_MONGODB_USER"], st.Env["BACKFLOW_CLUSTER_DB_PASSWORD"], identity, recipient))
 	b := &v1.Backup{}
 	b.Namespace, b.Name = ns, "events"
-	waitForPhase(t, b, v1.PhaseSucceeded, 3*time.Minute)
-	checkStoredObject(t, b, bucket)
+	clusterkit.WaitForPhase(t, st, b, v1.PhaseSucceeded, 3*time.Minute)
+	st.CheckStoredObject(t, b, bucket)
 	if !strings.HasSuffix(b.Status.Location.Key, ".archive.zst.age") {
 		t.Errorf("key %s: want a zstd-compressed, age-encrypted archive", b.Status.Location.Key)
 	}
-	apply(t, ns, `
+	st.Apply(t, ns, `
 apiVersion: backflow.dev/v1alpha1
 kind: Restore
 metadata: {name: events-back}
@@ -338,7 +339,7 @@ spec:
 `)
 	r := &v1.Restore{}
 	r.Namespace, r.Name = ns, "events-back"
-	waitForPhase(t, r, v1.PhaseSucceeded, 3*time.Minute)
+	clusterkit.WaitForPhase(t, st, r, v1.PhaseSucceeded, 3*time.Minute)
 	for _, coll := range []string{"clicks", "orders"} {
 		want, err := mongo.Export("events", coll)
 		if err != nil {
@@ -363,7 +364,7 @@ spec:
 func TestPVCAndCommand(t *testing.T) {
 	t.Parallel()
 	ns := nsFiles
-	namespace(t, ns, bucket)
+	st.Namespace(t, ns, bucket)
 	root := filepath.Join(os.TempDir(), "backflow-e2e-volumes")
 	_ = os.RemoveAll(root)
 	src, dst := filepath.Join(root, "src"), filepath.Join(root, "dst")
@@ -385,8 +386,8 @@ func TestPVCAndCommand(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	kubectl(t, "", "delete", "pvc", "src", "dst", "-n", ns, "--ignore-not-found")
-	kubectl(t, "", "delete", "pv", "e2e-files-src", "e2e-files-dst", "--ignore-not-found")
+	st.Kubectl(t, "", "delete", "pvc", "src", "dst", "-n", ns, "--ignore-not-found")
+	st.Kubectl(t, "", "delete", "pv", "e2e-files-src", "e2e-files-dst", "--ignore-not-found")
 	var pvs strings.Builder
 	for _, v := range []struct{ name, path string }{{"src", src}, {"dst", dst}} {
 		fmt.Fprintf(&pvs, `
@@ -412,8 +413,8 @@ spec:
   resources: {requests: {storage: 1Gi}}
 `, v.name, v.path, ns)
 	}
-	apply(t, ns, pvs.String())
-	apply(t, ns, storageManifest(ns, bucket)+fmt.Sprintf(`
+	st.Apply(t, ns, pvs.String())
+	st.Apply(t, ns, st.StorageManifest(ns, bucket)+fmt.Sprintf(`
 ---
 apiVersion: backflow.dev/v1alpha1
 kind: Backup
@@ -432,14 +433,14 @@ spec:
       image: %[1]s
       command: [seq, "1", "300000"]
   storage: {name: minio}
-`, st.env["BACKFLOW_CLUSTER_IMAGE_CLIENTS"]))
+`, st.Env["BACKFLOW_CLUSTER_IMAGE_CLIENTS"]))
 	uploads, numbers := &v1.Backup{}, &v1.Backup{}
 	uploads.Namespace, uploads.Name = ns, "uploads"
 	numbers.Namespace, numbers.Name = ns, "numbers"
-	waitForPhase(t, uploads, v1.PhaseSucceeded, 3*time.Minute)
-	waitForPhase(t, numbers, v1.PhaseSucceeded, 3*time.Minute)
-	checkStoredObject(t, uploads, bucket)
-	checkStoredObject(t, numbers, bucket)
+	clusterkit.WaitForPhase(t, st, uploads, v1.PhaseSucceeded, 3*time.Minute)
+	clusterkit.WaitForPhase(t, st, numbers, v1.PhaseSucceeded, 3*time.Minute)
+	st.CheckStoredObject(t, uploads, bucket)
+	st.CheckStoredObject(t, numbers, bucket)
 	seq, err := exec.Command("seq", "1", "300000").Output()
 	if err != nil {
 		t.Fatal(err)
@@ -448,7 +449,7 @@ spec:
 		t.Errorf("the command's stream has sha256 %s, seq printed %s", got, sha256Hex(seq))
 	}
 
-	apply(t, ns, fmt.Sprintf(`
+	st.Apply(t, ns, fmt.Sprintf(`
 apiVersion: backflow.dev/v1alpha1
 kind: Restore
 metadata: {name: uploads-copy}
@@ -466,11 +467,11 @@ spec:
     command:
       image: %s
       command: [bash, -c, 'test "$(wc -l)" = 300000']
-`, st.env["BACKFLOW_CLUSTER_IMAGE_CLIENTS"]))
+`, st.Env["BACKFLOW_CLUSTER_IMAGE_CLIENTS"]))
 	for _, name := range []string{"uploads-copy", "numbers-count"} {
 		r := &v1.Restore{}
 		r.Namespace, r.Name = ns, name
-		waitForPhase(t, r, v1.PhaseSucceeded, 3*time.Minute)
+		clusterkit.WaitForPhase(t, st, r, v1.PhaseSucceeded, 3*time.Minute)
 	}
 	for name, content := range files {
 		got, err := os.ReadFile(filepath.Join(dst, name))
@@ -491,8 +492,8 @@ spec:
 func TestSchedule(t *testing.T) {
 	t.Parallel()
 	ns := nsSchedule
-	namespace(t, ns, bucket)
-	apply(t, ns, storageManifest(ns, bucket)+fmt.Sprintf(`
+	st.Namespace(t, ns, bucket)
+	st.Apply(t, ns, st.StorageManifest(ns, bucket)+fmt.Sprintf(`
 ---
 apiVersion: backflow.dev/v1alpha1
 kind: BackupSchedule
@@ -508,7 +509,7 @@ spec:
           command: [date, --iso-8601=ns]
       storage: {name: minio}
       retention: {keepLast: 2}
-`, st.env["BACKFLOW_CLUSTER_IMAGE_CLIENTS"]))
+`, st.Env["BACKFLOW_CLUSTER_IMAGE_CLIENTS"]))
 	ctx := context.Background()
 	deadline := time.Now().Add(5 * time.Minute)
 	succeeded := map[string]bool{}
@@ -517,20 +518,20 @@ spec:
 			t.Fatalf("%d successful runs after 5 minutes", len(succeeded))
 		}
 		var list v1.BackupList
-		if err := st.kube.List(ctx, &list, client.InNamespace(ns), client.MatchingLabels{v1.LabelSchedule: "minutely"}); err != nil {
+		if err := st.Kube.List(ctx, &list, client.InNamespace(ns), client.MatchingLabels{v1.LabelSchedule: "minutely"}); err != nil {
 			t.Fatal(err)
 		}
 		for _, b := range list.Items {
-			if b.Status.Phase == v1.PhaseSucceeded && stagePhases(b.Status.Stages)["rotate"] == "Succeeded" {
+			if b.Status.Phase == v1.PhaseSucceeded && clusterkit.StagePhases(b.Status.Stages)["rotate"] == "Succeeded" {
 				succeeded[b.Name] = true
 			}
 		}
 		time.Sleep(2 * time.Second)
 	}
-	kubectl(t, "", "patch", "backupschedule", "minutely", "-n", ns, "--type=merge", "-p", `{"spec":{"suspend":true}}`)
+	st.Kubectl(t, "", "patch", "backupschedule", "minutely", "-n", ns, "--type=merge", "-p", `{"spec":{"suspend":true}}`)
 	time.Sleep(3 * time.Second) // the history limit is applied on the next reconcile
 	var list v1.BackupList
-	if err := st.kube.List(ctx, &list, client.InNamespace(ns), client.MatchingLabels{v1.LabelSchedule: "minutely"}); err != nil {
+	if err := st.Kube.List(ctx, &list, client.InNamespace(ns), client.MatchingLabels{v1.LabelSchedule: "minutely"}); err != nil {
 		t.Fatal(err)
 	}
 	var done int
@@ -543,7 +544,7 @@ spec:
 		t.Errorf("%d succeeded Backups kept, history limit is 2", done)
 	}
 	var backups []string
-	for _, k := range objects(t, bucket, ns+"/") {
+	for _, k := range st.Objects(t, bucket, ns+"/") {
 		if !strings.HasSuffix(k, stages.ManifestSuffix) {
 			backups = append(backups, k)
 		}
@@ -552,7 +553,7 @@ spec:
 		t.Errorf("%d backups in the series after 3 runs with keepLast 2: %v", len(backups), backups)
 	}
 	var sched v1.BackupSchedule
-	if err := st.kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: "minutely"}, &sched); err != nil {
+	if err := st.Kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: "minutely"}, &sched); err != nil {
 		t.Fatal(err)
 	}
 	if sched.Status.LastSuccessfulTime == nil {
