@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"testing"
 
@@ -31,5 +32,17 @@ func TestExitCodeOfStorageFailures(t *testing.T) {
 		if err == nil || exitCode(err) != want {
 			t.Errorf("%s: exit code %d (%v), want %d", endpoint, exitCode(err), err, want)
 		}
+	}
+}
+
+// A step stopped from outside (its pod deleted in a drain) may be retried;
+// the same failure without the signal is the step's own.
+func TestExitCodeOfAStoppedStep(t *testing.T) {
+	cause := errors.New("reading the source: context canceled")
+	if got := exitCode(stoppedError{cause}); got != compiler.ExitCodeRetry {
+		t.Errorf("stopped: exit code %d, want %d", got, compiler.ExitCodeRetry)
+	}
+	if got := exitCode(cause); got != 1 {
+		t.Errorf("not stopped: exit code %d, want 1", got)
 	}
 }

@@ -13,7 +13,9 @@ import (
 // the expression alone decides, as Argo 3.5 and later do), with the attempt's
 // exit code, phase and message in lastRetry.
 //
-//   - The step said a retry may help: it exited with ExitCodeRetry.
+//   - The step said a retry may help: it exited with ExitCodeRetry (a
+//     transient storage failure, or a stop asked from outside, such as its
+//     pod deleted in a node drain), unless its deadline stopped it.
 //   - Something went wrong around the step and the node is in Error (the pod
 //     was deleted with its node, an init or wait container failed), or the
 //     pod was evicted or preempted (Failed, with the kubelet's message).
@@ -30,11 +32,15 @@ const (
 	// permanentPattern matches the apiserver's answers that a retry cannot
 	// change.
 	permanentPattern = `(?i)forbidden|not found|is invalid|unauthorized`
+	// deadlinePattern matches what the kubelet records on a pod it stopped
+	// at its activeDeadlineSeconds: the step exits as on any stop from
+	// outside, and a second attempt would stall the same way.
+	deadlinePattern = `(?i)longer than the specified deadline`
 )
 
 var retryExpression = fmt.Sprintf(
-	`lastRetry.exitCode == '%d' || ((lastRetry.status == 'Error' || lastRetry.message matches '%s') && !(lastRetry.message matches '%s'))`,
-	ExitCodeRetry, transientPattern, permanentPattern)
+	`(lastRetry.exitCode == '%d' && !(lastRetry.message matches '%s')) || ((lastRetry.status == 'Error' || lastRetry.message matches '%s') && !(lastRetry.message matches '%s'))`,
+	ExitCodeRetry, deadlinePattern, transientPattern, permanentPattern)
 
 // retryStrategy retries a step as retryExpression says, at most the retries
 // parameter times, waiting 10 s, 20 s, 40 s ... up to 5 minutes between

@@ -22,6 +22,8 @@ func TestRetryExpression(t *testing.T) {
 		{"an init container failed", "-1", "Error", "install-backflow: Error (exit code 1)", true},
 		{"evicted", "137", "Failed", "The node was low on resource: memory. Threshold quantity: 100Mi, available: 50Mi.", true},
 		{"node shutdown", "-1", "Failed", "Pod was terminated in response to imminent node shutdown.", true},
+		{"stopped from outside (its pod deleted)", "75", "Failed", "main: Error (exit code 75): backflow: stopped by signal terminated", true},
+		{"stopped at the step's deadline", "75", "Failed", "Pod was active on the node longer than the specified deadline", false},
 		{"the step's deadline", "-1", "Failed", "Pod was active on the node longer than the specified deadline", false},
 		{"no service account", "-1", "Error", `pods "nosa-dump-1" is forbidden: error looking up service account apps/backflow-workflow: serviceaccount "backflow-workflow" not found`, false},
 		{"invalid pod", "-1", "Error", `Pod "x" is invalid: spec.containers[0].image: Required value`, false},
