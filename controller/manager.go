@@ -104,7 +104,7 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 	reconcilers := []interface{ SetupWithManager(ctrl.Manager) error }{
 		&backup.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder, Compiler: opts.Compiler,
 			StorageTimeout: opts.StorageTimeout, DeleteTimeout: opts.DeleteTimeout},
-		&schedule.Reconciler{Client: mgr.GetClient(), Recorder: recorder, Compiler: opts.Compiler},
+		&schedule.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder, Compiler: opts.Compiler},
 		&restore.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder, Compiler: opts.Compiler},
 		&storage.Reconciler{Client: mgr.GetClient(), Recorder: recorder, Interval: opts.StorageCheckInterval, Timeout: opts.StorageTimeout},
 	}

@@ -35,7 +35,10 @@ import (
 // Reconciler reconciles BackupSchedules.
 type Reconciler struct {
 	client.Client
-	Recorder record.EventRecorder
+	// APIReader reads past the cache, to tell a Workflow the cache still
+	// shows from one that is gone.
+	APIReader client.Reader
+	Recorder  record.EventRecorder
 	Compiler compiler.Options
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time

@@ -28,9 +28,22 @@ func (r *Reconciler) adoptWorkflows(ctx context.Context, s *v1.BackupSchedule, c
 	if err := r.List(ctx, &wfs, client.InNamespace(s.Namespace), client.MatchingLabels{v1.LabelSchedule: s.Name}); err != nil {
 		return err
 	}
+	var backups v1.BackupList
+	if err := r.List(ctx, &backups, client.InNamespace(s.Namespace), client.MatchingLabels{v1.LabelSchedule: s.Name}); err != nil {
+		return err
+	}
+	adopted := map[string]bool{}
+	for _, b := range backups.Items {
+		adopted[b.Name] = true
+	}
 	for i := range wfs.Items {
 		wf := &wfs.Items[i]
-		if !wf.DeletionTimestamp.IsZero() || !IsRunOf(wf, s.UID, cron) {
+		if adopted[wf.Name] || !wf.DeletionTimestamp.IsZero() || !IsRunOf(wf, s.UID, cron) {
+			continue
+		}
+		if gone, err := r.workflowGone(ctx, wf); err != nil {
+			return err
+		} else if gone {
 			continue
 		}
 		b := &v1.Backup{
@@ -56,6 +69,21 @@ func (r *Reconciler) adoptWorkflows(ctx context.Context, s *v1.BackupSchedule, c
 		}
 	}
 	return nil
+}
+
+// workflowGone says whether a Workflow the cache shows is gone or going on
+// the API server: the history limit deletes a run's Workflow and then its
+// Backup, and a cache that has seen only the second would otherwise give
+// the pruned run its Backup again.
+func (r *Reconciler) workflowGone(ctx context.Context, wf *wfv1.Workflow) (bool, error) {
+	var live wfv1.Workflow
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(wf), &live); err != nil {
+		if apierrors.IsNotFound(err) {
+			return true, nil
+		}
+		return false, err
+	}
+	return live.UID != wf.UID || !live.DeletionTimestamp.IsZero(), nil
 }
 
 // applyHistoryLimits deletes the oldest finished Backups of the schedule
