@@ -39,7 +39,7 @@ type Reconciler struct {
 	// shows from one that is gone.
 	APIReader client.Reader
 	Recorder  record.EventRecorder
-	Compiler compiler.Options
+	Compiler  compiler.Options
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
