@@ -291,17 +291,20 @@ func dumpExits(t *testing.T) {
 	checkBucket(t, ns, foreign)
 }
 
-// dumpAttempts counts the pods Argo ran for a Workflow's dump step.
+// dumpAttempts counts the pods Argo ran for a Workflow's dump step: the
+// scheduled pods by UID, as Argo may run a deleted pod again under the same
+// name within one attempt of the step as well as in a retry.
 func dumpAttempts(t *testing.T, ns, workflow string) int {
 	t.Helper()
-	out := st.Kubectl(t, "", "get", "workflow", "-n", ns, workflow, "-o", `jsonpath={range .status.nodes.*}{.type} {.displayName}{"\n"}{end}`)
-	var n int
+	out := st.Kubectl(t, "", "get", "events", "-n", ns, "--field-selector", "reason=Scheduled,involvedObject.kind=Pod",
+		"-o", `jsonpath={range .items[*]}{.involvedObject.name} {.involvedObject.uid}{"\n"}{end}`)
+	pods := map[string]bool{}
 	for _, line := range strings.Split(out, "\n") {
-		if strings.HasPrefix(line, "Pod dump(") {
-			n++
+		if name, uid, ok := strings.Cut(line, " "); ok && strings.HasPrefix(name, workflow+"-dump-") {
+			pods[uid] = true
 		}
 	}
-	return n
+	return len(pods)
 }
 
 // 5b. The dump's pod is deleted while it streams: Argo runs the step again
