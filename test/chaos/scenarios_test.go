@@ -293,15 +293,19 @@ func dumpExits(t *testing.T) {
 
 // dumpAttempts counts the pods Argo ran for a Workflow's dump step: the
 // scheduled pods by UID, as Argo may run a deleted pod again under the same
-// name within one attempt of the step as well as in a retry.
+// name within one attempt of the step as well as in a retry. Events of an
+// earlier run of the suite, whose Workflow had the same name and so its pods
+// too, are older than this Workflow.
 func dumpAttempts(t *testing.T, ns, workflow string) int {
 	t.Helper()
+	created := st.Kubectl(t, "", "get", "workflow", "-n", ns, workflow, "-o", "jsonpath={.metadata.creationTimestamp}")
 	out := st.Kubectl(t, "", "get", "events", "-n", ns, "--field-selector", "reason=Scheduled,involvedObject.kind=Pod",
-		"-o", `jsonpath={range .items[*]}{.involvedObject.name} {.involvedObject.uid}{"\n"}{end}`)
+		"-o", `jsonpath={range .items[*]}{.involvedObject.name} {.involvedObject.uid} {.metadata.creationTimestamp}{"\n"}{end}`)
 	pods := map[string]bool{}
 	for _, line := range strings.Split(out, "\n") {
-		if name, uid, ok := strings.Cut(line, " "); ok && strings.HasPrefix(name, workflow+"-dump-") {
-			pods[uid] = true
+		// RFC 3339 times in UTC compare as strings.
+		if f := strings.Fields(line); len(f) == 3 && strings.HasPrefix(f[0], workflow+"-dump-") && f[2] >= strings.TrimSpace(created) {
+			pods[f[1]] = true
 		}
 	}
 	return len(pods)
