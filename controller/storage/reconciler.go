@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/minio/minio-go/v7"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -23,6 +22,7 @@ import (
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
 	"github.com/backflow-dev/backflow/controller/status"
 	"github.com/backflow-dev/backflow/controller/storageref"
+	stagestorage "github.com/backflow-dev/backflow/stages/storage"
 )
 
 // Reconciler reconciles BackupStorages.
@@ -77,7 +77,7 @@ func (r *Reconciler) check(ctx context.Context, st *v1.BackupStorage) metav1.Con
 	if backend, err := storageref.Open(ctx, r.Client, st, r.Timeout); err != nil {
 		reason, message = v1.ReasonCredentialsError, err.Error()
 	} else {
-		if err := backend.CheckBucket(ctx); accessDenied(err) {
+		if err := backend.CheckBucket(ctx); errors.Is(err, stagestorage.ErrAccessDenied) {
 			reason, message = v1.ReasonReadOnly, fmt.Sprintf("the credentials may not list bucket %s (%v): Backups, which write, list and rotate, cannot use them; a Restore needs only s3:GetObject and runs regardless", st.Spec.S3.Bucket, err)
 		} else if err != nil {
 			reason, message = v1.ReasonUnreachable, err.Error()
@@ -87,13 +87,6 @@ func (r *Reconciler) check(ctx context.Context, st *v1.BackupStorage) metav1.Con
 	}
 	cond.Reason, cond.Message = string(reason), message
 	return cond
-}
-
-// accessDenied says that the storage answered and refused the request, as
-// it does to credentials that may read objects but not list the bucket.
-func accessDenied(err error) bool {
-	var resp minio.ErrorResponse
-	return errors.As(err, &resp) && resp.Code == "AccessDenied"
 }
 
 // SecretIndex indexes BackupStorages by the Secrets they read: the

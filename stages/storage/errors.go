@@ -31,6 +31,18 @@ var ErrTransient = errors.New("transient storage failure")
 // are made from.
 func IsTransient(err error) bool { return errors.Is(err, ErrTransient) }
 
+// ErrAccessDenied says that the storage answered and refused the request, as
+// it does to credentials that may read objects but not list the bucket.
+var ErrAccessDenied = errors.New("access denied by the storage")
+
+// accessDeniedError marks err as ErrAccessDenied, naming it in the message.
+type accessDeniedError struct{ err error }
+
+func (e accessDeniedError) Error() string { return ErrAccessDenied.Error() + ": " + e.err.Error() }
+func (e accessDeniedError) Unwrap() []error {
+	return []error{e.err, ErrAccessDenied}
+}
+
 // transientError marks err as ErrTransient without changing its message.
 type transientError struct{ err error }
 
@@ -43,7 +55,7 @@ func (e transientError) Unwrap() []error {
 // permanent cause in its message; nil stays nil. It is applied to every error
 // the S3 backend returns, so callers only ever ask IsTransient.
 func classify(err error) error {
-	if err == nil || IsTransient(err) || errors.Is(err, ErrExists) || errors.Is(err, ErrNotFound) {
+	if err == nil || IsTransient(err) || errors.Is(err, ErrExists) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrAccessDenied) {
 		return err
 	}
 	if errors.Is(err, context.Canceled) {
@@ -57,7 +69,7 @@ func classify(err error) error {
 		case resp.Code == "InvalidAccessKeyId" || resp.Code == "SignatureDoesNotMatch":
 			return fmt.Errorf("the storage refused the credentials (%s, %s): %w", EnvAccessKeyID, EnvSecretAccessKey, err)
 		case resp.Code == minio.AccessDenied || resp.StatusCode == http.StatusForbidden:
-			return fmt.Errorf("access denied by the storage: %w", err)
+			return accessDeniedError{err}
 		case resp.Code == minio.NoSuchBucket:
 			return fmt.Errorf("the bucket %s does not exist: %w", resp.BucketName, err)
 		case transientStatus(resp.StatusCode) || transientCode(resp.Code):
