@@ -29,6 +29,10 @@ type DumpConfig struct {
 	Storage storage.Backend
 	// PathTemplate renders the object key.
 	PathTemplate string
+	// KeyPrefix, when set, is the namespace's prefix the key must lie
+	// inside (pathtemplate.Confine): a key outside is refused before the
+	// source starts or anything is written.
+	KeyPrefix string
 	// Namespace, Name and Series of the Backup, for the path template and the
 	// manifest.
 	Namespace, Name, Series string
@@ -95,6 +99,9 @@ func Dump(ctx context.Context, cfg DumpConfig) (*Manifest, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	if err := confine(cfg.KeyPrefix, m.Key); err != nil {
+		return nil, fmt.Errorf("dump refused, nothing was stored: the path template's key %w", err)
 	}
 	// A fast path: the upload's completion is conditional anyway, for the
 	// dump that renders the same key at the same time.

@@ -18,7 +18,10 @@ import (
 type RestoreConfig struct {
 	Storage storage.Backend
 	// Key of the object to restore.
-	Key        string
+	Key string
+	// KeyPrefix, when set, is the namespace's prefix the key must lie
+	// inside; a key outside is refused before anything is read.
+	KeyPrefix  string
 	Identities []age.Identity
 	// Target to restore into.
 	Target v1.RestoreTarget
@@ -50,6 +53,9 @@ func Restore(ctx context.Context, cfg RestoreConfig) (*Manifest, error) {
 	if cfg.Stdout == nil {
 		// What a restore command prints is diagnostics, not data.
 		cfg.Stdout = cfg.Stderr
+	}
+	if err := confine(cfg.KeyPrefix, cfg.Key); err != nil {
+		return nil, fmt.Errorf("restore refused before it started: the key %w", err)
 	}
 	m, err := readPinnedManifest(ctx, cfg.Storage, cfg.Key, cfg.ExpectChecksum)
 	if err != nil {

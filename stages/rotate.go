@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/backflow-dev/backflow/stages/pathtemplate"
 	"github.com/backflow-dev/backflow/stages/retention"
 	"github.com/backflow-dev/backflow/stages/storage"
 )
@@ -20,6 +21,9 @@ type RotateConfig struct {
 	// listed, with its subdirectories, for the series' backups: see
 	// pathtemplate.Scope. Nothing outside it is read or touched.
 	Scope string
+	// KeyPrefix, when set, is the namespace's prefix that Scope and Key must
+	// lie inside: a rotation outside it lists and deletes nothing.
+	KeyPrefix string
 	// Namespace, Series and StorageID (<namespace>/<name> of the
 	// BackupStorage) name the series: a backup belongs to it when its
 	// manifest names all three. Everything else below Scope is left alone.
@@ -82,6 +86,14 @@ func Rotate(ctx context.Context, cfg RotateConfig) (*RotateResult, error) {
 	}
 	if cfg.Rules.IsEmpty() {
 		return nil, errors.New("retention has no rule: set days, keepLast, keepHourly, keepDaily, keepWeekly, keepMonthly or keepYearly")
+	}
+	if cfg.KeyPrefix != "" {
+		if err := pathtemplate.ConfineScope(cfg.KeyPrefix, cfg.Scope); err != nil {
+			return nil, fmt.Errorf("rotate refused, nothing was listed or deleted: the series' scope: %w", err)
+		}
+	}
+	if err := confine(cfg.KeyPrefix, cfg.Key); cfg.Key != "" && err != nil {
+		return nil, fmt.Errorf("rotate refused, nothing was listed or deleted: the backup just written: %w", err)
 	}
 	if cfg.Key != "" && !strings.HasPrefix(cfg.Key, cfg.Scope) {
 		return nil, fmt.Errorf("the backup just written, %s, lies outside the scope %q rotate lists; nothing was deleted (the path template rotate was given is not the dump's)", cfg.Key, cfg.Scope)

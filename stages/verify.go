@@ -19,6 +19,9 @@ type VerifyConfig struct {
 	Storage storage.Backend
 	// Key of the object to verify.
 	Key string
+	// KeyPrefix, when set, is the namespace's prefix the key must lie
+	// inside; a key outside is refused before anything is read.
+	KeyPrefix string
 	// Identities decrypt the object.
 	Identities []age.Identity
 	// ExpectChecksum, when set, is the sha256:<hex> the object must have:
@@ -57,6 +60,9 @@ func Verify(ctx context.Context, cfg VerifyConfig) (*Manifest, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if err := confine(cfg.KeyPrefix, cfg.Key); err != nil {
+		return nil, fmt.Errorf("verify refused: the key %w", err)
 	}
 	m, err := readPinnedManifest(ctx, cfg.Storage, cfg.Key, cfg.ExpectChecksum)
 	if err != nil {

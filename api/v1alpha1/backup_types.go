@@ -41,8 +41,12 @@ type BackupStorageTarget struct {
 	// from run to run (its scope: "apps/nightly/" for the default) and
 	// rotates the backups whose manifests name the series, so several series
 	// may share a directory, and one may spread over dated directories.
+	// Every key it renders must lie inside the namespace's prefix in the
+	// storage (BackupStorage spec.namespacePrefix, by default
+	// "{{ .Namespace }}/"); the controller checks it before anything runs.
+	// Defaults to that prefix followed by
+	// {{ .Series }}/{{ .Timestamp | date "20060102T150405Z" }}{{ .Extension }}.
 	// +optional
-	// +kubebuilder:default=`{{ .Namespace }}/{{ .Series }}/{{ .Timestamp | date "20060102T150405Z" }}{{ .Extension }}`
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=1024
 	// +kubebuilder:validation:XValidation:rule="!self.startsWith('/')",message="storage.path must be relative to the storage prefix: remove the leading '/'"

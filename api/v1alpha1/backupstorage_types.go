@@ -18,6 +18,28 @@ type BackupStorageSpec struct {
 	// +kubebuilder:validation:MaxItems=256
 	// +kubebuilder:validation:items:MaxLength=63
 	AllowedNamespaces []string `json:"allowedNamespaces,omitempty"`
+	// Why the prefix must end with '/': then a '/' follows {{ .Namespace }}
+	// (the only template it holds), and the text between them holds none. A
+	// namespace name holds no '/' either, so the first '/' after the fixed
+	// text before {{ .Namespace }} gives away the namespace's length, and
+	// with it the namespace: no namespace's prefix can begin with another's.
+	// Without it, "a{{ .Namespace }}" would make namespace "b"'s prefix "ab"
+	// a prefix of namespace "bc"'s "abc".
+
+	// NamespacePrefix is the key prefix, relative to s3.prefix, of each
+	// namespace that uses the storage: a template of the namespace with
+	// exactly one {{ .Namespace }}, ending in '/', such as
+	// tenants/{{ .Namespace }}/. Every key a Backup, BackupSchedule or
+	// Restore of the namespace writes, reads or deletes must lie inside it;
+	// the default storage.path of a Backup starts with it.
+	// +optional
+	// +kubebuilder:default="{{ .Namespace }}/"
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:XValidation:rule="self.split('{{ .Namespace }}').size() == 2 && self.split('{{').size() == 2",message="namespacePrefix must hold {{ .Namespace }} exactly once, spelled so, and no other template"
+	// +kubebuilder:validation:XValidation:rule="self.endsWith('/')",message="namespacePrefix must end with '/'"
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('/') && !self.contains('//') && !self.split('/').exists(s, s == '..' || s == '.')",message="namespacePrefix must be relative (no leading '/'), without empty, '.' or '..' segments"
+	NamespacePrefix string `json:"namespacePrefix,omitempty"`
 }
 
 // S3Storage is an S3-compatible bucket.
@@ -51,6 +73,14 @@ type S3Storage struct {
 	TLS *StorageTLS `json:"tls,omitempty"`
 	// Credentials to access the bucket.
 	Credentials S3Credentials `json:"credentials"`
+	// AllowMetadataEndpoint lets the endpoint be a link-local address
+	// (169.254.0.0/16, fe80::/10) or a cloud metadata service
+	// (169.254.169.254, fd00:ec2::254, metadata.google.internal), as its
+	// name or as what its name resolves to. The controller otherwise refuses
+	// to send requests there: a storage's endpoint would make it ask its
+	// node's metadata service with the controller's network position.
+	// +optional
+	AllowMetadataEndpoint bool `json:"allowMetadataEndpoint,omitempty"`
 	// Size in MiB of each part of a multipart upload. Memory used by a dump is
 	// about twice this; an object may reach S3's 5 TiB whatever the size.
 	// +optional
@@ -171,4 +201,8 @@ const (
 	// ReasonCredentialsError: the credentials (or the CA bundle) could not be
 	// read from their Secret or ConfigMap.
 	ReasonCredentialsError ConditionReason = "CredentialsError"
+	// ReasonEndpointNotAllowed: the endpoint is, or resolves to, a
+	// link-local or cloud metadata address, and s3.allowMetadataEndpoint
+	// does not allow it.
+	ReasonEndpointNotAllowed ConditionReason = "EndpointNotAllowed"
 )

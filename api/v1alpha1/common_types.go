@@ -533,6 +533,13 @@ const (
 	// ReasonStorageForbidden: the BackupStorage is in another namespace that
 	// does not list the resource's namespace in spec.allowedNamespaces.
 	ReasonStorageForbidden ConditionReason = "StorageForbidden"
+	// ReasonInvalidPath: the path template does not parse, or renders a key
+	// that is not a clean relative key.
+	ReasonInvalidPath ConditionReason = "InvalidPath"
+	// ReasonKeyOutsidePrefix: a key the resource renders or names lies
+	// outside the prefix of its namespace in the storage
+	// (BackupStorage.spec.namespacePrefix).
+	ReasonKeyOutsidePrefix ConditionReason = "KeyOutsidePrefix"
 )
 
 // EventReason is the reason of an Event backflow records. Events about a

@@ -30,10 +30,13 @@ import (
 // storageFlags are the flags every stage that touches storage has.
 type storageFlags struct {
 	url string
+	// keyPrefix confines the keys the stage uses to a namespace's prefix.
+	keyPrefix string
 }
 
 func (s *storageFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&s.url, "storage", "", "storage URL: s3://bucket/prefix?endpoint=https://host or file:///dir; S3 credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+	cmd.Flags().StringVar(&s.keyPrefix, "key-prefix", "", "refuse any key outside this prefix (relative to the storage URL's, ending in '/'): the namespace's prefix in the storage; empty refuses none")
 	_ = cmd.MarkFlagRequired("storage")
 }
 
@@ -215,7 +218,7 @@ BACKFLOW_DB_USERNAME, BACKFLOW_DB_PASSWORD, BACKFLOW_DB_DATABASE and BACKFLOW_DB
 			m, err := stages.Dump(cmd.Context(), stages.DumpConfig{
 				Source:        src,
 				SourceOptions: source.Options{Namespace: namespace, Getenv: os.Getenv, VolumeRoot: volumeRoot},
-				Storage:       backend, PathTemplate: pathTemplate,
+				Storage:       backend, PathTemplate: pathTemplate, KeyPrefix: st.keyPrefix,
 				Namespace: namespace, Name: name, Series: series, StorageID: storageID,
 				Compression: pipeline.Algorithm(compression), Level: level,
 				Recipients: rs, RecipientNames: names,
@@ -278,7 +281,7 @@ func newVerifyCommand() *cobra.Command {
 				return err
 			}
 			cfg := stages.VerifyConfig{
-				Storage: backend, Key: key, Identities: identities, ExpectChecksum: expect, ReadOnly: !mark,
+				Storage: backend, Key: key, KeyPrefix: st.keyPrefix, Identities: identities, ExpectChecksum: expect, ReadOnly: !mark,
 				SourceOptions: source.Options{Namespace: namespace, Getenv: os.Getenv},
 				ProgressFile:  os.Getenv("ARGO_PROGRESS_FILE"), Stderr: cmd.ErrOrStderr(),
 			}
@@ -353,7 +356,7 @@ checked in a first pass, before the target sees a byte.`,
 				return err
 			}
 			m, err := stages.Restore(cmd.Context(), stages.RestoreConfig{
-				Storage: backend, Key: key, Identities: identities, Target: target, VerifyFirst: verifyFirst, ExpectChecksum: expect,
+				Storage: backend, Key: key, KeyPrefix: st.keyPrefix, Identities: identities, Target: target, VerifyFirst: verifyFirst, ExpectChecksum: expect,
 				SourceOptions: source.Options{Namespace: namespace, Getenv: os.Getenv, VolumeRoot: volumeRoot},
 				ProgressFile:  os.Getenv("ARGO_PROGRESS_FILE"), Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr(),
 			})
@@ -455,6 +458,12 @@ wherever they lie. With --key, the manifest of that backup of the series gives
 			if err != nil {
 				return err
 			}
+			if key != "" && st.keyPrefix != "" {
+				// Before its manifest is read.
+				if err := pathtemplate.Confine(st.keyPrefix, key); err != nil {
+					return fmt.Errorf("rotate refused, nothing was listed or deleted: --key %w", err)
+				}
+			}
 			flags := cmd.Flags()
 			if key != "" && (!flags.Changed("namespace") || !flags.Changed("series") || !flags.Changed("storage-id")) {
 				m, err := stages.ReadManifest(cmd.Context(), backend, key)
@@ -476,7 +485,7 @@ wherever they lie. With --key, the manifest of that backup of the series gives
 				return fmt.Errorf("--path: %w", err)
 			}
 			res, err := stages.Rotate(cmd.Context(), stages.RotateConfig{
-				Storage: backend, Scope: scope, Namespace: namespace, Series: series, StorageID: storageID, Key: key,
+				Storage: backend, Scope: scope, KeyPrefix: st.keyPrefix, Namespace: namespace, Series: series, StorageID: storageID, Key: key,
 				Rules: retention.rules(), Location: loc, DryRun: dryRun,
 			})
 			if err != nil {

@@ -56,13 +56,17 @@ func (a StorageAccess) URL() string {
 // ID names the storage as the manifest records it (v1alpha1.BackupStorage.ID).
 func (a StorageAccess) ID() string { return a.Storage.ID() }
 
-func (a StorageAccess) params() []wfv1.Parameter {
+// params are the storage arguments of a step of a resource in namespace:
+// the storage, its credentials, and the namespace's prefix, which the step
+// checks every key against again.
+func (a StorageAccess) params(namespace string) []wfv1.Parameter {
 	accessKeyIDKey, secretAccessKeyKey := a.Storage.Spec.S3.Credentials.Keys()
 	return []wfv1.Parameter{
 		value(ParamStorage, a.URL()),
 		value(ParamStorageSecret, a.CredentialsSecret),
 		value(ParamAccessKeyKey, accessKeyIDKey),
 		value(ParamSecretKeyKey, secretAccessKeyKey),
+		value(ParamKeyPrefix, a.Storage.NamespacePrefix(namespace)),
 	}
 }
 
@@ -145,9 +149,9 @@ func backupWorkflowSpec(namespace string, spec v1.BackupSpec, series, timezone s
 	dumpPod := engine.DumpPod(spec.Source)
 	image := engineImage(dumpPod, opts)
 	dumpPatch.enginePod(dumpPod)
-	path := spec.Storage.Path
-	if path == "" {
-		path = DefaultPath
+	path, err := backupPath(spec.Storage.Path, namespace, series, st)
+	if err != nil {
+		return nil, err
 	}
 
 	verify := spec.Verify == nil || spec.Verify.Checksum == nil || *spec.Verify.Checksum
@@ -165,7 +169,7 @@ func backupWorkflowSpec(namespace string, spec v1.BackupSpec, series, timezone s
 		StepDump: func() (wfv1.DAGTask, error) {
 			return wfv1.DAGTask{
 				TemplateRef: &wfv1.TemplateRef{Name: TemplateDump, Template: EntryDump, ClusterScope: true},
-				Arguments: wfv1.Arguments{Parameters: concat(st.params(), stepArgs(image, dumpPatch, retries, deadline(EntryDump, deadlines.Dump), opts),
+				Arguments: wfv1.Arguments{Parameters: concat(st.params(namespace), stepArgs(image, dumpPatch, retries, deadline(EntryDump, deadlines.Dump), opts),
 					value(ParamSource, string(sourceJSON)), value(ParamPath, path), value(ParamNamespace, namespace),
 					name, value(ParamSeries, series), value(ParamStorageID, st.ID()), value(ParamCompression, compression), value(ParamLevel, level),
 					value(ParamRecipients, strings.Join(recipients, "\n")),
@@ -197,7 +201,7 @@ func backupWorkflowSpec(namespace string, spec v1.BackupSpec, series, timezone s
 			}
 			return wfv1.DAGTask{
 				TemplateRef: &wfv1.TemplateRef{Name: TemplateVerify, Template: EntryVerify, ClusterScope: true},
-				Arguments: wfv1.Arguments{Parameters: concat(st.params(), stepArgs(verifyImage, verifyPatch, retries, deadline(EntryVerify, deadlines.Verify), opts),
+				Arguments: wfv1.Arguments{Parameters: concat(st.params(namespace), stepArgs(verifyImage, verifyPatch, retries, deadline(EntryVerify, deadlines.Verify), opts),
 					value(ParamKey, dumpedKey), value(ParamExpectChecksum, dumpedChecksum), value(ParamRestoreTest, restoreTest), value(ParamEngine, scratchEngine), value(ParamNamespace, namespace),
 				)},
 			}, nil
@@ -218,7 +222,7 @@ func backupWorkflowSpec(namespace string, spec v1.BackupSpec, series, timezone s
 			rotatePatch.storageCA(st)
 			return wfv1.DAGTask{
 				TemplateRef: &wfv1.TemplateRef{Name: TemplateRotate, Template: EntryRotate, ClusterScope: true},
-				Arguments: wfv1.Arguments{Parameters: concat(st.params(), stepArgs(opts.Image, rotatePatch, retries, deadline(EntryRotate, deadlines.Rotate), opts),
+				Arguments: wfv1.Arguments{Parameters: concat(st.params(namespace), stepArgs(opts.Image, rotatePatch, retries, deadline(EntryRotate, deadlines.Rotate), opts),
 					append([]wfv1.Parameter{value(ParamKey, dumpedKey), value(ParamPath, path), value(ParamNamespace, namespace),
 						value(ParamSeries, series), value(ParamStorageID, st.ID()), value(ParamTimezone, timezone)}, rules...)...,
 				)},

@@ -402,3 +402,103 @@ func TestMongoDBBackup(t *testing.T) {
 		t.Errorf("%d steps name their image, want dump and verify", images)
 	}
 }
+
+// tenantStorage is the example storage with every namespace's keys below
+// tenants/<namespace>/.
+func tenantStorage(t *testing.T) StorageAccess {
+	st := exampleStorage(t, examples(t))
+	st.Storage.Spec.NamespacePrefix = "tenants/{{ .Namespace }}/"
+	return st
+}
+
+// exampleOf is the first object of a kind in an example file.
+func exampleOf(t *testing.T, file, kind string, into any) {
+	t.Helper()
+	for _, obj := range examples(t)[file] {
+		if obj["kind"] == kind {
+			convert(t, obj, into)
+			return
+		}
+	}
+	t.Fatalf("no %s in %s", kind, file)
+}
+
+// With a custom namespace prefix, a schedule without a path writes below
+// it: dump, verify and rotate are given the prefix and the default path
+// starts with it.
+func TestCustomNamespacePrefix(t *testing.T) {
+	var s v1.BackupSchedule
+	exampleOf(t, "postgresql-nightly-schedule.yaml", "BackupSchedule", &s)
+	s.Namespace = "apps"
+	s.Spec.Template.Spec.Storage.Path = ""
+	opts := testOptions()
+	cwf, err := Schedule(ScheduleInput{Schedule: &s, Storage: tenantStorage(t)}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := validate.ValidateCronWorkflow(t.Context(), noTemplates{}, clusterTemplates(opts), cwf.DeepCopy(), nil); err != nil {
+		t.Errorf("Argo rejects the CronWorkflow: %v", err)
+	}
+	checkGolden(t, "postgresql-nightly-schedule.tenants.golden.yaml", cwf)
+}
+
+// A path template or key that leaves the namespace's prefix, or a template
+// that does not render a clean key, fails the compile with its reason and
+// the field, before any Workflow exists.
+func TestKeysOutsideThePrefixAreRefused(t *testing.T) {
+	for _, tc := range []struct {
+		path   string
+		tenant bool
+		reason v1.ConditionReason
+	}{
+		{path: `{{ "bob" }}/x`, reason: v1.ReasonKeyOutsidePrefix},
+		{path: `bob/{{ .Name }}`, reason: v1.ReasonKeyOutsidePrefix},
+		{path: `{{ .Namespace }}/{{ .Series }}`, tenant: true, reason: v1.ReasonKeyOutsidePrefix},
+		{path: `../bob/x`, reason: v1.ReasonInvalidPath},
+		{path: `/abs`, reason: v1.ReasonInvalidPath},
+		{path: `{{ .Nope }}`, reason: v1.ReasonInvalidPath},
+		{path: `{{ .Namespace }}/{{`, reason: v1.ReasonInvalidPath},
+		{path: `{{ .Namespace }}/{{ .Series }}`},
+		{path: `tenants/{{ .Namespace }}/{{ .Series }}`, tenant: true},
+		// The old CRD default, stored before namespacePrefix existed, is
+		// the default path, inside any prefix.
+		{path: DefaultPath, tenant: true},
+	} {
+		st := exampleStorage(t, examples(t))
+		if tc.tenant {
+			st = tenantStorage(t)
+		}
+		b := &v1.Backup{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "nightly"}, Spec: backupSpecWithPath(tc.path)}
+		_, err := Backup(BackupInput{Backup: b, Storage: st}, testOptions())
+		s := &v1.BackupSchedule{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "nightly"}, Spec: v1.BackupScheduleSpec{Schedule: "0 3 * * *"}}
+		s.Spec.Template.Spec = backupSpecWithPath(tc.path)
+		_, schedErr := Schedule(ScheduleInput{Schedule: s, Storage: st}, testOptions())
+		if tc.reason == "" {
+			if err != nil || schedErr != nil {
+				t.Errorf("%s: %v, %v", tc.path, err, schedErr)
+			}
+			continue
+		}
+		for field, err := range map[string]error{"spec.storage.path: ": err, "spec.template.spec.storage.path: ": schedErr} {
+			if err == nil || FailureReason(err) != tc.reason || !strings.HasPrefix(err.Error(), field) {
+				t.Errorf("%s: %v, want %s naming %s", tc.path, err, tc.reason, field)
+			}
+		}
+	}
+
+	r := &v1.Restore{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "r"}, Spec: v1.RestoreSpec{
+		Target: v1.RestoreTarget{Command: &v1.CommandTarget{Image: "busybox", Command: []string{"cat"}}}}}
+	for key, inside := range map[string]bool{"apps/nightly/x": true, "bob/nightly/x": false, "apps/../bob/x": false, "apps": false} {
+		_, err := Restore(RestoreInput{Restore: r, Storage: exampleStorage(t, examples(t)), Key: key, KeyField: "spec.from.object.key"}, testOptions())
+		if inside != (err == nil) || (err != nil && (FailureReason(err) != v1.ReasonKeyOutsidePrefix || !strings.HasPrefix(err.Error(), "spec.from.object.key: "))) {
+			t.Errorf("restore of %s: %v, want inside %v", key, err, inside)
+		}
+	}
+}
+
+func backupSpecWithPath(path string) v1.BackupSpec {
+	return v1.BackupSpec{
+		Source:  v1.BackupSource{Command: &v1.CommandSource{Image: "busybox", Command: []string{"cat", "/data"}}},
+		Storage: v1.BackupStorageTarget{StorageReference: v1.StorageReference{Name: "minio"}, Path: path},
+	}
+}

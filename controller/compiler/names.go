@@ -48,6 +48,7 @@ const (
 	ParamStorageSecret   = "storage-secret"
 	ParamAccessKeyKey    = "access-key-id-key"
 	ParamSecretKeyKey    = "secret-access-key-key"
+	ParamKeyPrefix       = "key-prefix"
 	ParamSource          = "source"
 	ParamTarget          = "target"
 	ParamPath            = "path"

@@ -1,6 +1,7 @@
 package compiler
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 
@@ -9,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
+	"github.com/backflow-dev/backflow/stages/pathtemplate"
 	"github.com/backflow-dev/backflow/stages/source"
 )
 
@@ -18,6 +20,10 @@ type RestoreInput struct {
 	Restore *v1.Restore
 	Storage StorageAccess
 	Key     string
+	// KeyField names where Key comes from, for the message when it lies
+	// outside the namespace's prefix: spec.from.object.key, or the status
+	// of the Backup restored from.
+	KeyField string
 	// Checksum is the sha256 the Backup recorded for the object, which the
 	// Restore pins: a manifest or object replaced in the bucket since is
 	// refused. Empty when restoring an object no Backup names.
@@ -30,6 +36,9 @@ type RestoreInput struct {
 // sees a byte) -> restore -> post-hook.
 func Restore(in RestoreInput, opts Options) (*wfv1.Workflow, error) {
 	r := in.Restore
+	if err := pathtemplate.Confine(in.Storage.Storage.NamespacePrefix(r.Namespace), in.Key); err != nil {
+		return nil, keyError(cmp.Or(in.KeyField, "the key"), err)
+	}
 	target, err := json.Marshal(r.Spec.Target)
 	if err != nil {
 		return nil, err
@@ -63,7 +72,7 @@ func Restore(in RestoreInput, opts Options) (*wfv1.Workflow, error) {
 			verifyPatch.identity(in.Identity)
 			return wfv1.DAGTask{
 				TemplateRef: &wfv1.TemplateRef{Name: TemplateVerify, Template: EntryVerify, ClusterScope: true},
-				Arguments: wfv1.Arguments{Parameters: concat(in.Storage.params(), stepArgs(opts.Image, verifyPatch, defaultRetries, deadline(EntryVerify, deadlines.Verify), opts),
+				Arguments: wfv1.Arguments{Parameters: concat(in.Storage.params(r.Namespace), stepArgs(opts.Image, verifyPatch, defaultRetries, deadline(EntryVerify, deadlines.Verify), opts),
 					value(ParamKey, in.Key), value(ParamNamespace, r.Namespace), value(ParamExpectChecksum, in.Checksum),
 					// A restore needs read access only: the manifest stays as
 					// the Backup's own verify left it.
@@ -74,7 +83,7 @@ func Restore(in RestoreInput, opts Options) (*wfv1.Workflow, error) {
 		StepRestore: func() wfv1.DAGTask {
 			return wfv1.DAGTask{
 				TemplateRef: &wfv1.TemplateRef{Name: TemplateRestore, Template: EntryRestore, ClusterScope: true},
-				Arguments: wfv1.Arguments{Parameters: concat(in.Storage.params(), stepArgs(image, patch, defaultRetries, deadline(EntryRestore, deadlines.Restore), opts),
+				Arguments: wfv1.Arguments{Parameters: concat(in.Storage.params(r.Namespace), stepArgs(image, patch, defaultRetries, deadline(EntryRestore, deadlines.Restore), opts),
 					value(ParamKey, in.Key), value(ParamExpectChecksum, in.Checksum),
 					value(ParamTarget, string(target)), value(ParamNamespace, r.Namespace),
 					// The verify step has read the object whole; the restore still

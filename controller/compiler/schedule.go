@@ -2,6 +2,7 @@ package compiler
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 
 	"github.com/argoproj/argo-workflows/v3/pkg/apis/workflow"
@@ -26,6 +27,11 @@ func Schedule(in ScheduleInput, opts Options) (*wfv1.CronWorkflow, error) {
 	// the cron expression counts in.
 	ws, err := backupWorkflowSpec(s.Namespace, s.Spec.Template.Spec, s.Name, cmp.Or(s.Spec.Timezone, defaultTimezone),
 		value(ParamName, "{{workflow.name}}"), in.Storage, opts)
+	var ke *KeyError
+	if errors.As(err, &ke) {
+		// The Backup spec is the schedule's template.
+		ke.Field = "spec.template." + ke.Field
+	}
 	if err != nil {
 		return nil, err
 	}

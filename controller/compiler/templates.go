@@ -14,10 +14,6 @@ import (
 	"github.com/backflow-dev/backflow/stages/storage"
 )
 
-// DefaultPath is the object key template when a Backup names none; the CRD
-// defaults spec.storage.path to the same.
-const DefaultPath = `{{ .Namespace }}/{{ .Series }}/{{ .Timestamp | date "20060102T150405Z" }}{{ .Extension }}`
-
 // ClusterWorkflowTemplates are the stage templates compiled Workflows call
 // by templateRef. `make generate` writes them to workflowtemplates/.
 func ClusterWorkflowTemplates(opts Options) []*wfv1.ClusterWorkflowTemplate {
@@ -81,12 +77,20 @@ func in(name string) string { return fmt.Sprintf("{{inputs.parameters.%s}}", nam
 func cliFlag(flagName, paramName string) string { return "--" + flagName + "=" + in(paramName) }
 
 // storageParams are the parameters of every template that reads or writes
-// storage.
+// storage. The key prefix confines the step's keys to a namespace's prefix;
+// empty (a platform team's own Workflow) confines nothing.
 func storageParams() []wfv1.Parameter {
 	return []wfv1.Parameter{
 		param(ParamStorage), param(ParamStorageSecret),
 		param(ParamAccessKeyKey, v1.DefaultAccessKeyIDKey), param(ParamSecretKeyKey, v1.DefaultSecretAccessKeyKey),
+		param(ParamKeyPrefix, ""),
 	}
+}
+
+// storageArgs are the arguments of a stage command that reads or writes
+// storage: the command, the flags of storageParams, then the stage's own.
+func storageArgs(command string, args ...string) []string {
+	return append([]string{command, cliFlag("storage", ParamStorage), cliFlag("key-prefix", ParamKeyPrefix)}, args...)
 }
 
 // storageEnv gives the step the storage credentials, by reference.
@@ -148,11 +152,11 @@ func dumpTemplate(opts Options) wfv1.Template {
 		param(ParamSource), param(ParamPath, DefaultPath), param(ParamNamespace, "{{workflow.namespace}}"),
 		param(ParamName), param(ParamSeries), param(ParamStorageID, ""), param(ParamCompression, defaultCompression), param(ParamLevel, defaultCompressLevel),
 		param(ParamRecipients, ""))
-	t := stepTemplate(opts, EntryDump, params, storageEnv(), "dump",
-		cliFlag("storage", ParamStorage), cliFlag("source", ParamSource), cliFlag("path", ParamPath),
+	t := stepTemplate(opts, EntryDump, params, storageEnv(), storageArgs("dump",
+		cliFlag("source", ParamSource), cliFlag("path", ParamPath),
 		cliFlag("namespace", ParamNamespace), cliFlag("name", ParamName), cliFlag("series", ParamSeries), cliFlag("storage-id", ParamStorageID),
 		cliFlag("compression", ParamCompression), cliFlag("level", ParamLevel), cliFlag("recipient", ParamRecipients),
-		"--recipients-env="+envRecipients, "--volume-root="+VolumeRoot, "--outputs-dir="+OutputsDir)
+		"--recipients-env="+envRecipients, "--volume-root="+VolumeRoot, "--outputs-dir="+OutputsDir)...)
 	t.Outputs = outputs(OutputKey, OutputSize, OutputRawSize, OutputChecksum, OutputRawChecksum)
 	return t
 }
@@ -160,10 +164,10 @@ func dumpTemplate(opts Options) wfv1.Template {
 func verifyTemplate(opts Options) wfv1.Template {
 	params := append(storageParams(), param(ParamKey), param(ParamRestoreTest, ""), param(ParamEngine, ""),
 		param(ParamNamespace, "{{workflow.namespace}}"), param(ParamExpectChecksum, ""), param(ParamMarkVerified, "true"))
-	t := stepTemplate(opts, EntryVerify, params, storageEnv(), "verify",
-		cliFlag("storage", ParamStorage), cliFlag("key", ParamKey), cliFlag("restore-test", ParamRestoreTest), cliFlag("engine", ParamEngine),
+	t := stepTemplate(opts, EntryVerify, params, storageEnv(), storageArgs("verify",
+		cliFlag("key", ParamKey), cliFlag("restore-test", ParamRestoreTest), cliFlag("engine", ParamEngine),
 		cliFlag("namespace", ParamNamespace), cliFlag("expect-checksum", ParamExpectChecksum), cliFlag("mark-verified", ParamMarkVerified),
-		"--identity-dir="+IdentityDir, "--outputs-dir="+OutputsDir)
+		"--identity-dir="+IdentityDir, "--outputs-dir="+OutputsDir)...)
 	t.Outputs = outputs(OutputKey, OutputSize, OutputRawSize, OutputChecksum, OutputRawChecksum)
 	return t
 }
@@ -171,9 +175,9 @@ func verifyTemplate(opts Options) wfv1.Template {
 func restoreTemplate(opts Options) wfv1.Template {
 	params := append(storageParams(), param(ParamKey), param(ParamTarget), param(ParamVerifyFirst, "true"),
 		param(ParamNamespace, "{{workflow.namespace}}"), param(ParamExpectChecksum, ""))
-	t := stepTemplate(opts, EntryRestore, params, storageEnv(), "restore",
-		cliFlag("storage", ParamStorage), cliFlag("key", ParamKey), cliFlag("target", ParamTarget), cliFlag("verify-first", ParamVerifyFirst),
-		cliFlag("namespace", ParamNamespace), cliFlag("expect-checksum", ParamExpectChecksum), "--identity-dir="+IdentityDir, "--volume-root="+VolumeRoot, "--outputs-dir="+OutputsDir)
+	t := stepTemplate(opts, EntryRestore, params, storageEnv(), storageArgs("restore",
+		cliFlag("key", ParamKey), cliFlag("target", ParamTarget), cliFlag("verify-first", ParamVerifyFirst),
+		cliFlag("namespace", ParamNamespace), cliFlag("expect-checksum", ParamExpectChecksum), "--identity-dir="+IdentityDir, "--volume-root="+VolumeRoot, "--outputs-dir="+OutputsDir)...)
 	t.Outputs = outputs(OutputKey, OutputSize, OutputRawSize, OutputChecksum)
 	return t
 }
@@ -185,8 +189,8 @@ var retentionParams = []string{ParamDays, ParamKeepLast, ParamKeepHourly, ParamK
 func rotateTemplate(opts Options) wfv1.Template {
 	params := append(storageParams(), param(ParamKey), param(ParamPath, DefaultPath), param(ParamNamespace, "{{workflow.namespace}}"),
 		param(ParamSeries), param(ParamStorageID, ""), param(ParamTimezone, defaultTimezone))
-	args := []string{"rotate", cliFlag("storage", ParamStorage), cliFlag("key", ParamKey), cliFlag("path", ParamPath),
-		cliFlag("namespace", ParamNamespace), cliFlag("series", ParamSeries), cliFlag("storage-id", ParamStorageID), cliFlag("timezone", ParamTimezone)}
+	args := storageArgs("rotate", cliFlag("key", ParamKey), cliFlag("path", ParamPath),
+		cliFlag("namespace", ParamNamespace), cliFlag("series", ParamSeries), cliFlag("storage-id", ParamStorageID), cliFlag("timezone", ParamTimezone))
 	for _, name := range retentionParams {
 		params = append(params, param(name, noRule))
 		args = append(args, cliFlag(name, name))

@@ -4,6 +4,7 @@
 package pathtemplate
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"text/template"
@@ -138,6 +139,15 @@ var scopeSamples = []struct {
 	{"m0", "m", "m0", ".m", time.Date(2050, 7, 14, 13, 31, 32, 0, time.UTC)},
 }
 
+// sampleData is the data of sample i of scopeSamples for a series.
+func sampleData(i int, namespace, series string) Data {
+	s := scopeSamples[i]
+	return Data{
+		Namespace: namespace, Series: series, Source: s.source,
+		Name: s.name, Database: s.database, Extension: s.extension, Timestamp: s.timestamp,
+	}
+}
+
 // Scope is the directory (a key prefix ending in '/', or "" for the top of
 // the storage) below which every key a path template renders for one series
 // lies: the longest directory prefix that stays the same when only what
@@ -150,11 +160,8 @@ var scopeSamples = []struct {
 // template, it reads no storage.
 func Scope(text, namespace, series string) (string, error) {
 	var common string
-	for i, s := range scopeSamples {
-		key, err := Render(text, Data{
-			Namespace: namespace, Series: series, Source: s.source,
-			Name: s.name, Database: s.database, Extension: s.extension, Timestamp: s.timestamp,
-		})
+	for i := range scopeSamples {
+		key, err := Render(text, sampleData(i, namespace, series))
 		if err != nil {
 			return "", err
 		}
@@ -169,4 +176,82 @@ func Scope(text, namespace, series string) (string, error) {
 		common = common[:n]
 	}
 	return common[:strings.LastIndex(common, "/")+1], nil
+}
+
+// ErrOutsidePrefix says that a key, or a directory a step lists, does not
+// lie inside the prefix of the namespace it is used for.
+var ErrOutsidePrefix = errors.New("outside the namespace's prefix")
+
+// checkPrefix says why a namespace's prefix cannot confine keys: it must be
+// a clean relative directory, ending in '/'.
+func checkPrefix(prefix string) error {
+	if !strings.HasSuffix(prefix, "/") {
+		return fmt.Errorf("the prefix %q does not end with '/': %w", prefix, ErrOutsidePrefix)
+	}
+	if err := CheckKey(strings.TrimSuffix(prefix, "/")); err != nil {
+		return fmt.Errorf("the prefix %q: %v: %w", prefix, err, ErrOutsidePrefix)
+	}
+	return nil
+}
+
+// Confine is nil when key is a clean relative key (CheckKey) strictly
+// inside prefix, a namespace's prefix (a directory ending in '/'), and an
+// error wrapping ErrOutsidePrefix otherwise: a key with a '..' or empty
+// segment could be resolved by a store to a key outside however it begins.
+func Confine(prefix, key string) error {
+	if err := checkPrefix(prefix); err != nil {
+		return err
+	}
+	if err := CheckKey(key); err != nil {
+		return fmt.Errorf("%q: %v, so it cannot be proven inside %q: %w", key, err, prefix, ErrOutsidePrefix)
+	}
+	if !strings.HasPrefix(key, prefix) {
+		return fmt.Errorf("%q is %w %q", key, ErrOutsidePrefix, prefix)
+	}
+	return nil
+}
+
+// ConfineScope is Confine for a directory a step lists (a Scope): nil when
+// it is prefix or a directory below it.
+func ConfineScope(prefix, scope string) error {
+	if err := checkPrefix(prefix); err != nil {
+		return err
+	}
+	if scope == prefix {
+		return nil
+	}
+	if !strings.HasSuffix(scope, "/") || CheckKey(strings.TrimSuffix(scope, "/")) != nil {
+		return fmt.Errorf("the directory %q is not a clean relative directory, so it cannot be proven inside %q: %w", scope, prefix, ErrOutsidePrefix)
+	}
+	if !strings.HasPrefix(scope, prefix) {
+		what := fmt.Sprintf("%q", scope)
+		if scope == "" {
+			what = "the top of the storage"
+		}
+		return fmt.Errorf("the directory %s is %w %q", what, ErrOutsidePrefix, prefix)
+	}
+	return nil
+}
+
+// ConfineTemplate renders a series' path template as Scope does and says
+// why it cannot be used in a namespace whose prefix is prefix: an error from
+// Render when it does not parse or renders an unclean key, one wrapping
+// ErrOutsidePrefix when the keys it renders leave the prefix. Every key
+// Scope renders begins with the scope, so a scope inside the prefix puts
+// them all inside; a key that only the real values of a run render outside
+// (a template that branches on them) is refused by the dump itself.
+func ConfineTemplate(text, prefix, namespace, series string) (scope string, err error) {
+	if err := checkPrefix(prefix); err != nil {
+		return "", err
+	}
+	scope, err = Scope(text, namespace, series)
+	if err != nil {
+		return "", err
+	}
+	if err := ConfineScope(prefix, scope); err != nil {
+		// Scope rendered the samples: they render again.
+		key, _ := Render(text, sampleData(0, namespace, series))
+		return "", fmt.Errorf("it renders keys such as %q, which lie %w %q", key, ErrOutsidePrefix, prefix)
+	}
+	return scope, nil
 }

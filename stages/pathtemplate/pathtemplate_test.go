@@ -1,6 +1,7 @@
 package pathtemplate
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -103,5 +104,100 @@ func TestScope(t *testing.T) {
 	}
 	if _, err := Scope(`{{ .Nope }}`, "apps", "shop"); err == nil {
 		t.Error("a template that does not render has no scope")
+	}
+}
+
+// A key is confined to a namespace's prefix only when it is a clean
+// relative key strictly below it: a key that a store could resolve
+// elsewhere, or that names the prefix itself, is not.
+func TestConfine(t *testing.T) {
+	for _, tc := range []struct {
+		prefix, key string
+		inside      bool
+	}{
+		{"alice/", "alice/nightly/1.dump", true},
+		{"tenants/alice/", "tenants/alice/x", true},
+		{"alice/", "alice/", false},
+		{"alice/", "alice", false},
+		{"alice/", "alicebob/x", false},
+		{"alice/", "bob/x", false},
+		{"alice/", "alice/../bob/x", false},
+		{"alice/", "alice//x", false},
+		{"alice/", "alice/./x", false},
+		{"alice/", "/alice/x", false},
+		{"alice/", "alice/x\n", false},
+		{"tenants/alice/", "alice/x", false},
+		// A prefix that is no clean directory confines nothing.
+		{"alice", "alice/x", false},
+		{"", "alice/x", false},
+		{"a/../alice/", "a/../alice/x", false},
+	} {
+		err := Confine(tc.prefix, tc.key)
+		if (err == nil) != tc.inside {
+			t.Errorf("Confine(%q, %q) = %v, want inside %v", tc.prefix, tc.key, err, tc.inside)
+		}
+		if err != nil && !errors.Is(err, ErrOutsidePrefix) {
+			t.Errorf("Confine(%q, %q) = %v, not ErrOutsidePrefix", tc.prefix, tc.key, err)
+		}
+	}
+}
+
+func TestConfineScope(t *testing.T) {
+	for _, tc := range []struct {
+		prefix, scope string
+		inside        bool
+	}{
+		{"alice/", "alice/", true},
+		{"alice/", "alice/nightly/", true},
+		{"alice/", "", false},
+		{"alice/", "alicebob/", false},
+		{"alice/", "alice/../", false},
+		{"tenants/alice/", "tenants/", false},
+	} {
+		if err := ConfineScope(tc.prefix, tc.scope); (err == nil) != tc.inside || (err != nil && !errors.Is(err, ErrOutsidePrefix)) {
+			t.Errorf("ConfineScope(%q, %q) = %v, want inside %v", tc.prefix, tc.scope, err, tc.inside)
+		}
+	}
+}
+
+// The controller's check of a path template: one that does not parse or
+// renders an unclean key is refused as such, one that leaves the prefix
+// (also only for some runs' values, which Scope varies) as outside it.
+func TestConfineTemplate(t *testing.T) {
+	for _, tc := range []struct {
+		text, prefix string
+		scope        string
+		outside      bool
+		invalid      string
+	}{
+		{text: `{{ .Namespace }}/{{ .Series }}/{{ .Timestamp | date "20060102T150405Z" }}{{ .Extension }}`, prefix: "alice/", scope: "alice/nightly/"},
+		{text: `tenants/{{ .Namespace }}/{{ .Name }}`, prefix: "tenants/alice/", scope: "tenants/alice/"},
+		{text: `{{ "bob" }}/x`, prefix: "alice/", outside: true},
+		{text: `bob/{{ .Name }}`, prefix: "alice/", outside: true},
+		{text: `{{ .Namespace }}{{ .Name }}/x`, prefix: "alice/", outside: true},
+		{text: `{{ .Name }}`, prefix: "alice/", outside: true},
+		// Inside for one name, outside for the others: Scope's samples
+		// differ in every name.
+		{text: `{{ if eq .Name "a" }}alice{{ else }}bob{{ end }}/x`, prefix: "alice/", outside: true},
+		{text: `{{ .Namespace }}/x`, prefix: "tenants/alice/", outside: true},
+		{text: `../bob/x`, prefix: "alice/", invalid: `".." segment`},
+		{text: `/abs`, prefix: "alice/", invalid: "starts with '/'"},
+		{text: `{{ .Nope }}`, prefix: "alice/", invalid: "can't evaluate field Nope"},
+		{text: `{{ .Namespace }`, prefix: "alice/", invalid: "unexpected"},
+		{text: `{{ .Namespace }}//x`, prefix: "alice/", invalid: "empty segment"},
+	} {
+		scope, err := ConfineTemplate(tc.text, tc.prefix, "alice", "nightly")
+		switch {
+		case tc.outside:
+			if !errors.Is(err, ErrOutsidePrefix) || !strings.Contains(err.Error(), tc.prefix) {
+				t.Errorf("%s: %v, want outside %s", tc.text, err, tc.prefix)
+			}
+		case tc.invalid != "":
+			if err == nil || errors.Is(err, ErrOutsidePrefix) || !strings.Contains(err.Error(), tc.invalid) {
+				t.Errorf("%s: %v, want an invalid template saying %q", tc.text, err, tc.invalid)
+			}
+		case err != nil || scope != tc.scope:
+			t.Errorf("%s: scope %q, %v; want %q", tc.text, scope, err, tc.scope)
+		}
 	}
 }
