@@ -210,7 +210,7 @@ func TestBackupSucceeds(t *testing.T) {
 	if names := []string{b.Status.Stages[0].Name, b.Status.Stages[4].Name}; names[0] != "pre-hook" || names[1] != "rotate" {
 		t.Errorf("stages out of DAG order: %v", b.Status.Stages)
 	}
-	out := argotest.StepOutputs("nightly", "dump")
+	out := argotest.StepOutputs(ns, "nightly", "dump")
 	if b.Status.Location == nil || b.Status.Location.Key != out["key"] || b.Status.Location.Bucket != minioServer.Bucket {
 		t.Errorf("location %+v", b.Status.Location)
 	}
@@ -326,7 +326,7 @@ func TestRestartMidRunCreatesNoDuplicate(t *testing.T) {
 	stopManager()
 	stopManager = startManager()
 	time.Sleep(2 * time.Second) // the new manager resyncs while the dump still runs
-	stack.Driver.Set("long", compiler.StepDump, argotest.Outcome{Outputs: argotest.StepOutputs("long", "dump")})
+	stack.Driver.Set("long", compiler.StepDump, argotest.Outcome{Outputs: argotest.StepOutputs(ns, "long", "dump")})
 	waitForPhase(t, ns, "long", v1.PhaseSucceeded)
 	var wfs wfv1.WorkflowList
 	if err := stack.Client.List(context.Background(), &wfs, client.InNamespace(ns)); err != nil {
@@ -694,7 +694,7 @@ func TestRestoreFromBackup(t *testing.T) {
 		return r.Status.Phase == v1.PhaseSucceeded, fmt.Sprintf("%+v", r.Status)
 	})
 	checkHealth(t, r, gitopshealth.HealthStatusHealthy)
-	if r.Status.BackupName != "source" || r.Status.Location == nil || r.Status.Location.Key != argotest.StepOutputs("source", "dump")["key"] {
+	if r.Status.BackupName != "source" || r.Status.Location == nil || r.Status.Location.Key != argotest.StepOutputs(ns, "source", "dump")["key"] {
 		t.Errorf("restore status %+v", r.Status)
 	}
 	phases := map[string]string{}
@@ -713,7 +713,7 @@ func TestRestoreFromBackup(t *testing.T) {
 			}
 			// The checksum the Backup recorded, which verify and restore pin.
 			if p.Name == compiler.ParamExpectChecksum {
-				if p.Value.String() != argotest.StepOutputs("source", "dump")[compiler.OutputChecksum] {
+				if p.Value.String() != argotest.StepOutputs(ns, "source", "dump")[compiler.OutputChecksum] {
 					t.Errorf("%s expects checksum %q, want the Backup's", task.Name, p.Value)
 				}
 				pinned++

@@ -81,7 +81,7 @@ func stored(t *testing.T, key string) [2][]byte {
 
 // dumpReports makes the dump step of a Workflow report a key and checksum.
 func dumpReports(workflow, key, checksum string) {
-	out := argotest.StepOutputs(workflow, compiler.StepDump)
+	out := argotest.StepOutputs("", workflow, compiler.StepDump)
 	out[compiler.OutputKey], out[compiler.OutputChecksum] = key, checksum
 	stack.Driver.Set(workflow, compiler.StepDump, argotest.Outcome{Outputs: out})
 }

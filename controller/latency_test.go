@@ -32,7 +32,7 @@ func BenchmarkStatusLatency(b *testing.B) {
 			b.Fatal(err)
 		}
 		waitForPhase(b, ns, name, v1.PhaseRunning)
-		stack.Driver.Set(name, compiler.StepVerify, argotest.Outcome{Outputs: argotest.StepOutputs(name, compiler.StepVerify)})
+		stack.Driver.Set(name, compiler.StepVerify, argotest.Outcome{Outputs: argotest.StepOutputs(ns, name, compiler.StepVerify)})
 		var wfDone, backupDone time.Time
 		deadline := time.Now().Add(60 * time.Second)
 		for backupDone.IsZero() && time.Now().Before(deadline) {

@@ -38,7 +38,7 @@ func TestRestoreWithReadOnlyStorage(t *testing.T) {
 		}},
 		st,
 		&v1.Restore{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "fromro"}, Spec: v1.RestoreSpec{
-			From:   v1.RestoreSource{Object: &v1.StoredObject{Storage: v1.StorageReference{Name: "readonly"}, Key: "apps/old/20261101T030000Z.bin.zst"}},
+			From:   v1.RestoreSource{Object: &v1.StoredObject{Storage: v1.StorageReference{Name: "readonly"}, Key: ns + "/old/20261101T030000Z.bin.zst"}},
 			Target: v1.RestoreTarget{Command: &v1.CommandTarget{Image: "busybox", Command: []string{"sh", "-c", "cat > /dev/null"}}},
 		}},
 	} {

@@ -58,7 +58,7 @@ func TestTransientStepFailureIsRetried(t *testing.T) {
 		"tempfail": {Fail: true, ExitCode: compiler.ExitCodeRetry, Message: "storage unreachable: dial tcp 10.0.0.9:9000: connection refused"},
 		"evicted":  {Fail: true, ExitCode: 137, Evicted: "The node was low on resource: memory."},
 	} {
-		first.Then = &argotest.Outcome{Outputs: argotest.StepOutputs(name, compiler.StepDump)}
+		first.Then = &argotest.Outcome{Outputs: argotest.StepOutputs(ns, name, compiler.StepDump)}
 		stack.Driver.Set(name, compiler.StepDump, first)
 		createBackup(t, ns, name, backupSpec())
 	}
@@ -137,7 +137,7 @@ func TestStepPodsHaveDeadlines(t *testing.T) {
 					if got == nil || *got != want {
 						t.Fatalf("pod of %s has activeDeadlineSeconds %v, want %d", step, got, want)
 					}
-					stack.Driver.Set("deadlines", step, argotest.Outcome{Outputs: argotest.StepOutputs("deadlines", step)})
+					stack.Driver.Set("deadlines", step, argotest.Outcome{Outputs: argotest.StepOutputs(ns, "deadlines", step)})
 					return true, ""
 				}
 			}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -16,6 +14,7 @@ import (
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
 	"github.com/backflow-dev/backflow/controller/storageref"
 	"github.com/backflow-dev/backflow/stages"
+	"github.com/backflow-dev/backflow/stages/pathtemplate"
 	"github.com/backflow-dev/backflow/stages/storage"
 )
 
@@ -106,7 +105,8 @@ func (r *Reconciler) deleteOwnObject(ctx context.Context, b *v1.Backup, key stri
 	if !st.AllowsNamespace(b.Namespace) {
 		return leave("BackupStorage %s no longer lists namespace %s in spec.allowedNamespaces", stKey, b.Namespace)
 	}
-	if prefix := st.NamespacePrefix(b.Namespace); !inside(key, prefix) {
+	// The prefix as the storage renders it now (spec.namespacePrefix).
+	if prefix := st.NamespacePrefix(b.Namespace); pathtemplate.Confine(prefix, key) != nil {
 		return leave("the key is not inside %s, the prefix namespace %s may delete under", prefix, b.Namespace)
 	}
 	backend, err := storageref.Open(ctx, r.Client, &st, r.StorageTimeout)
@@ -147,10 +147,4 @@ func (r *Reconciler) deleteOwnObject(ctx context.Context, b *v1.Backup, key stri
 	}
 	r.Recorder.Eventf(b, corev1.EventTypeNormal, string(v1.EventDeleted), "Deleted %s and its manifest from %s", key, backend)
 	return nil
-}
-
-// inside says whether key is a plain key under prefix: no empty, "." or ".."
-// segment that a server could resolve to a key outside it.
-func inside(key, prefix string) bool {
-	return strings.HasPrefix(key, prefix) && len(key) > len(prefix) && path.Clean(key) == key && !path.IsAbs(key)
 }

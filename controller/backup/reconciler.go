@@ -165,7 +165,7 @@ func (r *Reconciler) reconcileMissingWorkflow(ctx context.Context, b *v1.Backup)
 	}
 	wf, err := compiler.Backup(compiler.BackupInput{Backup: b, Storage: access}, r.Compiler)
 	if err != nil {
-		return ctrl.Result{}, r.fail(ctx, b, v1.ReasonInvalidSpec, err.Error())
+		return ctrl.Result{}, r.fail(ctx, b, compiler.FailureReason(err), err.Error())
 	}
 	created, err := runstatus.CreateWorkflow(ctx, r.Client, b, wf)
 	if err != nil {

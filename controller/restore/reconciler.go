@@ -126,7 +126,7 @@ func (r *Reconciler) adopt(ctx context.Context, rs *v1.Restore, wf *wfv1.Workflo
 		log.FromContext(ctx).Info("cannot tell what the adopted Workflow restores", "reason", err.Error())
 		return nil
 	}
-	want, err := compiler.Restore(compiler.RestoreInput{Restore: rs, Storage: access, Key: src.key, Identity: src.identity}, r.Compiler)
+	want, err := compiler.Restore(compiler.RestoreInput{Restore: rs, Storage: access, Key: src.key, KeyField: src.keyField, Identity: src.identity}, r.Compiler)
 	if err != nil || !sameRun(&want.Spec, &wf.Spec) {
 		log.FromContext(ctx).Info("the adopted Workflow does not restore what this Restore resolves to now; its status names no object", "workflow", wf.Name)
 		return nil
@@ -156,8 +156,10 @@ func recordSource(rs *v1.Restore, src *source, access compiler.StorageAccess) {
 
 // source is the backup a Restore restores, resolved.
 type source struct {
-	storage  v1.StorageReference
-	key      string
+	storage v1.StorageReference
+	key     string
+	// keyField names where the key comes from, for messages.
+	keyField string
 	backup   string
 	identity *v1.SecretKeySelector
 	size     *int64
@@ -170,7 +172,7 @@ func (r *Reconciler) resolve(ctx context.Context, rs *v1.Restore) (*source, erro
 	var b *v1.Backup
 	switch {
 	case from.Object != nil:
-		return &source{storage: from.Object.Storage, key: from.Object.Key, identity: rs.Spec.IdentitySecretRef}, nil
+		return &source{storage: from.Object.Storage, key: from.Object.Key, keyField: "spec.from.object.key", identity: rs.Spec.IdentitySecretRef}, nil
 	case from.BackupRef != nil:
 		var got v1.Backup
 		if err := r.Get(ctx, client.ObjectKey{Namespace: rs.Namespace, Name: from.BackupRef.Name}, &got); err != nil {
@@ -205,7 +207,8 @@ func (r *Reconciler) resolve(ctx context.Context, rs *v1.Restore) (*source, erro
 	if b.Status.Location == nil || b.Status.Location.Key == "" {
 		return nil, fmt.Errorf("backup %s has no stored object in its status", b.Name)
 	}
-	src := &source{storage: b.Spec.Storage.StorageReference, key: b.Status.Location.Key, backup: b.Name, identity: rs.Spec.IdentitySecretRef,
+	src := &source{storage: b.Spec.Storage.StorageReference, key: b.Status.Location.Key, keyField: fmt.Sprintf("status.location.key of Backup %s", b.Name),
+		backup: b.Name, identity: rs.Spec.IdentitySecretRef,
 		size: b.Status.Size, checksum: b.Status.Checksum}
 	if src.identity == nil && b.Spec.Encryption != nil && b.Spec.Encryption.Age != nil {
 		src.identity = b.Spec.Encryption.Age.IdentitySecretRef
@@ -227,9 +230,9 @@ func (r *Reconciler) start(ctx context.Context, rs *v1.Restore) (ctrl.Result, er
 	if err != nil {
 		return status.StorageProblem(ctx, r.Client, r.Recorder, rs, err)
 	}
-	wf, err := compiler.Restore(compiler.RestoreInput{Restore: rs, Storage: access, Key: src.key, Checksum: src.checksum, Identity: src.identity}, r.Compiler)
+	wf, err := compiler.Restore(compiler.RestoreInput{Restore: rs, Storage: access, Key: src.key, KeyField: src.keyField, Checksum: src.checksum, Identity: src.identity}, r.Compiler)
 	if err != nil {
-		return ctrl.Result{}, r.setFailed(ctx, rs, v1.ReasonInvalidSpec, err.Error())
+		return ctrl.Result{}, r.setFailed(ctx, rs, compiler.FailureReason(err), err.Error())
 	}
 	created, err := runstatus.CreateWorkflow(ctx, r.Client, rs, wf)
 	if err != nil {

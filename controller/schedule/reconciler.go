@@ -109,7 +109,7 @@ func readyCondition(s *v1.BackupSchedule, cron *wfv1.CronWorkflow, err error) (m
 	} else {
 		switch {
 		case errors.Is(err, errInvalidSpec):
-			reason, ready.Message = v1.ReasonInvalidSpec, err.Error()
+			reason, ready.Message = compiler.FailureReason(err), err.Error()
 		case err != nil:
 			return metav1.Condition{}, err
 		case s.Spec.Suspend:
@@ -135,7 +135,7 @@ func (r *Reconciler) reconcileCronWorkflow(ctx context.Context, s *v1.BackupSche
 	}
 	want, err := compiler.Schedule(compiler.ScheduleInput{Schedule: s, Storage: access}, r.Compiler)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errInvalidSpec, err)
+		return nil, fmt.Errorf("%w: %w", errInvalidSpec, err)
 	}
 	cron := &wfv1.CronWorkflow{ObjectMeta: metav1.ObjectMeta{Namespace: want.Namespace, Name: want.Name}}
 	op, err := controllerutil.CreateOrUpdate(ctx, r.Client, cron, func() error {

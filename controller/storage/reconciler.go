@@ -74,7 +74,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 func (r *Reconciler) check(ctx context.Context, st *v1.BackupStorage) metav1.Condition {
 	cond := metav1.Condition{Type: v1.ConditionReady, ObservedGeneration: st.Generation, Status: metav1.ConditionFalse}
 	reason, message := v1.ReasonReachable, "bucket "+st.Spec.S3.Bucket+" is reachable with the credentials"
-	if backend, err := storageref.Open(ctx, r.Client, st, r.Timeout); err != nil {
+	if backend, err := storageref.Open(ctx, r.Client, st, r.Timeout); errors.Is(err, storageref.ErrEndpointNotAllowed) {
+		reason, message = v1.ReasonEndpointNotAllowed, err.Error()
+	} else if err != nil {
 		reason, message = v1.ReasonCredentialsError, err.Error()
 	} else {
 		if err := backend.CheckBucket(ctx); errors.Is(err, stagestorage.ErrAccessDenied) {

@@ -6,6 +6,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -26,6 +31,9 @@ import (
 var (
 	ErrNotFound  = errors.New("storage not found")
 	ErrForbidden = errors.New("storage not allowed")
+	// ErrEndpointNotAllowed says the endpoint is, or resolves to, a
+	// link-local or cloud metadata address (CheckEndpoint).
+	ErrEndpointNotAllowed = errors.New("endpoint not allowed")
 )
 
 // Reason is the condition reason for an error that says why a storage
@@ -152,6 +160,9 @@ type Backend struct {
 // the storage's Secret; each request of the returned Backend is bounded by
 // timeout (DefaultTimeout when zero).
 func Open(ctx context.Context, c client.Client, st *v1.BackupStorage, timeout time.Duration) (*Backend, error) {
+	if err := CheckEndpoint(ctx, st.Spec.S3, net.DefaultResolver.LookupNetIP); err != nil {
+		return nil, err
+	}
 	var secret corev1.Secret
 	if err := c.Get(ctx, client.ObjectKey{Namespace: st.Namespace, Name: st.Spec.S3.Credentials.SecretRef.Name}, &secret); err != nil {
 		return nil, fmt.Errorf("credentials Secret %s: %w", st.Spec.S3.Credentials.SecretRef.Name, err)
@@ -222,6 +233,10 @@ func s3Config(st *v1.BackupStorage, secret map[string][]byte) (storage.S3Config,
 		if !ok {
 			return "", fmt.Errorf("credentials Secret %s has no key %s", creds.SecretRef.Name, key)
 		}
+		if len(v) == 0 {
+			// Never a fall back to an anonymous or ambient identity.
+			return "", fmt.Errorf("credentials Secret %s has an empty %s", creds.SecretRef.Name, key)
+		}
 		return string(v), nil
 	}
 	idKey, secretKeyKey := creds.Keys()
@@ -267,4 +282,62 @@ func caBundle(ctx context.Context, c client.Client, ns string, tls *v1.StorageTL
 		return nil, fmt.Errorf("CA ConfigMap %s has no key %s", ref.Name, ref.Key)
 	}
 	return nil, nil
+}
+
+// metadataHosts are the names of cloud metadata services; metadataAddrs
+// their addresses that are not link-local (AWS's IPv6 one).
+var (
+	metadataHosts = []string{"metadata.google.internal", "metadata"}
+	metadataAddrs = []netip.Addr{netip.MustParseAddr("169.254.169.254"), netip.MustParseAddr("fd00:ec2::254")}
+)
+
+// refusedAddr says why the controller sends no request to addr, or "".
+func refusedAddr(addr netip.Addr) string {
+	addr = addr.Unmap()
+	switch {
+	case slices.Contains(metadataAddrs, addr):
+		return "a cloud metadata address"
+	case addr.IsLinkLocalUnicast():
+		return "a link-local address"
+	}
+	return ""
+}
+
+// CheckEndpoint refuses a storage endpoint that is, or whose name resolves
+// (with lookup) to, a link-local address or a cloud metadata service,
+// unless s3.allowMetadataEndpoint says so: the controller runs with its
+// node's network position and, on some clouds, identity, and a storage's
+// endpoint must not make it ask the metadata service. A name that does not
+// resolve passes: the bucket check then fails as unreachable.
+func CheckEndpoint(ctx context.Context, s3 v1.S3Storage, lookup func(ctx context.Context, network, host string) ([]netip.Addr, error)) error {
+	if s3.AllowMetadataEndpoint {
+		return nil
+	}
+	u, err := url.Parse(s3.Endpoint)
+	if err != nil {
+		return fmt.Errorf("s3.endpoint %q: %w", s3.Endpoint, err)
+	}
+	host := u.Hostname()
+	refuse := func(why string) error {
+		return fmt.Errorf("%w: s3.endpoint %s is %s; set s3.allowMetadataEndpoint: true if the storage really is there", ErrEndpointNotAllowed, s3.Endpoint, why)
+	}
+	if slices.Contains(metadataHosts, strings.TrimSuffix(strings.ToLower(host), ".")) {
+		return refuse("the name of a cloud metadata service")
+	}
+	if addr, err := netip.ParseAddr(host); err == nil {
+		if why := refusedAddr(addr); why != "" {
+			return refuse(why)
+		}
+		return nil
+	}
+	addrs, err := lookup(ctx, "ip", host)
+	if err != nil {
+		return nil
+	}
+	for _, addr := range addrs {
+		if why := refusedAddr(addr); why != "" {
+			return refuse(fmt.Sprintf("a name that resolves to %s, %s", addr, why))
+		}
+	}
+	return nil
 }

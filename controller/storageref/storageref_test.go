@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -37,6 +39,12 @@ func TestS3Config(t *testing.T) {
 		{name: "no access key id", data: map[string][]byte{"AWS_SECRET_ACCESS_KEY": []byte("secret")}, err: "credentials Secret creds has no key AWS_ACCESS_KEY_ID"},
 		{name: "no secret key under the named key", creds: v1.S3Credentials{SecretAccessKeyKey: "password"}, data: defaults, err: "credentials Secret creds has no key password"},
 		{name: "a session token key without a value", creds: v1.S3Credentials{SessionTokenKey: "token"}, data: defaults, id: "id", key: "secret"},
+		// Present but empty: an error, never a fall back to an ambient or
+		// anonymous identity.
+		{name: "empty access key id", data: map[string][]byte{"AWS_ACCESS_KEY_ID": {}, "AWS_SECRET_ACCESS_KEY": []byte("secret")},
+			err: "credentials Secret creds has an empty AWS_ACCESS_KEY_ID"},
+		{name: "empty secret key under the named key", creds: v1.S3Credentials{SecretAccessKeyKey: "password"},
+			data: map[string][]byte{"AWS_ACCESS_KEY_ID": []byte("id"), "password": {}}, err: "credentials Secret creds has an empty password"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := s3Config(storage(tc.creds), tc.data)
@@ -130,6 +138,50 @@ func TestResolve(t *testing.T) {
 		}
 		if got := string(copied.Data["AWS_ACCESS_KEY_ID"]) + string(copied.Data["ca.crt"]); got != want || copied.Labels[LabelCopiedFrom] != "store.minio" {
 			t.Errorf("copy %s: data %q, labels %v", name, got, copied.Labels)
+		}
+	}
+}
+
+// The controller sends no request to a link-local or cloud metadata
+// endpoint, named or resolved, unless the storage allows it. The lookup is
+// a table: no DNS server here answers with such addresses.
+func TestCheckEndpoint(t *testing.T) {
+	resolves := map[string][]netip.Addr{
+		"minio.minio.svc":   {netip.MustParseAddr("10.96.0.12")},
+		"rebound.example":   {netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("169.254.169.254")},
+		"linklocal.example": {netip.MustParseAddr("fe80::1")},
+		"ec2v6.example":     {netip.MustParseAddr("fd00:ec2::254")},
+		"mapped.example":    {netip.MustParseAddr("::ffff:169.254.1.1")},
+	}
+	lookup := func(_ context.Context, _, host string) ([]netip.Addr, error) {
+		if addrs, ok := resolves[host]; ok {
+			return addrs, nil
+		}
+		return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+	}
+	for endpoint, refused := range map[string]bool{
+		"http://minio.minio.svc:9000":      false,
+		"https://s3.amazonaws.com":         false,
+		"http://10.0.0.1:9000":             false,
+		"http://169.254.169.254":           true,
+		"http://169.254.10.20:9000":        true,
+		"http://[fe80::1]:9000":            true,
+		"http://[fd00:ec2::254]":           true,
+		"http://metadata.google.internal":  true,
+		"http://METADATA.google.internal.": true,
+		"http://metadata":                  true,
+		"http://rebound.example:9000":      true,
+		"http://linklocal.example":         true,
+		"http://ec2v6.example":             true,
+		"http://mapped.example":            true,
+		"http://unresolvable.example:9000": false,
+	} {
+		err := CheckEndpoint(context.Background(), v1.S3Storage{Endpoint: endpoint}, lookup)
+		if refused != errors.Is(err, ErrEndpointNotAllowed) || (refused && !strings.Contains(err.Error(), "s3.allowMetadataEndpoint")) {
+			t.Errorf("%s: %v, want refused %v", endpoint, err, refused)
+		}
+		if err := CheckEndpoint(context.Background(), v1.S3Storage{Endpoint: endpoint, AllowMetadataEndpoint: true}, lookup); err != nil {
+			t.Errorf("%s with allowMetadataEndpoint: %v", endpoint, err)
 		}
 	}
 }

@@ -19,6 +19,10 @@ import (
 // ErrExists says that an object exists already and was not replaced.
 var ErrExists = errors.New("object already exists")
 
+// ErrNoCredentials says that an S3 store was opened without an access key
+// ID or a secret access key.
+var ErrNoCredentials = errors.New("S3 credentials missing")
+
 // ErrTransient marks a storage failure that a later attempt may not meet:
 // the store unreachable or failing (a refused, dropped or stalled connection,
 // 5xx, throttling). Everything else the store answers (credentials refused,

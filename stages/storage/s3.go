@@ -185,10 +185,16 @@ func NewS3Backend(cfg S3Config) (*S3Backend, error) {
 	if cfg.PathStyle {
 		lookup = minio.BucketLookupPath
 	}
-	creds := credentials.NewStaticV4(cfg.Credentials.AccessKeyID, cfg.Credentials.SecretAccessKey, cfg.Credentials.SessionToken)
-	if cfg.Credentials.AccessKeyID == "" {
-		creds = credentials.NewChainCredentials([]credentials.Provider{&credentials.EnvAWS{}, &credentials.IAM{}})
+	// Static credentials only: an empty key is an error, never minio-go's
+	// anonymous access or its chain of the environment and the node's IAM
+	// role, which would act as whatever identity the pod happens to have.
+	switch {
+	case cfg.Credentials.AccessKeyID == "":
+		return nil, fmt.Errorf("%w: the access key ID is empty (%s in a step, from the storage's credentials Secret); backflow uses no ambient or anonymous identity", ErrNoCredentials, EnvAccessKeyID)
+	case cfg.Credentials.SecretAccessKey == "":
+		return nil, fmt.Errorf("%w: the secret access key is empty (%s in a step, from the storage's credentials Secret)", ErrNoCredentials, EnvSecretAccessKey)
 	}
+	creds := credentials.NewStaticV4(cfg.Credentials.AccessKeyID, cfg.Credentials.SecretAccessKey, cfg.Credentials.SessionToken)
 	newClient := func(idle time.Duration) (*minio.Client, error) {
 		transport, err := minio.DefaultTransport(ep.Scheme == schemeHTTPS)
 		if err != nil {

@@ -245,6 +245,28 @@ func TestS3WrongSecretKeyIsPermanent(t *testing.T) {
 	}
 }
 
+// A step whose credentials Secret holds an empty access key fails with a
+// message naming the variable, before any request: it never falls back to
+// minio-go's anonymous access or to the environment's and the node's
+// identity, even when the process's environment holds keys the store
+// accepts.
+func TestS3EmptyCredentialsAreAnError(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY", minioServer.AccessKey)
+	t.Setenv("AWS_SECRET_KEY", minioServer.SecretKey)
+	t.Setenv("MINIO_ACCESS_KEY", minioServer.AccessKey)
+	t.Setenv("MINIO_SECRET_KEY", minioServer.SecretKey)
+	url := minioServer.StorageURL(t.Name())
+	for name, env := range map[string]map[string]string{
+		EnvAccessKeyID:     {EnvAccessKeyID: "", EnvSecretAccessKey: minioServer.SecretKey},
+		EnvSecretAccessKey: {EnvAccessKeyID: minioServer.AccessKey, EnvSecretAccessKey: ""},
+	} {
+		_, err := Open(url, CredentialsFromEnv(func(k string) string { return env[k] }))
+		if !errors.Is(err, ErrNoCredentials) || !strings.Contains(err.Error(), name) {
+			t.Errorf("empty %s: %v, want ErrNoCredentials naming it", name, err)
+		}
+	}
+}
+
 func TestS3MissingBucketIsPermanent(t *testing.T) {
 	b := testBackend(t, minioServer, func(c *S3Config) { c.Bucket = "no-such-bucket" })
 	_, statErr := b.Stat(context.Background(), "dir/x")

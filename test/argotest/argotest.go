@@ -220,7 +220,7 @@ type PodDriver struct {
 	rules  map[string]Outcome   // "<workflow>/<step>"
 	ended  map[string][]StepRun // "<namespace>/<workflow>"
 	// DefaultOutputs gives the outputs of a step without a rule.
-	DefaultOutputs func(workflow, step string) map[string]string
+	DefaultOutputs func(namespace, workflow, step string) map[string]string
 }
 
 // Set says how the pods of one step of one Workflow end.
@@ -230,7 +230,7 @@ func (d *PodDriver) Set(workflow, step string, o Outcome) {
 	d.rules[workflow+"/"+step] = o
 }
 
-func (d *PodDriver) outcome(workflow, step string) Outcome {
+func (d *PodDriver) outcome(namespace, workflow, step string) Outcome {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if o, ok := d.rules[workflow+"/"+step]; ok {
@@ -238,14 +238,14 @@ func (d *PodDriver) outcome(workflow, step string) Outcome {
 	}
 	o := Outcome{}
 	if d.DefaultOutputs != nil {
-		o.Outputs = d.DefaultOutputs(workflow, step)
+		o.Outputs = d.DefaultOutputs(namespace, workflow, step)
 	}
 	return o
 }
 
 // next is how a pod of the step ends, moving the step's rule on to its Then.
-func (d *PodDriver) next(workflow, step string) Outcome {
-	o := d.outcome(workflow, step)
+func (d *PodDriver) next(namespace, workflow, step string) Outcome {
+	o := d.outcome(namespace, workflow, step)
 	if o.Then != nil && !o.Hold {
 		d.Set(workflow, step, *o.Then)
 	}
@@ -312,7 +312,7 @@ func (d *PodDriver) drive(ctx context.Context, pod *corev1.Pod) error {
 		return nil
 	}
 	workflow, step := stepOf(pod)
-	o := d.next(workflow, step)
+	o := d.next(pod.Namespace, workflow, step)
 	if o.Hold {
 		return nil
 	}
@@ -458,11 +458,13 @@ func WaitFor(t testing.TB, what string, timeout time.Duration, cond func() (bool
 // executor would from a real run: the object a dump wrote (and verify and
 // restore read), and rotate's report, which its template declares, so that
 // Argo leaves the step Running until it is there. Other steps report none.
-func StepOutputs(workflow, step string) map[string]string {
+func StepOutputs(namespace, workflow, step string) map[string]string {
 	switch step {
 	case compiler.StepDump, compiler.StepVerify, compiler.StepRestore:
 		return map[string]string{
-			compiler.OutputKey:         "apps/" + workflow + "/20261122T030000Z.bin.zst",
+			// Inside the namespace's default prefix, as the dump's check
+			// makes it.
+			compiler.OutputKey:         namespace + "/" + workflow + "/20261122T030000Z.bin.zst",
 			compiler.OutputSize:        "43200000",
 			compiler.OutputRawSize:     "250000000",
 			compiler.OutputChecksum:    "sha256:" + strings.Repeat("ab", 32),

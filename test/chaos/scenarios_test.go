@@ -378,7 +378,7 @@ spec:
           args: ["3000000"]
       storage:
         name: minio
-        path: 'shared/{{ .Series }}-{{ .Timestamp | date "20060102T150405Z" }}{{ .Extension }}'
+        path: '{{ .Namespace }}/shared/{{ .Series }}-{{ .Timestamp | date "20060102T150405Z" }}{{ .Extension }}'
       encryption:
         age:
           recipients: [%s]

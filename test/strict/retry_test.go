@@ -34,7 +34,7 @@ func TestStrictTransientDumpFailureIsRetried(t *testing.T) {
 	t.Parallel()
 	ns := stack.NewNamespace(t, minio)
 	stack.Driver.Set("tempfail", compiler.StepDump, argotest.Outcome{Fail: true, ExitCode: compiler.ExitCodeRetry, Message: "storage unreachable",
-		Then: &argotest.Outcome{Outputs: argotest.StepOutputs("tempfail", compiler.StepDump)}})
+		Then: &argotest.Outcome{Outputs: argotest.StepOutputs(ns, "tempfail", compiler.StepDump)}})
 	createBackup(t, ns, "tempfail", spec())
 	b, _ := finished(t, ns, "tempfail")
 	if b.Status.Phase != v1.PhaseSucceeded {

@@ -132,7 +132,7 @@ func TestStrictBackupRunsEveryStep(t *testing.T) {
 	if fmt.Sprint(stages) != fmt.Sprint(want) {
 		t.Errorf("stages %v, want %v", stages, want)
 	}
-	if b.Status.Checksum != argotest.StepOutputs("nightly", "dump")[compiler.OutputChecksum] || b.Status.Size == nil || *b.Status.Size != 43200000 {
+	if b.Status.Checksum != argotest.StepOutputs(ns, "nightly", "dump")[compiler.OutputChecksum] || b.Status.Size == nil || *b.Status.Size != 43200000 {
 		t.Errorf("outputs did not reach the status: %+v", b.Status)
 	}
 	if !meta.IsStatusConditionTrue(b.Status.Conditions, v1.ConditionVerified) {
