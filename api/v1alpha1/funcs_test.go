@@ -24,3 +24,12 @@ func TestAllowsNamespace(t *testing.T) {
 		t.Error("* allows every namespace")
 	}
 }
+
+func TestNamespacePrefix(t *testing.T) {
+	for tmpl, want := range map[string]string{"": "alice/", DefaultNamespacePrefix: "alice/", "tenants/{{ .Namespace }}/": "tenants/alice/", "t/ns-{{ .Namespace }}.d/": "t/ns-alice.d/"} {
+		s := &BackupStorage{Spec: BackupStorageSpec{NamespacePrefix: tmpl}}
+		if got := s.NamespacePrefix("alice"); got != want {
+			t.Errorf("%q: %q, want %q", tmpl, got, want)
+		}
+	}
+}

@@ -301,6 +301,26 @@ var invalidCases = []invalidCase{
 		"spec.s3.credentials", "Required value"},
 	{"part size too small", baseStorage, `spec: {s3: {partSizeMiB: 1}}`,
 		"spec.s3.partSizeMiB", "greater than or equal to 5"},
+	{"namespace prefix without the namespace", baseStorage, `spec: {namespacePrefix: "tenants/"}`,
+		"spec.namespacePrefix", "must hold {{ .Namespace }} exactly once"},
+	{"namespace prefix with the namespace twice", baseStorage, `spec: {namespacePrefix: "{{ .Namespace }}/{{ .Namespace }}/"}`,
+		"spec.namespacePrefix", "must hold {{ .Namespace }} exactly once"},
+	{"namespace prefix spelling the namespace otherwise", baseStorage, `spec: {namespacePrefix: "{{.Namespace}}/"}`,
+		"spec.namespacePrefix", "must hold {{ .Namespace }} exactly once"},
+	{"namespace prefix with another template", baseStorage, `spec: {namespacePrefix: "{{ .Namespace }}/{{ .Name }}/"}`,
+		"spec.namespacePrefix", "and no other template"},
+	{"namespace prefix ending in the namespace", baseStorage, `spec: {namespacePrefix: "tenants/{{ .Namespace }}"}`,
+		"spec.namespacePrefix", "must end with '/'"},
+	{"namespace prefix continuing the namespace's name", baseStorage, `spec: {namespacePrefix: "tenants/{{ .Namespace }}-x"}`,
+		"spec.namespacePrefix", "must end with '/'"},
+	{"namespace prefix from the top", baseStorage, `spec: {namespacePrefix: "/{{ .Namespace }}/"}`,
+		"spec.namespacePrefix", "no leading '/'"},
+	{"namespace prefix climbing out", baseStorage, `spec: {namespacePrefix: "../{{ .Namespace }}/"}`,
+		"spec.namespacePrefix", "'..' segments"},
+	{"namespace prefix with an empty segment", baseStorage, `spec: {namespacePrefix: "tenants//{{ .Namespace }}/"}`,
+		"spec.namespacePrefix", "without empty"},
+	{"namespace prefix with a dot segment", baseStorage, `spec: {namespacePrefix: "./{{ .Namespace }}/"}`,
+		"spec.namespacePrefix", "'.' or '..' segments"},
 
 	{"cron with four fields", baseSchedule, `spec: {schedule: "0 3 * *"}`,
 		"spec.schedule", "must be a cron expression with five fields"},
@@ -387,6 +407,9 @@ func TestValidEdgesAreAccepted(t *testing.T) {
 		{"keepHourly alone", baseBackup, `spec: {retention: {keepHourly: 24}}`},
 		{"dots inside names in path", baseBackup, `spec: {storage: {path: "a/b..c/{{ .Name }}.sql"}}`},
 		{"https endpoint with port and slash", baseStorage, `spec: {s3: {endpoint: "https://10.0.0.1:9443/"}}`},
+		{"namespace prefix below a directory", baseStorage, `spec: {namespacePrefix: "tenants/{{ .Namespace }}/"}`},
+		{"namespace prefix with text around the namespace", baseStorage, `spec: {namespacePrefix: "t/ns-{{ .Namespace }}.d/backups/"}`},
+		{"metadata endpoint allowed", baseStorage, `spec: {s3: {endpoint: "http://169.254.169.254", allowMetadataEndpoint: true}}`},
 		{"restore from object", baseRestore, `spec: {from: {backupRef: null, object: {storage: {name: minio}, key: a/b/c.sql.zst}}}`},
 		{"service reference", baseBackup, `spec: {source: {postgresql: {connection: {host: null, serviceRef: {name: db, port: 5433}}}}}`},
 		{"step deadlines up to the run's", baseBackup, `spec: {activeDeadlineSeconds: 3600, stepDeadlineSeconds: {dump: 3600, verify: 60}}`},
@@ -423,8 +446,9 @@ func TestDefaultsAreApplied(t *testing.T) {
 	if b.Spec.Verify == nil || b.Spec.Verify.Checksum == nil || !*b.Spec.Verify.Checksum {
 		t.Errorf("verify.checksum defaults to true, got %+v", b.Spec.Verify)
 	}
-	if want := `{{ .Namespace }}/{{ .Series }}/{{ .Timestamp | date "20060102T150405Z" }}{{ .Extension }}`; b.Spec.Storage.Path != want {
-		t.Errorf("storage.path defaults to %q, got %q", want, b.Spec.Storage.Path)
+	// The controller chooses the path from the storage's namespacePrefix.
+	if b.Spec.Storage.Path != "" {
+		t.Errorf("storage.path is not defaulted, got %q", b.Spec.Storage.Path)
 	}
 	if b.Spec.Source.PostgreSQL.Format != v1.PostgreSQLFormatCustom {
 		t.Errorf("postgresql.format defaults to custom, got %q", b.Spec.Source.PostgreSQL.Format)
@@ -451,6 +475,19 @@ func TestDefaultsAreApplied(t *testing.T) {
 	}
 	if s.Spec.Template.Spec.Source.MySQL.Flavor != v1.MySQLFlavorMySQL || !*s.Spec.Template.Spec.Source.MySQL.SingleTransaction {
 		t.Errorf("mysql defaults: got %+v", s.Spec.Template.Spec.Source.MySQL)
+	}
+
+	storage := objectFrom(t, baseStorage, `{}`)
+	storage.SetNamespace(ns)
+	if err := cluster.Client.Create(context.Background(), storage); err != nil {
+		t.Fatal(err)
+	}
+	var st v1.BackupStorage
+	if err := cluster.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "base"}, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Spec.NamespacePrefix != v1.DefaultNamespacePrefix || st.NamespacePrefix(ns) != ns+"/" {
+		t.Errorf("namespacePrefix defaults to %q, got %q", v1.DefaultNamespacePrefix, st.Spec.NamespacePrefix)
 	}
 }
 
