@@ -204,3 +204,40 @@ func TestCustomNamespacePrefix(t *testing.T) {
 		t.Errorf("the object changed: before %q, after %q", before, after)
 	}
 }
+
+// A storage whose endpoint is a cloud metadata address, or whose Secret
+// holds an empty access key, is not Ready, with the reason and what to fix;
+// the controller sends the endpoint no request.
+func TestStorageRefusesMetadataEndpointsAndEmptyKeys(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ns := newNamespace(t)
+	empty := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "empty"}, Data: map[string][]byte{
+		v1.DefaultAccessKeyIDKey: {}, v1.DefaultSecretAccessKeyKey: []byte(minioServer.SecretKey)}}
+	if err := stack.Client.Create(ctx, empty); err != nil {
+		t.Fatal(err)
+	}
+	storage := func(name, endpoint, secret string) *v1.BackupStorage {
+		return &v1.BackupStorage{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: v1.BackupStorageSpec{S3: v1.S3Storage{
+			Endpoint: endpoint, Bucket: minioServer.Bucket, ForcePathStyle: true,
+			Credentials: v1.S3Credentials{SecretRef: v1.LocalObjectReference{Name: secret}}}}}
+	}
+	for _, tc := range []struct {
+		st     *v1.BackupStorage
+		reason v1.ConditionReason
+		says   string
+	}{
+		{storage("metadata", "http://169.254.169.254", argotest.StorageName), v1.ReasonEndpointNotAllowed, "s3.allowMetadataEndpoint"},
+		{storage("metadata-v6", "http://[fd00:ec2::254]:80", argotest.StorageName), v1.ReasonEndpointNotAllowed, "a cloud metadata address"},
+		{storage("empty-key", minioServer.Endpoint, "empty"), v1.ReasonCredentialsError, "credentials Secret empty has an empty AWS_ACCESS_KEY_ID"},
+	} {
+		if err := stack.Client.Create(ctx, tc.st); err != nil {
+			t.Fatal(err)
+		}
+		argotest.WaitFor(t, tc.st.Name+"'s Ready condition", 30*time.Second, func() (bool, string) {
+			_ = stack.Client.Get(ctx, client.ObjectKeyFromObject(tc.st), tc.st)
+			c := meta.FindStatusCondition(tc.st.Status.Conditions, v1.ConditionReady)
+			return c != nil && c.Status == metav1.ConditionFalse && c.Reason == string(tc.reason) && strings.Contains(c.Message, tc.says), fmt.Sprintf("%+v", tc.st.Status.Conditions)
+		})
+	}
+}

@@ -79,7 +79,9 @@ func (r *Reconciler) check(ctx context.Context, st *v1.BackupStorage) metav1.Con
 	} else if err != nil {
 		reason, message = v1.ReasonCredentialsError, err.Error()
 	} else {
-		if err := backend.CheckBucket(ctx); errors.Is(err, stagestorage.ErrAccessDenied) {
+		if err := backend.CheckBucket(ctx); errors.Is(err, storageref.ErrEndpointNotAllowed) {
+			reason, message = v1.ReasonEndpointNotAllowed, err.Error()
+		} else if errors.Is(err, stagestorage.ErrAccessDenied) {
 			reason, message = v1.ReasonReadOnly, fmt.Sprintf("the credentials may not list bucket %s (%v): Backups, which write, list and rotate, cannot use them; a Restore needs only s3:GetObject and runs regardless", st.Spec.S3.Bucket, err)
 		} else if err != nil {
 			reason, message = v1.ReasonUnreachable, err.Error()

@@ -254,6 +254,16 @@ func s3Config(st *v1.BackupStorage, secret map[string][]byte) (storage.S3Config,
 	}
 	cfg := compiler.S3Config(st.Spec.S3)
 	cfg.Credentials = storage.Credentials{AccessKeyID: id, SecretAccessKey: secretKey, SessionToken: token}
+	if !st.Spec.S3.AllowMetadataEndpoint {
+		// CheckEndpoint's rule again as each connection is dialled: a name
+		// may resolve to another address than it did for the check.
+		cfg.RefuseAddr = func(addr netip.Addr) error {
+			if why := refusedAddr(addr); why != "" {
+				return fmt.Errorf("%w: s3.endpoint %s connected to %s, %s; set s3.allowMetadataEndpoint: true if the storage really is there", ErrEndpointNotAllowed, st.Spec.S3.Endpoint, addr, why)
+			}
+			return nil
+		}
+	}
 	return cfg, nil
 }
 

@@ -184,4 +184,23 @@ func TestCheckEndpoint(t *testing.T) {
 			t.Errorf("%s with allowMetadataEndpoint: %v", endpoint, err)
 		}
 	}
+
+	// The same rule as each connection is dialled.
+	st := &v1.BackupStorage{}
+	st.Spec.S3 = v1.S3Storage{Endpoint: "http://rebound.example:9000", Credentials: v1.S3Credentials{SecretRef: v1.LocalObjectReference{Name: "creds"}}}
+	creds := map[string][]byte{"AWS_ACCESS_KEY_ID": []byte("id"), "AWS_SECRET_ACCESS_KEY": []byte("secret")}
+	cfg, err := s3Config(st, creds)
+	if err != nil || cfg.RefuseAddr == nil {
+		t.Fatalf("%v: no RefuseAddr", err)
+	}
+	if err := cfg.RefuseAddr(netip.MustParseAddr("169.254.169.254")); !errors.Is(err, ErrEndpointNotAllowed) {
+		t.Errorf("dialling the metadata address: %v", err)
+	}
+	if err := cfg.RefuseAddr(netip.MustParseAddr("10.0.0.1")); err != nil {
+		t.Errorf("dialling 10.0.0.1: %v", err)
+	}
+	st.Spec.S3.AllowMetadataEndpoint = true
+	if cfg, _ := s3Config(st, creds); cfg.RefuseAddr != nil {
+		t.Error("allowMetadataEndpoint still refuses addresses as they are dialled")
+	}
 }

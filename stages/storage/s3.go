@@ -8,12 +8,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -59,6 +62,11 @@ type S3Config struct {
 	CAPEM       []byte
 	PartSizeMiB int
 	Credentials Credentials
+	// RefuseAddr, when set, is asked about every address a connection to
+	// the store is made to, as it is dialled (after any DNS answer, so that
+	// a name that resolves differently from one request to the next cannot
+	// slip past it); an error refuses the connection.
+	RefuseAddr func(netip.Addr) error
 
 	// Knobs for tests only, zero for the defaults: S3's upload limits (with
 	// partSize taken from PartSizeMiB when 0), the idle timeouts, the
@@ -202,6 +210,17 @@ func NewS3Backend(cfg S3Config) (*S3Backend, error) {
 		}
 		if tlsConfig != nil {
 			transport.TLSClientConfig = tlsConfig
+		}
+		if refuse := cfg.RefuseAddr; refuse != nil {
+			// minio.DefaultTransport's dialer, asking about each address.
+			dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second, Control: func(_, address string, _ syscall.RawConn) error {
+				addrPort, err := netip.ParseAddrPort(address)
+				if err != nil {
+					return err
+				}
+				return refuse(addrPort.Addr())
+			}}
+			transport.DialContext = dialer.DialContext
 		}
 		transport.DialContext = idleDialer(transport.DialContext, idle)
 		// The idle deadline covers the wait for the response too, and

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -264,6 +265,26 @@ func TestS3EmptyCredentialsAreAnError(t *testing.T) {
 		if !errors.Is(err, ErrNoCredentials) || !strings.Contains(err.Error(), name) {
 			t.Errorf("empty %s: %v, want ErrNoCredentials naming it", name, err)
 		}
+	}
+}
+
+// RefuseAddr is asked about the address of every connection, and its
+// refusal fails the request before a byte is sent.
+func TestS3RefuseAddrRefusesTheConnection(t *testing.T) {
+	var asked []netip.Addr
+	refused := errors.New("refused by the test")
+	b := testBackend(t, minioServer, func(c *S3Config) {
+		c.RefuseAddr = func(a netip.Addr) error { asked = append(asked, a); return refused }
+	})
+	if _, err := b.Stat(context.Background(), "dir/x"); !errors.Is(err, refused) {
+		t.Errorf("stat through a refused address: %v", err)
+	}
+	if len(asked) == 0 || !asked[0].IsLoopback() {
+		t.Errorf("asked about %v, want MinIO's loopback address", asked)
+	}
+	b = testBackend(t, minioServer, func(c *S3Config) { c.RefuseAddr = func(netip.Addr) error { return nil } })
+	if _, err := b.Stat(context.Background(), "dir/x"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("stat through an allowed address: %v, want ErrNotFound", err)
 	}
 }
 
