@@ -81,22 +81,34 @@ func in(name string) string { return fmt.Sprintf("{{inputs.parameters.%s}}", nam
 func cliFlag(flagName, paramName string) string { return "--" + flagName + "=" + in(paramName) }
 
 // storageParams are the parameters of every template that reads or writes
-// storage.
+// storage: the storage URL, and the Secret and keys of the credentials.
+// backflow's Workflows pass the run Secret and the step's own keys
+// (RunCredentialsSecret, CredentialKeys); the defaults are the AWS names,
+// for a Secret of one's own. The session token is optional: the step runs
+// without one when the Secret lacks its key.
 func storageParams() []wfv1.Parameter {
 	return []wfv1.Parameter{
 		param(ParamStorage), param(ParamStorageSecret),
 		param(ParamAccessKeyKey, v1.DefaultAccessKeyIDKey), param(ParamSecretKeyKey, v1.DefaultSecretAccessKeyKey),
+		param(ParamSessionTokenKey, storage.EnvSessionToken),
 	}
 }
 
-// storageEnv gives the step the storage credentials, by reference.
+// storageEnv gives the step the storage credentials, by reference. The
+// access keys are required: the container starts only once the run Secret
+// exists, which the controller writes after creating the Workflow.
 func storageEnv() []corev1.EnvVar {
-	ref := func(env, keyParam string) corev1.EnvVar {
-		return corev1.EnvVar{Name: env, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
-			LocalObjectReference: corev1.LocalObjectReference{Name: in(ParamStorageSecret)}, Key: in(keyParam),
-		}}}
+	ref := func(env, keyParam string, optional bool) corev1.EnvVar {
+		sel := &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: in(ParamStorageSecret)}, Key: in(keyParam)}
+		if optional {
+			sel.Optional = ptr(true)
+		}
+		return corev1.EnvVar{Name: env, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: sel}}
 	}
-	return []corev1.EnvVar{ref(storage.EnvAccessKeyID, ParamAccessKeyKey), ref(storage.EnvSecretAccessKey, ParamSecretKeyKey)}
+	return []corev1.EnvVar{
+		ref(storage.EnvAccessKeyID, ParamAccessKeyKey, false), ref(storage.EnvSecretAccessKey, ParamSecretKeyKey, false),
+		ref(storage.EnvSessionToken, ParamSessionTokenKey, true),
+	}
 }
 
 // stepTemplate is a container template running `backflow ARGS` in the image
