@@ -1,0 +1,218 @@
+package controller_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
+	"github.com/backflow-dev/backflow/controller/compiler"
+	"github.com/backflow-dev/backflow/controller/storageref"
+	"github.com/backflow-dev/backflow/stages/storage"
+	"github.com/backflow-dev/backflow/test/argotest"
+)
+
+// shareStorage lets namespace other use the storage of namespace owner.
+func shareStorage(t *testing.T, owner string, allowed ...string) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var st v1.BackupStorage
+		if err := stack.Client.Get(context.Background(), client.ObjectKey{Namespace: owner, Name: argotest.StorageName}, &st); err != nil {
+			return err
+		}
+		st.Spec.AllowedNamespaces = allowed
+		return stack.Client.Update(context.Background(), &st)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitForRunSecret waits for the run Secret of a Workflow, once the
+// Workflow exists.
+func waitForRunSecret(t *testing.T, ns, workflow string) (*wfv1.Workflow, *corev1.Secret) {
+	t.Helper()
+	var wf wfv1.Workflow
+	var secret corev1.Secret
+	argotest.WaitFor(t, "the run Secret of "+workflow, 30*time.Second, func() (bool, string) {
+		if err := stack.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: workflow}, &wf); err != nil {
+			return false, err.Error()
+		}
+		err := stack.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: storageref.RunSecretName(wf.UID)}, &secret)
+		return err == nil, fmt.Sprint(err)
+	})
+	return &wf, &secret
+}
+
+func waitForSecretGone(t *testing.T, ns, name string) {
+	t.Helper()
+	argotest.WaitFor(t, "Secret "+name+" to be deleted", 30*time.Second, func() (bool, string) {
+		err := stack.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &corev1.Secret{})
+		return apierrors.IsNotFound(err), fmt.Sprint(err)
+	})
+}
+
+// A Backup in mallory that uses alice's storage runs with a Secret of its
+// Workflow's own, written by the controller, owned by the Workflow and
+// deleted when it finishes; its credentials, used directly against MinIO,
+// write only inside mallory's prefix and cannot read, list or delete
+// alice's objects. Nothing is copied into mallory.
+func TestRunSecretOfAnotherNamespace(t *testing.T) {
+	ctx := context.Background()
+	alice, mallory := newNamespace(t), newNamespace(t)
+	shareStorage(t, alice, mallory)
+	aliceKey := alice + "/nightly/20260101T000000Z.bin.zst"
+	bucket := s3As(t, storage.Credentials{AccessKeyID: minioServer.AccessKey, SecretAccessKey: minioServer.SecretKey})
+	if err := bucket.Put(ctx, aliceKey, strings.NewReader("alice's backup"), nil); err != nil {
+		t.Fatal(err)
+	}
+
+	name := "tenant"
+	stack.Driver.Set(name, compiler.StepDump, argotest.Outcome{Hold: true})
+	spec := backupSpec()
+	spec.Storage.Namespace = alice
+	b := &v1.Backup{ObjectMeta: metav1.ObjectMeta{Namespace: mallory, Name: name}, Spec: spec}
+	if err := stack.Client.Create(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	wf, secret := waitForRunSecret(t, mallory, name)
+	if len(secret.OwnerReferences) != 1 || secret.OwnerReferences[0].UID != wf.UID || secret.OwnerReferences[0].Kind != "Workflow" {
+		t.Errorf("run Secret owners %+v, want the Workflow %s", secret.OwnerReferences, wf.UID)
+	}
+	id, key, token := compiler.CredentialKeys(compiler.StepDump)
+	if string(secret.Data[id]) == minioServer.AccessKey {
+		t.Fatal("mallory's run holds the bucket credentials")
+	}
+	dump := s3As(t, storage.Credentials{AccessKeyID: string(secret.Data[id]), SecretAccessKey: string(secret.Data[key]), SessionToken: string(secret.Data[token])})
+	if err := dump.Put(ctx, mallory+"/"+name+"/x.bin.zst", strings.NewReader("mallory's"), nil); err != nil {
+		t.Errorf("the dump's credentials cannot write into its series: %v", err)
+	}
+	for what, err := range map[string]error{
+		"write into alice's prefix": dump.Put(ctx, alice+"/"+name+"/x.bin.zst", strings.NewReader("evil"), nil),
+		"overwrite alice's backup":  dump.Put(ctx, aliceKey, strings.NewReader("evil"), nil),
+		"delete alice's backup":     dump.Delete(ctx, aliceKey),
+		"read alice's backup":       func() error { _, err := dump.Get(ctx, aliceKey); return err }(),
+		"list the bucket":           func() error { _, err := dump.List(ctx, ""); return err }(),
+	} {
+		if !errors.Is(err, storage.ErrAccessDenied) {
+			t.Errorf("%s with mallory's dump credentials: %v, want access denied", what, err)
+		}
+	}
+	var copies corev1.SecretList
+	if err := stack.Client.List(ctx, &copies, client.InNamespace(mallory), client.HasLabels{storageref.LabelCopiedFrom}); err != nil || len(copies.Items) != 0 {
+		t.Errorf("copies of alice's Secret in mallory: %d, %v", len(copies.Items), err)
+	}
+	if ev := events(t, mallory, name)[string(v1.EventCredentialsMinted)]; !strings.Contains(ev, "Minted credentials") || strings.Contains(ev, string(secret.Data[key])) {
+		t.Errorf("CredentialsMinted Event: %q", ev)
+	}
+
+	stack.Driver.Set(name, compiler.StepDump, argotest.Outcome{Outputs: argotest.StepOutputs(name, compiler.StepDump)})
+	waitForPhase(t, mallory, name, v1.PhaseSucceeded)
+	waitForSecretGone(t, mallory, secret.Name)
+	r, err := bucket.Get(ctx, aliceKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if got, err := io.ReadAll(r); err != nil || string(got) != "alice's backup" {
+		t.Errorf("alice's backup is now %q, %v", got, err)
+	}
+}
+
+// s3As opens the test's MinIO with the given credentials, as a step would.
+func s3As(t *testing.T, creds storage.Credentials) *storage.S3Backend {
+	t.Helper()
+	b, err := storage.NewS3Backend(storage.S3Config{Endpoint: minioServer.Endpoint, Bucket: minioServer.Bucket, PathStyle: true, Credentials: creds})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// The storage's own namespace gets copies of the bucket credentials.
+func TestRunSecretOfTheStoragesNamespace(t *testing.T) {
+	ns := newNamespace(t)
+	name := "own"
+	stack.Driver.Set(name, compiler.StepDump, argotest.Outcome{Hold: true})
+	if err := stack.Client.Create(context.Background(), &v1.Backup{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: backupSpec()}); err != nil {
+		t.Fatal(err)
+	}
+	_, secret := waitForRunSecret(t, ns, name)
+	for _, step := range []string{compiler.StepDump, compiler.StepVerify} {
+		id, key, _ := compiler.CredentialKeys(step)
+		if string(secret.Data[id]) != minioServer.AccessKey || string(secret.Data[key]) != minioServer.SecretKey {
+			t.Errorf("step %s: not the bucket credentials", step)
+		}
+	}
+	stack.Driver.Set(name, compiler.StepDump, argotest.Outcome{Outputs: argotest.StepOutputs(name, compiler.StepDump)})
+	waitForPhase(t, ns, name, v1.PhaseSucceeded)
+	waitForSecretGone(t, ns, secret.Name)
+}
+
+// When alice's storage stops admitting mallory, the run Secrets of
+// mallory's runs on it go (a scheduled run's too), and mallory's schedule
+// on it is suspended with Ready=False StorageForbidden; admitting mallory
+// again resumes it.
+func TestUnallowedNamespaceLosesCredentials(t *testing.T) {
+	ctx := context.Background()
+	alice, mallory := newNamespace(t), newNamespace(t)
+	shareStorage(t, alice, mallory)
+	spec := backupSpec()
+	spec.Storage.Namespace = alice
+	s := &v1.BackupSchedule{ObjectMeta: metav1.ObjectMeta{Namespace: mallory, Name: "hourly", Annotations: map[string]string{v1.AnnotationTrigger: "1"}},
+		Spec: v1.BackupScheduleSpec{Schedule: "0 * * * *", Template: v1.BackupTemplate{Spec: spec}}}
+	// The trigger's run is named after the token (schedule reconciler).
+	var run string
+	argotest.WaitFor(t, "the CronWorkflow", 20*time.Second, func() (bool, string) {
+		if s.UID == "" {
+			if err := stack.Client.Create(ctx, s); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var wfs wfv1.WorkflowList
+		_ = stack.Client.List(ctx, &wfs, client.InNamespace(mallory), client.MatchingLabels{v1.LabelSchedule: "hourly"})
+		for _, wf := range wfs.Items {
+			run = wf.Name
+			stack.Driver.Set(run, compiler.StepDump, argotest.Outcome{Hold: true})
+		}
+		return run != "", "no run yet"
+	})
+	_, secret := waitForRunSecret(t, mallory, run)
+
+	shareStorage(t, alice)
+	waitForSecretGone(t, mallory, secret.Name)
+	argotest.WaitFor(t, "the schedule to be suspended", 30*time.Second, func() (bool, string) {
+		var cron wfv1.CronWorkflow
+		if err := stack.Client.Get(ctx, client.ObjectKey{Namespace: mallory, Name: "hourly"}, &cron); err != nil {
+			return false, err.Error()
+		}
+		if err := stack.Client.Get(ctx, client.ObjectKeyFromObject(s), s); err != nil {
+			return false, err.Error()
+		}
+		ready := meta.FindStatusCondition(s.Status.Conditions, v1.ConditionReady)
+		return cron.Spec.Suspend && ready != nil && ready.Status == metav1.ConditionFalse && ready.Reason == string(v1.ReasonStorageForbidden),
+			fmt.Sprintf("suspend %v, ready %+v", cron.Spec.Suspend, ready)
+	})
+
+	shareStorage(t, alice, mallory)
+	argotest.WaitFor(t, "the schedule to resume", 30*time.Second, func() (bool, string) {
+		var cron wfv1.CronWorkflow
+		if err := stack.Client.Get(ctx, client.ObjectKey{Namespace: mallory, Name: "hourly"}, &cron); err != nil {
+			return false, err.Error()
+		}
+		return !cron.Spec.Suspend, "still suspended"
+	})
+	stack.Driver.Set(run, compiler.StepDump, argotest.Outcome{Fail: true, Message: "done"})
+}
