@@ -216,3 +216,54 @@ func TestUnallowedNamespaceLosesCredentials(t *testing.T) {
 	})
 	stack.Driver.Set(run, compiler.StepDump, argotest.Outcome{Fail: true, Message: "done"})
 }
+
+// withStorageCA gives the namespace's storage a CA bundle, from a Secret
+// (the test's MinIO speaks http, so nothing verifies it: the test follows
+// where the bundle goes).
+func withStorageCA(t *testing.T, ns, pem string) {
+	t.Helper()
+	ctx := context.Background()
+	if err := stack.Client.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ca"}, StringData: map[string]string{"bundle.pem": pem}}); err != nil {
+		t.Fatal(err)
+	}
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var st v1.BackupStorage
+		if err := stack.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: argotest.StorageName}, &st); err != nil {
+			return err
+		}
+		st.Spec.S3.TLS = &v1.StorageTLS{CASecretRef: &v1.SecretKeySelector{Name: "ca", Key: "bundle.pem"}}
+		return stack.Client.Update(ctx, &st)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The steps' pods, as Argo makes them from the compiled Workflow, read their
+// own keys of their Workflow's run Secret, and mount the CA bundle from it;
+// the run Secret holds the bundle.
+func TestStepPodsReadTheRunSecret(t *testing.T) {
+	ns := newNamespace(t)
+	withStorageCA(t, ns, "CA BUNDLE")
+	name := "refs"
+	stack.Driver.Set(name, compiler.StepDump, argotest.Outcome{Hold: true})
+	if err := stack.Client.Create(context.Background(), &v1.Backup{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: backupSpec()}); err != nil {
+		t.Fatal(err)
+	}
+	wf, secret := waitForRunSecret(t, ns, name)
+	if string(secret.Data[compiler.RunCAKey]) != "CA BUNDLE" {
+		t.Errorf("run Secret %s: %q, want the storage's CA bundle", compiler.RunCAKey, secret.Data[compiler.RunCAKey])
+	}
+	id, key, token := compiler.CredentialKeys(compiler.StepDump)
+	want := []string{
+		"env AWS_ACCESS_KEY_ID: " + secret.Name + "/" + id,
+		"env AWS_SECRET_ACCESS_KEY: " + secret.Name + "/" + key,
+		"env AWS_SESSION_TOKEN: " + secret.Name + "/" + token + " (optional)",
+		"volume storage-ca: " + secret.Name + "/" + compiler.RunCAKey,
+	}
+	if got := argotest.SecretReferences(stack.StepPod(t, ns, wf.Name, compiler.StepDump)); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("the dump pod reads\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	stack.Driver.Set(name, compiler.StepDump, argotest.Outcome{Outputs: argotest.StepOutputs(name, compiler.StepDump)})
+	waitForPhase(t, ns, name, v1.PhaseSucceeded)
+}

@@ -474,3 +474,54 @@ func StepOutputs(workflow, step string) map[string]string {
 	}
 	return nil
 }
+
+// StepPod waits for a pod of a step of a Workflow, as Argo created it, and
+// returns it.
+func (s *Stack) StepPod(t testing.TB, namespace, workflow, step string) *corev1.Pod {
+	t.Helper()
+	var found *corev1.Pod
+	WaitFor(t, "a pod of step "+step+" of "+workflow, 60*time.Second, func() (bool, string) {
+		var pods corev1.PodList
+		if err := s.Client.List(context.Background(), &pods, client.InNamespace(namespace), client.MatchingLabels{"workflows.argoproj.io/workflow": workflow}); err != nil {
+			return false, err.Error()
+		}
+		for i := range pods.Items {
+			if _, got := stepOf(&pods.Items[i]); got == step {
+				found = &pods.Items[i]
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%d pods", len(pods.Items))
+	})
+	return found
+}
+
+// SecretReferences are the Secrets the main container of a pod reads, as
+// "env NAME: secret/key" and "volume NAME: secret/key" (optional ones
+// marked), in the pod's order.
+func SecretReferences(pod *corev1.Pod) []string {
+	var refs []string
+	for _, c := range pod.Spec.Containers {
+		if c.Name != "main" {
+			continue
+		}
+		for _, e := range c.Env {
+			if r := e.ValueFrom; r != nil && r.SecretKeyRef != nil {
+				ref := fmt.Sprintf("env %s: %s/%s", e.Name, r.SecretKeyRef.Name, r.SecretKeyRef.Key)
+				if r.SecretKeyRef.Optional != nil && *r.SecretKeyRef.Optional {
+					ref += " (optional)"
+				}
+				refs = append(refs, ref)
+			}
+		}
+	}
+	for _, v := range pod.Spec.Volumes {
+		if v.Secret == nil {
+			continue
+		}
+		for _, item := range v.Secret.Items {
+			refs = append(refs, fmt.Sprintf("volume %s: %s/%s", v.Name, v.Secret.SecretName, item.Key))
+		}
+	}
+	return refs
+}
