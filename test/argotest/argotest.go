@@ -277,7 +277,7 @@ func (d *PodDriver) run(ctx context.Context) {
 			// Only running pods wait for the driver: the ended ones, which
 			// Argo keeps when they failed, are not read again.
 			var pods corev1.PodList
-			if err := d.client.List(ctx, &pods, client.HasLabels{"workflows.argoproj.io/workflow"},
+			if err := d.client.List(ctx, &pods, client.HasLabels{labelWorkflow},
 				client.MatchingFields{"status.phase": string(corev1.PodRunning)}); err != nil {
 				continue
 			}
@@ -292,7 +292,7 @@ func (d *PodDriver) run(ctx context.Context) {
 
 // stepOf is the step (the DAG task) a pod runs.
 func stepOf(pod *corev1.Pod) (workflow, step string) {
-	workflow = pod.Labels["workflows.argoproj.io/workflow"]
+	workflow = pod.Labels[labelWorkflow]
 	return workflow, StepOfNode(workflow, pod.Annotations["workflows.argoproj.io/node-name"])
 }
 
@@ -319,7 +319,7 @@ func (d *PodDriver) drive(ctx context.Context, pod *corev1.Pod) error {
 	result := &wfv1.WorkflowTaskResult{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: pod.Namespace, Name: pod.Annotations["workflows.argoproj.io/node-id"],
-			Labels: map[string]string{"workflows.argoproj.io/workflow": workflow, "workflows.argoproj.io/report-outputs-completed": "true"},
+			Labels: map[string]string{labelWorkflow: workflow, "workflows.argoproj.io/report-outputs-completed": "true"},
 		},
 	}
 	if len(o.Outputs) > 0 && !o.Fail {
@@ -482,7 +482,7 @@ func (s *Stack) StepPod(t testing.TB, namespace, workflow, step string) *corev1.
 	var found *corev1.Pod
 	WaitFor(t, "a pod of step "+step+" of "+workflow, 60*time.Second, func() (bool, string) {
 		var pods corev1.PodList
-		if err := s.Client.List(context.Background(), &pods, client.InNamespace(namespace), client.MatchingLabels{"workflows.argoproj.io/workflow": workflow}); err != nil {
+		if err := s.Client.List(context.Background(), &pods, client.InNamespace(namespace), client.MatchingLabels{labelWorkflow: workflow}); err != nil {
 			return false, err.Error()
 		}
 		for i := range pods.Items {
@@ -525,3 +525,7 @@ func SecretReferences(pod *corev1.Pod) []string {
 	}
 	return refs
 }
+
+// labelWorkflow is the label Argo puts on the pods and task results of a
+// Workflow, with its name.
+const labelWorkflow = "workflows.argoproj.io/workflow"
