@@ -267,3 +267,55 @@ func TestStepPodsReadTheRunSecret(t *testing.T) {
 	stack.Driver.Set(name, compiler.StepDump, argotest.Outcome{Outputs: argotest.StepOutputs(name, compiler.StepDump)})
 	waitForPhase(t, ns, name, v1.PhaseSucceeded)
 }
+
+// A Restore in mallory from alice's storage gets credentials that read only
+// the object it restores; one that names alice's object gets none and
+// waits, CredentialsNotMinted, with no Workflow.
+func TestRestoreFromAnotherNamespace(t *testing.T) {
+	ctx := context.Background()
+	alice, mallory := newNamespace(t), newNamespace(t)
+	shareStorage(t, alice, mallory)
+	bucket := s3As(t, storage.Credentials{AccessKeyID: minioServer.AccessKey, SecretAccessKey: minioServer.SecretKey})
+	own, aliceKey := mallory+"/old/20261101T030000Z.bin.zst", alice+"/old/20261101T030000Z.bin.zst"
+	for _, key := range []string{own, aliceKey} {
+		if err := bucket.Put(ctx, key, strings.NewReader("backup of "+key), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	restore := func(name, key string) {
+		stack.Driver.Set(name, compiler.StepRestore, argotest.Outcome{Hold: true})
+		if err := stack.Client.Create(ctx, &v1.Restore{ObjectMeta: metav1.ObjectMeta{Namespace: mallory, Name: name}, Spec: v1.RestoreSpec{
+			From:   v1.RestoreSource{Object: &v1.StoredObject{Storage: v1.StorageReference{Name: argotest.StorageName, Namespace: alice}, Key: key}},
+			Target: v1.RestoreTarget{Command: &v1.CommandTarget{Image: "busybox", Command: []string{"sh", "-c", "cat > /dev/null"}}},
+		}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	restore("mine", own)
+	_, secret := waitForRunSecret(t, mallory, "mine")
+	id, key, token := compiler.CredentialKeys(compiler.StepRestore)
+	step := s3As(t, storage.Credentials{AccessKeyID: string(secret.Data[id]), SecretAccessKey: string(secret.Data[key]), SessionToken: string(secret.Data[token])})
+	if r, err := step.Get(ctx, own); err != nil {
+		t.Errorf("the restore's credentials cannot read its object: %v", err)
+	} else {
+		_ = r.Close()
+	}
+	if _, err := step.Get(ctx, aliceKey); !errors.Is(err, storage.ErrAccessDenied) {
+		t.Errorf("the restore's credentials read alice's object: %v", err)
+	}
+	stack.Driver.Set("mine", compiler.StepRestore, argotest.Outcome{Outputs: argotest.StepOutputs("mine", compiler.StepRestore)})
+	waitForSecretGone(t, mallory, secret.Name)
+
+	restore("theirs", aliceKey)
+	argotest.WaitFor(t, "the Restore of alice's object to wait", 30*time.Second, func() (bool, string) {
+		var rs v1.Restore
+		if err := stack.Client.Get(ctx, client.ObjectKey{Namespace: mallory, Name: "theirs"}, &rs); err != nil {
+			return false, err.Error()
+		}
+		c := meta.FindStatusCondition(rs.Status.Conditions, v1.ConditionSucceeded)
+		return c != nil && c.Reason == string(v1.ReasonCredentialsNotMinted) && rs.Status.WorkflowName == "", fmt.Sprintf("%+v", rs.Status)
+	})
+	if err := stack.Client.Get(ctx, client.ObjectKey{Namespace: mallory, Name: "theirs"}, &wfv1.Workflow{}); !apierrors.IsNotFound(err) {
+		t.Errorf("a Workflow for the Restore of alice's object: %v", err)
+	}
+}
