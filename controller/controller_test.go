@@ -28,6 +28,7 @@ import (
 	"github.com/backflow-dev/backflow/controller"
 	"github.com/backflow-dev/backflow/controller/compiler"
 	"github.com/backflow-dev/backflow/controller/metrics"
+	"github.com/backflow-dev/backflow/controller/storageref"
 	"github.com/backflow-dev/backflow/health"
 	"github.com/backflow-dev/backflow/test/argotest"
 	"github.com/backflow-dev/backflow/test/servers"
@@ -380,7 +381,9 @@ func TestStorageInAnotherNamespace(t *testing.T) {
 	shareStorage(t, home, apps)
 	waitForPhase(t, apps, "cross", v1.PhaseSucceeded)
 	// Nothing is copied into the Backup's namespace: every step reads its own
-	// keys of the Workflow's run Secret (credentials_test.go follows it).
+	// keys of the Workflow's run Secret (credentials_test.go follows it),
+	// which goes once the Workflow finished.
+	waitForSecretGone(t, apps, storageref.RunSecretName(stack.Workflow(t, apps, "cross").UID))
 	var copies corev1.SecretList
 	if err := stack.Client.List(context.Background(), &copies, client.InNamespace(apps)); err != nil {
 		t.Fatal(err)
@@ -643,9 +646,11 @@ func TestMetricsOfDeletedBackup(t *testing.T) {
 	}
 	b = waitForPhase(t, ns, "once", v1.PhaseSucceeded)
 	size := map[string]string{"namespace": ns, "schedule": "", "series": "once"}
-	if n := seriesWith(t, metrics.BackupSize, size); n != 1 {
-		t.Fatalf("%d size series of Backup once, want 1", n)
-	}
+	// The metrics follow the status patch that the Backup's phase shows.
+	argotest.WaitFor(t, "the size series of Backup once", 20*time.Second, func() (bool, string) {
+		n := seriesWith(t, metrics.BackupSize, size)
+		return n == 1, fmt.Sprintf("%d series", n)
+	})
 	if err := stack.Client.Delete(ctx, b); err != nil {
 		t.Fatal(err)
 	}
