@@ -319,3 +319,31 @@ func TestRestoreFromAnotherNamespace(t *testing.T) {
 		t.Errorf("a Workflow for the Restore of alice's object: %v", err)
 	}
 }
+
+// A Workflow named and labelled like a Backup that backflow did not create
+// for it gets no credentials: the Backup fails and no run Secret is written
+// for the look-alike.
+func TestLookAlikeWorkflowGetsNoCredentials(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	const name = "lookalike"
+	stack.Driver.Set(name, compiler.StepDump, argotest.Outcome{Hold: true})
+	forged := &wfv1.Workflow{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{v1.LabelBackup: name, v1.LabelNamespace: ns}},
+		Spec:       wfv1.WorkflowSpec{Entrypoint: compiler.StepDump, Templates: []wfv1.Template{{Name: compiler.StepDump, Container: &corev1.Container{Image: "busybox"}}}},
+	}
+	if err := stack.Client.Create(ctx, forged); err != nil {
+		t.Fatal(err)
+	}
+	if err := stack.Client.Create(ctx, &v1.Backup{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: backupSpec()}); err != nil {
+		t.Fatal(err)
+	}
+	b := waitForPhase(t, ns, name, v1.PhaseFailed)
+	if !strings.Contains(b.Status.Message, "did not create") {
+		t.Errorf("message %q", b.Status.Message)
+	}
+	if err := stack.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: storageref.RunSecretName(forged.UID)}, &corev1.Secret{}); !apierrors.IsNotFound(err) {
+		t.Errorf("run Secret of the look-alike: %v, want none", err)
+	}
+	stack.Driver.Set(name, compiler.StepDump, argotest.Outcome{})
+}
