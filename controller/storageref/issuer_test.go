@@ -466,3 +466,54 @@ func TestRunSecretName(t *testing.T) {
 		t.Errorf("RunSecretName = %s", got)
 	}
 }
+
+// Over https, AssumeRole trusts the storage's CA bundle (a ConfigMap here),
+// which the run Secret carries for the steps; without it the storage's
+// certificate does not verify and nothing is minted.
+func TestScopedCredentialsOverTLS(t *testing.T) {
+	ctx := context.Background()
+	server, err := servers.StartMinIO(servers.WithTLS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Stop()
+	alice, mallory, st := tenants(t, v1.SharingScopedCredentials)
+	if err := cluster.Client.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: alice, Name: "ca"}, Data: map[string]string{"ca.pem": string(server.CAPEM)}}); err != nil {
+		t.Fatal(err)
+	}
+	var bucket corev1.Secret
+	if err := cluster.Client.Get(ctx, client.ObjectKey{Namespace: alice, Name: "bucket"}, &bucket); err != nil {
+		t.Fatal(err)
+	}
+	bucket.Data = map[string][]byte{"AWS_ACCESS_KEY_ID": []byte(server.AccessKey), "AWS_SECRET_ACCESS_KEY": []byte(server.SecretKey)}
+	if err := cluster.Client.Update(ctx, &bucket); err != nil {
+		t.Fatal(err)
+	}
+	st.Spec.S3.Endpoint = server.Endpoint
+	b := &v1.Backup{ObjectMeta: metav1.ObjectMeta{Namespace: mallory, Name: "nightly"}, Spec: v1.BackupSpec{
+		Storage: v1.BackupStorageTarget{StorageReference: v1.StorageReference{Name: st.Name, Namespace: alice}},
+		Verify:  &v1.VerifySpec{Checksum: ptrTo(false)},
+	}}
+	issuer := &Issuer{Client: cluster.Client}
+	if _, err := issuer.Issue(ctx, st, mallory, BackupGrants(st, b)); !errors.Is(err, ErrCredentialsNotMinted) || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("without the CA bundle: %v, want the certificate refused", err)
+	}
+
+	st.Spec.S3.TLS = &v1.StorageTLS{CAConfigMapRef: &v1.ConfigMapKeySelector{Name: "ca", Key: "ca.pem"}}
+	wf := workflowIn(mallory, "nightly")
+	if _, err := issuer.Ensure(ctx, Run{Workflow: wf, Storage: st, Grants: BackupGrants(st, b)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	secret := runSecret(t, wf)
+	if !bytes.Equal(secret.Data[compiler.RunCAKey], server.CAPEM) {
+		t.Errorf("the run Secret's %s is not the storage's CA bundle", compiler.RunCAKey)
+	}
+	id, key, token := compiler.CredentialKeys(compiler.StepDump)
+	dump, err := storage.NewS3Backend(storage.S3Config{Endpoint: server.Endpoint, Bucket: server.Bucket, Prefix: "tenants", PathStyle: true, CAPEM: secret.Data[compiler.RunCAKey],
+		Credentials: storage.Credentials{AccessKeyID: string(secret.Data[id]), SecretAccessKey: string(secret.Data[key]), SessionToken: string(secret.Data[token])}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	allowed(t, "dump over https", put(ctx, dump, mallory+"/nightly/x.zst", "x"))
+	denied(t, "dump over https into alice's prefix", put(ctx, dump, alice+"/nightly/x.zst", "x"))
+}
