@@ -10,6 +10,7 @@ import (
 	"time"
 
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -19,6 +20,7 @@ import (
 
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
 	"github.com/backflow-dev/backflow/controller/compiler"
+	"github.com/backflow-dev/backflow/controller/metrics"
 	"github.com/backflow-dev/backflow/controller/storageref"
 	"github.com/backflow-dev/backflow/stages/storage"
 	"github.com/backflow-dev/backflow/test/argotest"
@@ -113,6 +115,9 @@ func TestRunSecretOfAnotherNamespace(t *testing.T) {
 	var copies corev1.SecretList
 	if err := stack.Client.List(ctx, &copies, client.InNamespace(mallory), client.HasLabels{storageref.LabelCopiedFrom}); err != nil || len(copies.Items) != 0 {
 		t.Errorf("copies of alice's Secret in mallory: %d, %v", len(copies.Items), err)
+	}
+	if got := testutil.ToFloat64(metrics.CredentialsIssuedTotal.WithLabelValues(mallory, metrics.CredentialsMinted)); got != 2 {
+		t.Errorf("backflow_credentials_issued_total{namespace=mallory,kind=minted} = %v, want 2 (dump and verify)", got)
 	}
 	if ev := events(t, mallory, name)[string(v1.EventCredentialsMinted)]; !strings.Contains(ev, "Minted credentials") || strings.Contains(ev, string(secret.Data[key])) {
 		t.Errorf("CredentialsMinted Event: %q", ev)
