@@ -352,3 +352,34 @@ func TestLookAlikeWorkflowGetsNoCredentials(t *testing.T) {
 	}
 	stack.Driver.Set(name, compiler.StepDump, argotest.Outcome{})
 }
+
+// A storage whose STS refuses to mint (here: it does not know the bucket
+// credentials) holds a Backup of another namespace before it starts,
+// pending with CredentialsNotMinted and a message for the storage's owner.
+func TestBackupWaitsForCredentials(t *testing.T) {
+	ctx := context.Background()
+	alice, mallory := newNamespace(t), newNamespace(t)
+	shareStorage(t, alice, mallory)
+	var bucket corev1.Secret
+	if err := stack.Client.Get(ctx, client.ObjectKey{Namespace: alice, Name: argotest.StorageName}, &bucket); err != nil {
+		t.Fatal(err)
+	}
+	bucket.Data["AWS_SECRET_ACCESS_KEY"] = []byte("not-the-key")
+	if err := stack.Client.Update(ctx, &bucket); err != nil {
+		t.Fatal(err)
+	}
+	spec := backupSpec()
+	spec.Storage.Namespace = alice
+	if err := stack.Client.Create(ctx, &v1.Backup{ObjectMeta: metav1.ObjectMeta{Namespace: mallory, Name: "waits"}, Spec: spec}); err != nil {
+		t.Fatal(err)
+	}
+	argotest.WaitFor(t, "CredentialsNotMinted", 30*time.Second, func() (bool, string) {
+		b := getBackup(t, mallory, "waits")
+		c := meta.FindStatusCondition(b.Status.Conditions, v1.ConditionSucceeded)
+		return b.Status.Phase == v1.PhasePending && c != nil && c.Reason == string(v1.ReasonCredentialsNotMinted) &&
+			strings.Contains(c.Message, "spec.sharing: BucketCredentials") && b.Status.WorkflowName == "", fmt.Sprintf("%+v", b.Status)
+	})
+	if err := stack.Client.Get(ctx, client.ObjectKey{Namespace: mallory, Name: "waits"}, &wfv1.Workflow{}); !apierrors.IsNotFound(err) {
+		t.Errorf("a Workflow without credentials: %v", err)
+	}
+}
