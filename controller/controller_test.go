@@ -28,6 +28,7 @@ import (
 	"github.com/backflow-dev/backflow/controller"
 	"github.com/backflow-dev/backflow/controller/compiler"
 	"github.com/backflow-dev/backflow/controller/metrics"
+	"github.com/backflow-dev/backflow/controller/storageref"
 	"github.com/backflow-dev/backflow/health"
 	"github.com/backflow-dev/backflow/test/argotest"
 	"github.com/backflow-dev/backflow/test/servers"
@@ -377,25 +378,26 @@ func TestStorageInAnotherNamespace(t *testing.T) {
 		c := meta.FindStatusCondition(b.Status.Conditions, v1.ConditionSucceeded)
 		return c != nil && v1.ConditionReason(c.Reason) == v1.ReasonStorageForbidden, fmt.Sprintf("%+v", b.Status)
 	})
-	var st v1.BackupStorage
-	if err := stack.Client.Get(context.Background(), client.ObjectKey{Namespace: home, Name: "minio"}, &st); err != nil {
-		t.Fatal(err)
-	}
-	st.Spec.AllowedNamespaces = []string{apps}
-	if err := stack.Client.Update(context.Background(), &st); err != nil {
-		t.Fatal(err)
-	}
+	shareStorage(t, home, apps)
 	waitForPhase(t, apps, "cross", v1.PhaseSucceeded)
-	var copied corev1.Secret
-	name := fmt.Sprintf("backflow-storage-%s-minio", home)
-	if err := stack.Client.Get(context.Background(), client.ObjectKey{Namespace: apps, Name: name}, &copied); err != nil {
-		t.Fatalf("credentials not copied into the Backup's namespace: %v", err)
+	// Nothing is copied into the Backup's namespace: every step reads its own
+	// keys of the Workflow's run Secret (credentials_test.go follows it),
+	// which goes once the Workflow finished.
+	waitForSecretGone(t, apps, storageref.RunSecretName(stack.Workflow(t, apps, "cross").UID))
+	var copies corev1.SecretList
+	if err := stack.Client.List(context.Background(), &copies, client.InNamespace(apps)); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range copies.Items {
+		if s.Name != argotest.StorageName {
+			t.Errorf("Secret %s in the Backup's namespace after the run", s.Name)
+		}
 	}
 	wf := stack.Workflow(t, apps, "cross")
 	for _, task := range wf.Spec.Templates[0].DAG.Tasks {
 		for _, p := range task.Arguments.Parameters {
-			if p.Name == compiler.ParamStorageSecret && p.Value.String() != name {
-				t.Errorf("%s uses storage secret %s, want the copy %s", task.Name, p.Value, name)
+			if p.Name == compiler.ParamStorageSecret && p.Value.String() != compiler.RunCredentialsSecret {
+				t.Errorf("%s uses storage secret %s, want the run Secret %s", task.Name, p.Value, compiler.RunCredentialsSecret)
 			}
 		}
 	}
@@ -644,9 +646,11 @@ func TestMetricsOfDeletedBackup(t *testing.T) {
 	}
 	b = waitForPhase(t, ns, "once", v1.PhaseSucceeded)
 	size := map[string]string{"namespace": ns, "schedule": "", "series": "once"}
-	if n := seriesWith(t, metrics.BackupSize, size); n != 1 {
-		t.Fatalf("%d size series of Backup once, want 1", n)
-	}
+	// The metrics follow the status patch that the Backup's phase shows.
+	argotest.WaitFor(t, "the size series of Backup once", 20*time.Second, func() (bool, string) {
+		n := seriesWith(t, metrics.BackupSize, size)
+		return n == 1, fmt.Sprintf("%d series", n)
+	})
 	if err := stack.Client.Delete(ctx, b); err != nil {
 		t.Fatal(err)
 	}

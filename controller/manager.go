@@ -50,6 +50,9 @@ type Options struct {
 	// reconciled at once (DefaultMaxConcurrentReconciles when zero): a
 	// finalizer waiting for a slow storage does not hold up the others.
 	MaxConcurrentReconciles int
+	// Now is the clock of the run Secrets' renewals; time.Now when nil.
+	// Tests move it on.
+	Now func() time.Time
 	// AllowRestart lets a process start a second manager after the first
 	// stopped (controller names are unique per process otherwise); tests use
 	// it to restart the controller.
@@ -103,9 +106,10 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 	recorder := mgr.GetEventRecorderFor("backflow")
 	reconcilers := []interface{ SetupWithManager(ctrl.Manager) error }{
 		&backup.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder, Compiler: opts.Compiler,
-			StorageTimeout: opts.StorageTimeout, DeleteTimeout: opts.DeleteTimeout},
+			StorageTimeout: opts.StorageTimeout, DeleteTimeout: opts.DeleteTimeout, Now: opts.Now},
 		&schedule.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder, Compiler: opts.Compiler},
-		&restore.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder, Compiler: opts.Compiler},
+		&restore.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder, Compiler: opts.Compiler,
+			StorageTimeout: opts.StorageTimeout, Now: opts.Now},
 		&storage.Reconciler{Client: mgr.GetClient(), Recorder: recorder, Interval: opts.StorageCheckInterval, Timeout: opts.StorageTimeout},
 	}
 	for _, r := range reconcilers {

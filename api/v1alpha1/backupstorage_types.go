@@ -10,9 +10,11 @@ type BackupStorageSpec struct {
 	// S3 is an S3-compatible object store (AWS S3, MinIO, Ceph RGW, R2, ...).
 	S3 S3Storage `json:"s3"`
 	// Namespaces, besides this one, whose Backups, BackupSchedules and Restores
-	// may use this storage. "*" allows every namespace. The controller copies
-	// the credentials Secret into a namespace that uses the storage, because
-	// the step pods can only mount Secrets of their own namespace.
+	// may use this storage. "*" allows every namespace. A run in another
+	// namespace gets credentials of its own, in a Secret owned by its Workflow
+	// and deleted when the Workflow finishes (see sharing); a namespace this
+	// list stops admitting loses them at once, and its schedules on this
+	// storage are suspended.
 	// +optional
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=256
@@ -40,7 +42,34 @@ type BackupStorageSpec struct {
 	// +kubebuilder:validation:XValidation:rule="self.endsWith('/')",message="namespacePrefix must end with '/'"
 	// +kubebuilder:validation:XValidation:rule="!self.startsWith('/') && !self.contains('//') && !self.split('/').exists(s, s == '..' || s == '.')",message="namespacePrefix must be relative (no leading '/'), without empty, '.' or '..' segments"
 	NamespacePrefix string `json:"namespacePrefix,omitempty"`
+	// Sharing says which credentials the runs of the other namespaces in
+	// allowedNamespaces get. ScopedCredentials (the default): temporary
+	// credentials from the storage's STS (AssumeRole at the endpoint, with
+	// the bucket credentials), whose session policy allows each step only its
+	// own actions, only under the namespace's prefix, for the step's deadline
+	// and a margin. BucketCredentials: a copy of the bucket credentials, with
+	// which any pod of those namespaces that can read the run's Secret can
+	// read, overwrite and delete every backup in the bucket; only for a
+	// provider without AssumeRole, and only for namespaces trusted like this
+	// one. Runs in this storage's own namespace always get the bucket
+	// credentials.
+	// +optional
+	// +kubebuilder:default=ScopedCredentials
+	Sharing StorageSharing `json:"sharing,omitempty"`
 }
+
+// StorageSharing is which credentials a storage gives the runs of other
+// namespaces.
+// +kubebuilder:validation:Enum=ScopedCredentials;BucketCredentials
+type StorageSharing string
+
+const (
+	// SharingScopedCredentials: STS AssumeRole credentials with a session
+	// policy per step, confined to the namespace's prefix.
+	SharingScopedCredentials StorageSharing = "ScopedCredentials"
+	// SharingBucketCredentials: copies of the bucket credentials.
+	SharingBucketCredentials StorageSharing = "BucketCredentials"
+)
 
 // S3Storage is an S3-compatible bucket.
 type S3Storage struct {
@@ -205,4 +234,13 @@ const (
 	// link-local or cloud metadata address, and s3.allowMetadataEndpoint
 	// does not allow it.
 	ReasonEndpointNotAllowed ConditionReason = "EndpointNotAllowed"
+)
+
+// Reasons of the Events recorded on a BackupStorage besides its Ready
+// condition's.
+const (
+	// EventCredentialsRevoked: backflow deleted run Secrets with this
+	// storage's credentials in namespaces it no longer admits (or the copies
+	// of its Secret an earlier backflow left in other namespaces).
+	EventCredentialsRevoked EventReason = "CredentialsRevoked"
 )

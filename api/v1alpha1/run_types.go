@@ -101,12 +101,22 @@ const (
 	ReasonVerifyFailed ConditionReason = "VerifyFailed"
 	// ReasonVerifySkipped: the backup finished without being verified.
 	ReasonVerifySkipped ConditionReason = "VerifySkipped"
+	// ReasonCredentialsNotMinted: a run in a namespace other than its
+	// storage's needs scoped credentials (the storage's spec.sharing is
+	// ScopedCredentials) and the storage's STS did not give them; its owner
+	// may set spec.sharing BucketCredentials for a provider without
+	// AssumeRole. The run waits; a change to the storage tries again.
+	ReasonCredentialsNotMinted ConditionReason = "CredentialsNotMinted"
 )
 
 // Reasons of the Events recorded on a Backup or Restore.
 const (
 	// EventWorkflowCreated: backflow created the Workflow of the run.
 	EventWorkflowCreated EventReason = "WorkflowCreated"
+	// EventCredentialsMinted: backflow wrote the storage credentials of the
+	// run's steps into the run's Secret (minted by the storage's STS, or
+	// copied from the storage's Secret), or renewed them.
+	EventCredentialsMinted EventReason = "CredentialsMinted"
 	// EventStarted: the Workflow started.
 	EventStarted EventReason = "Started"
 	// EventUploaded: the dump step stored the backup.

@@ -5,6 +5,7 @@ package backup
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -50,6 +51,13 @@ type Reconciler struct {
 	// before it gives up and leaves the object (DefaultDeleteTimeout when
 	// zero).
 	DeleteTimeout time.Duration
+	// Now is the clock of the run Secrets' renewals; time.Now when nil.
+	Now func() time.Time
+}
+
+// issuer writes the run Secrets of the Backups' Workflows.
+func (r *Reconciler) issuer() *storageref.Issuer {
+	return &storageref.Issuer{Client: r.Client, Recorder: r.Recorder, Now: r.Now, Timeout: r.StorageTimeout}
 }
 
 // DefaultDeleteTimeout is the finalizer's DeleteTimeout when none is set.
@@ -86,7 +94,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	case err != nil:
 		return ctrl.Result{}, err
 	case own:
-		return ctrl.Result{}, r.mirror(ctx, &b, &wf)
+		if err := r.mirror(ctx, &b, &wf); err != nil {
+			return ctrl.Result{}, err
+		}
+		return r.reconcileRunSecret(ctx, &b, &wf)
 	case b.Status.Phase.IsFinished():
 		// A finished Backup keeps what its own Workflow reported.
 		log.FromContext(ctx).Info("ignoring a Workflow that does not run this Backup", "workflow", wf.Name, "why", why)
@@ -167,6 +178,13 @@ func (r *Reconciler) reconcileMissingWorkflow(ctx context.Context, b *v1.Backup)
 	if err != nil {
 		return ctrl.Result{}, r.fail(ctx, b, compiler.FailureReason(err), err.Error())
 	}
+	// The credentials are issued first: a storage that cannot give them
+	// holds the Backup before anything of it runs.
+	run := storageref.Run{Storage: access.Storage, Grants: storageref.BackupGrants(access.Storage, b), For: b}
+	issued, err := r.issuer().Issue(ctx, access.Storage, b.Namespace, run.Grants)
+	if err != nil {
+		return status.StorageProblem(ctx, r.Client, r.Recorder, b, err)
+	}
 	created, err := runstatus.CreateWorkflow(ctx, r.Client, b, wf)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -176,8 +194,43 @@ func (r *Reconciler) reconcileMissingWorkflow(ctx context.Context, b *v1.Backup)
 	}
 	log.FromContext(ctx).Info("created Workflow", "workflow", wf.Name)
 	r.Recorder.Eventf(b, corev1.EventTypeNormal, string(v1.EventWorkflowCreated), "Created Workflow %s", wf.Name)
-	_, err = status.Patch(ctx, r.Client, b, func() { b.Status.SetAsWorkflowCreated(b.Generation, wf.Name, wf.UID) })
-	return ctrl.Result{}, err
+	// The run Secret is written in the same reconcile, normally before Argo
+	// creates the first pod; a pod that comes first waits for it. When it
+	// fails, the next reconcile, which finds the Workflow, writes it.
+	run.Workflow = wf
+	renew, secretErr := r.issuer().Ensure(ctx, run, issued)
+	if _, err := status.Patch(ctx, r.Client, b, func() { b.Status.SetAsWorkflowCreated(b.Generation, wf.Name, wf.UID) }); err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{RequeueAfter: renew}, secretErr
+}
+
+// reconcileRunSecret keeps the run Secret of a Workflow that runs this
+// Backup (one backflow created, or the run its schedule's CronWorkflow
+// started: runsThisBackup, never a Workflow that merely looks like one):
+// written and renewed while the Workflow runs, deleted as soon as it has
+// finished or its storage no longer admits the namespace.
+func (r *Reconciler) reconcileRunSecret(ctx context.Context, b *v1.Backup, wf *wfv1.Workflow) (ctrl.Result, error) {
+	if wf.Status.Phase.Completed() || !wf.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, storageref.DeleteRunSecret(ctx, r.Client, wf)
+	}
+	access, err := storageref.Resolve(ctx, r.Client, b.Spec.Storage.StorageReference, b.Namespace)
+	if reason, ok := storageref.Reason(err); ok {
+		if err := storageref.DeleteRunSecret(ctx, r.Client, wf); err != nil {
+			return ctrl.Result{}, err
+		}
+		r.Recorder.Event(b, corev1.EventTypeWarning, string(reason), err.Error())
+		return ctrl.Result{RequeueAfter: storageref.RetryAfter}, nil
+	} else if err != nil {
+		return ctrl.Result{}, err
+	}
+	renew, err := r.issuer().Ensure(ctx, storageref.Run{Workflow: wf, Storage: access.Storage, Grants: storageref.BackupGrants(access.Storage, b), For: b}, nil)
+	if errors.Is(err, storageref.ErrCredentialsNotMinted) {
+		// The steps that use the storage wait for their credentials.
+		r.Recorder.Event(b, corev1.EventTypeWarning, string(v1.ReasonCredentialsNotMinted), err.Error())
+		return ctrl.Result{RequeueAfter: storageref.RetryAfter}, nil
+	}
+	return ctrl.Result{RequeueAfter: renew}, err
 }
 
 // fail marks a Backup failed for a reason of its own (not a step's).

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/argoproj/argo-workflows/v3/pkg/apis/workflow"
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
@@ -18,16 +19,11 @@ import (
 	"github.com/backflow-dev/backflow/stages/storage"
 )
 
-// StorageAccess is a BackupStorage as seen from the namespace of the
-// resource that uses it: the Secrets and ConfigMaps named here exist there
-// (the reconciler copies them when the storage lives elsewhere).
+// StorageAccess is the BackupStorage a resource uses, as the reconciler
+// resolved it. Its steps read the credentials, and the CA bundle, from the
+// run's Secret (RunCredentialsSecret), whatever namespace the storage is in.
 type StorageAccess struct {
 	Storage *v1.BackupStorage
-	// CredentialsSecret holds the access keys under the storage's key names.
-	CredentialsSecret string
-	// CASecret or CAConfigMap hold the storage's CA bundle, if it has one.
-	CASecret    *v1.SecretKeySelector
-	CAConfigMap *v1.ConfigMapKeySelector
 }
 
 // S3Config is the backend configuration of a storage spec, without the
@@ -44,10 +40,17 @@ func S3Config(s3 v1.S3Storage) storage.S3Config {
 	return cfg
 }
 
+// HasCA says whether the storage names a CA bundle, which the run Secret
+// then holds under RunCAKey.
+func (a StorageAccess) HasCA() bool {
+	tls := a.Storage.Spec.S3.TLS
+	return tls != nil && (tls.CASecretRef != nil || tls.CAConfigMapRef != nil)
+}
+
 // URL is the storage URL the stages open.
 func (a StorageAccess) URL() string {
 	cfg := S3Config(a.Storage.Spec.S3)
-	if a.CASecret != nil || a.CAConfigMap != nil {
+	if a.HasCA() {
 		cfg.CAFile = CAFile
 	}
 	return cfg.URL()
@@ -57,17 +60,23 @@ func (a StorageAccess) URL() string {
 func (a StorageAccess) ID() string { return a.Storage.ID() }
 
 // params are the storage arguments of a step of a resource in namespace:
-// the storage, its credentials, and the namespace's prefix, which the step
-// checks every key against again.
-func (a StorageAccess) params(namespace string) []wfv1.Parameter {
-	accessKeyIDKey, secretAccessKeyKey := a.Storage.Spec.S3.Credentials.Keys()
-	return []wfv1.Parameter{
-		value(ParamStorage, a.URL()),
-		value(ParamStorageSecret, a.CredentialsSecret),
-		value(ParamAccessKeyKey, accessKeyIDKey),
-		value(ParamSecretKeyKey, secretAccessKeyKey),
-		value(ParamKeyPrefix, a.Storage.NamespacePrefix(namespace)),
+// the storage URL, where in the run Secret the step's own credentials are
+// (stepCredentials), and the namespace's prefix, which the step checks every
+// key against again.
+func (a StorageAccess) params(namespace, step string) []wfv1.Parameter {
+	params := []wfv1.Parameter{value(ParamStorage, a.URL()), value(ParamKeyPrefix, a.Storage.NamespacePrefix(namespace))}
+	for _, name := range []string{ParamStorageSecret, ParamAccessKeyKey, ParamSecretKeyKey, ParamSessionTokenKey} {
+		params = append(params, value(name, stepCredentials(step)[name]))
 	}
+	return params
+}
+
+// stepCredentials are the arguments that point a step at its credentials in
+// the run Secret: the same in every run, fixed arguments of the run
+// templates.
+func stepCredentials(step string) map[string]string {
+	id, secret, token := CredentialKeys(step)
+	return map[string]string{ParamStorageSecret: RunCredentialsSecret, ParamAccessKeyKey: id, ParamSecretKeyKey: secret, ParamSessionTokenKey: token}
 }
 
 // BackupInput is a Backup with what the reconciler resolved for it.
@@ -154,11 +163,7 @@ func backupWorkflowSpec(namespace string, spec v1.BackupSpec, series, timezone s
 		return nil, err
 	}
 
-	verify := spec.Verify == nil || spec.Verify.Checksum == nil || *spec.Verify.Checksum
-	choices := runChoices{verify: verify, rotate: spec.Retention != nil}
-	if h := spec.Hooks; h != nil {
-		choices.preHook, choices.postHook = h.Pre, h.Post
-	}
+	choices := backupChoices(spec)
 	deadlines := spec.StepDeadlineSeconds
 	if deadlines == nil {
 		deadlines = &v1.BackupStepDeadlines{}
@@ -169,7 +174,7 @@ func backupWorkflowSpec(namespace string, spec v1.BackupSpec, series, timezone s
 		StepDump: func() (wfv1.DAGTask, error) {
 			return wfv1.DAGTask{
 				TemplateRef: &wfv1.TemplateRef{Name: TemplateDump, Template: EntryDump, ClusterScope: true},
-				Arguments: wfv1.Arguments{Parameters: concat(st.params(namespace), stepArgs(image, dumpPatch, retries, deadline(EntryDump, deadlines.Dump), opts),
+				Arguments: wfv1.Arguments{Parameters: concat(st.params(namespace, StepDump), stepArgs(image, dumpPatch, retries, deadline(EntryDump, deadlines.Dump), opts),
 					value(ParamSource, string(sourceJSON)), value(ParamPath, path), value(ParamNamespace, namespace),
 					name, value(ParamSeries, series), value(ParamStorageID, st.ID()), value(ParamCompression, compression), value(ParamLevel, level),
 					value(ParamRecipients, strings.Join(recipients, "\n")),
@@ -201,7 +206,7 @@ func backupWorkflowSpec(namespace string, spec v1.BackupSpec, series, timezone s
 			}
 			return wfv1.DAGTask{
 				TemplateRef: &wfv1.TemplateRef{Name: TemplateVerify, Template: EntryVerify, ClusterScope: true},
-				Arguments: wfv1.Arguments{Parameters: concat(st.params(namespace), stepArgs(verifyImage, verifyPatch, retries, deadline(EntryVerify, deadlines.Verify), opts),
+				Arguments: wfv1.Arguments{Parameters: concat(st.params(namespace, StepVerify), stepArgs(verifyImage, verifyPatch, retries, deadline(EntryVerify, deadlines.Verify), opts),
 					value(ParamKey, dumpedKey), value(ParamExpectChecksum, dumpedChecksum), value(ParamRestoreTest, restoreTest), value(ParamEngine, scratchEngine), value(ParamNamespace, namespace),
 				)},
 			}, nil
@@ -222,7 +227,7 @@ func backupWorkflowSpec(namespace string, spec v1.BackupSpec, series, timezone s
 			rotatePatch.storageCA(st)
 			return wfv1.DAGTask{
 				TemplateRef: &wfv1.TemplateRef{Name: TemplateRotate, Template: EntryRotate, ClusterScope: true},
-				Arguments: wfv1.Arguments{Parameters: concat(st.params(namespace), stepArgs(opts.Image, rotatePatch, retries, deadline(EntryRotate, deadlines.Rotate), opts),
+				Arguments: wfv1.Arguments{Parameters: concat(st.params(namespace, StepRotate), stepArgs(opts.Image, rotatePatch, retries, deadline(EntryRotate, deadlines.Rotate), opts),
 					append([]wfv1.Parameter{value(ParamKey, dumpedKey), value(ParamPath, path), value(ParamNamespace, namespace),
 						value(ParamSeries, series), value(ParamStorageID, st.ID()), value(ParamTimezone, timezone)}, rules...)...,
 				)},
@@ -240,6 +245,34 @@ func backupWorkflowSpec(namespace string, spec v1.BackupSpec, series, timezone s
 		return backupSteps.referencing(ws, opts)
 	}
 	return ws, nil
+}
+
+// backupChoices are what a Backup's spec decides about its run's steps.
+func backupChoices(spec v1.BackupSpec) runChoices {
+	verify := spec.Verify == nil || spec.Verify.Checksum == nil || *spec.Verify.Checksum
+	choices := runChoices{verify: verify, rotate: spec.Retention != nil}
+	if h := spec.Hooks; h != nil {
+		choices.preHook, choices.postHook = h.Pre, h.Post
+	}
+	return choices
+}
+
+// StorageStep is a step of a run that uses the storage, with its deadline:
+// the controller gives each such step credentials of its own
+// (CredentialKeys) that last at least that long.
+type StorageStep struct {
+	Name     string
+	Deadline time.Duration
+}
+
+// BackupStorageSteps are the steps of a Backup's run that use its storage,
+// in the order they run.
+func BackupStorageSteps(spec v1.BackupSpec) []StorageStep {
+	d := spec.StepDeadlineSeconds
+	if d == nil {
+		d = &v1.BackupStepDeadlines{}
+	}
+	return backupSteps.plan(backupChoices(spec)).storageSteps(map[string]*int32{StepDump: d.Dump, StepVerify: d.Verify, StepRotate: d.Rotate})
 }
 
 // workflowSpec holds what every compiled Workflow sets: who the steps run

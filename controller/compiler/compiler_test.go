@@ -79,7 +79,7 @@ func exampleStorage(t *testing.T, ex map[string][]map[string]any) StorageAccess 
 			var s v1.BackupStorage
 			convert(t, obj, &s)
 			s.Namespace = "apps"
-			return StorageAccess{Storage: &s, CredentialsSecret: s.Spec.S3.Credentials.SecretRef.Name}
+			return StorageAccess{Storage: &s}
 		}
 	}
 	t.Fatal("no BackupStorage example")

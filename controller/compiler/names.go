@@ -49,6 +49,7 @@ const (
 	ParamAccessKeyKey    = "access-key-id-key"
 	ParamSecretKeyKey    = "secret-access-key-key"
 	ParamKeyPrefix       = "key-prefix"
+	ParamSessionTokenKey = "session-token-key"
 	ParamSource          = "source"
 	ParamTarget          = "target"
 	ParamPath            = "path"
@@ -94,7 +95,7 @@ const (
 	IdentityDir          = "/backflow/identity"
 	IdentityFile         = IdentityDir + "/identity.txt"
 	CADir                = "/backflow/ca"
-	CAFile               = CADir + "/ca.crt"
+	CAFile               = CADir + "/" + RunCAKey
 	mainContainer        = "main"
 	binaryVolume         = "backflow-bin"
 	identityVolume       = "age-identity"
@@ -117,3 +118,21 @@ const (
 // permanent failure (credentials refused, no such bucket, unknown host,
 // access denied, a dump that failed) exits 1 and fails at once.
 const ExitCodeRetry = 75
+
+// RunCredentialsSecret is the Secret every step of a compiled Workflow reads
+// the storage credentials from: one per Workflow, which the controller
+// creates once the Workflow exists (storageref.RunSecretName names it from
+// the UID), owned by the Workflow and deleted when it finishes. Its keys are
+// the steps' own (CredentialKeys), so that each step holds only what it may
+// do, and RunCAKey holds the storage's CA bundle, when it has one.
+const RunCredentialsSecret = "backflow-storage-{{workflow.uid}}"
+
+// RunCAKey is the key of the run Secret that holds the storage's CA bundle.
+const RunCAKey = "ca.crt"
+
+// CredentialKeys are the keys of the run Secret that hold a step's access
+// key ID, secret access key and session token (absent for credentials that
+// have none).
+func CredentialKeys(step string) (accessKeyID, secretAccessKey, sessionToken string) {
+	return step + "-access-key-id", step + "-secret-access-key", step + "-session-token"
+}

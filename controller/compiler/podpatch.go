@@ -81,19 +81,15 @@ func (p *podPatch) identity(sel *v1.SecretKeySelector) {
 	}}}, IdentityDir, true)
 }
 
-// storageCA mounts the storage's CA bundle where the storage URL expects it.
+// storageCA mounts the storage's CA bundle, which the run Secret holds,
+// where the storage URL expects it.
 func (p *podPatch) storageCA(st StorageAccess) {
-	items := func(key string) []corev1.KeyToPath { return []corev1.KeyToPath{{Key: key, Path: "ca.crt"}} }
-	switch {
-	case st.CASecret != nil:
-		p.volume(corev1.Volume{Name: caVolume, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-			SecretName: st.CASecret.Name, Items: items(st.CASecret.Key),
-		}}}, CADir, true)
-	case st.CAConfigMap != nil:
-		p.volume(corev1.Volume{Name: caVolume, VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
-			LocalObjectReference: corev1.LocalObjectReference{Name: st.CAConfigMap.Name}, Items: items(st.CAConfigMap.Key),
-		}}}, CADir, true)
+	if !st.HasCA() {
+		return
 	}
+	p.volume(corev1.Volume{Name: caVolume, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+		SecretName: RunCredentialsSecret, Items: []corev1.KeyToPath{{Key: RunCAKey, Path: RunCAKey}},
+	}}}, CADir, true)
 }
 
 // String is the patch as JSON; "{}" when it changes nothing.

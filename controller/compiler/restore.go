@@ -55,10 +55,7 @@ func Restore(in RestoreInput, opts Options) (*wfv1.Workflow, error) {
 	image := engineImage(restorePod, opts)
 	patch.enginePod(restorePod)
 
-	choices := runChoices{verify: r.Spec.VerifyBeforeRestore == nil || *r.Spec.VerifyBeforeRestore}
-	if h := r.Spec.Hooks; h != nil {
-		choices.preHook, choices.postHook = h.Pre, h.Post
-	}
+	choices := restoreChoices(r.Spec)
 	deadlines := r.Spec.StepDeadlineSeconds
 	if deadlines == nil {
 		deadlines = &v1.RestoreStepDeadlines{}
@@ -72,7 +69,7 @@ func Restore(in RestoreInput, opts Options) (*wfv1.Workflow, error) {
 			verifyPatch.identity(in.Identity)
 			return wfv1.DAGTask{
 				TemplateRef: &wfv1.TemplateRef{Name: TemplateVerify, Template: EntryVerify, ClusterScope: true},
-				Arguments: wfv1.Arguments{Parameters: concat(in.Storage.params(r.Namespace), stepArgs(opts.Image, verifyPatch, defaultRetries, deadline(EntryVerify, deadlines.Verify), opts),
+				Arguments: wfv1.Arguments{Parameters: concat(in.Storage.params(r.Namespace, StepVerify), stepArgs(opts.Image, verifyPatch, defaultRetries, deadline(EntryVerify, deadlines.Verify), opts),
 					value(ParamKey, in.Key), value(ParamNamespace, r.Namespace), value(ParamExpectChecksum, in.Checksum),
 					// A restore needs read access only: the manifest stays as
 					// the Backup's own verify left it.
@@ -83,7 +80,7 @@ func Restore(in RestoreInput, opts Options) (*wfv1.Workflow, error) {
 		StepRestore: func() wfv1.DAGTask {
 			return wfv1.DAGTask{
 				TemplateRef: &wfv1.TemplateRef{Name: TemplateRestore, Template: EntryRestore, ClusterScope: true},
-				Arguments: wfv1.Arguments{Parameters: concat(in.Storage.params(r.Namespace), stepArgs(image, patch, defaultRetries, deadline(EntryRestore, deadlines.Restore), opts),
+				Arguments: wfv1.Arguments{Parameters: concat(in.Storage.params(r.Namespace, StepRestore), stepArgs(image, patch, defaultRetries, deadline(EntryRestore, deadlines.Restore), opts),
 					value(ParamKey, in.Key), value(ParamExpectChecksum, in.Checksum),
 					value(ParamTarget, string(target)), value(ParamNamespace, r.Namespace),
 					// The verify step has read the object whole; the restore still
@@ -116,4 +113,23 @@ func Restore(in RestoreInput, opts Options) (*wfv1.Workflow, error) {
 		},
 		Spec: *ws,
 	}, nil
+}
+
+// restoreChoices are what a Restore's spec decides about its run's steps.
+func restoreChoices(spec v1.RestoreSpec) runChoices {
+	choices := runChoices{verify: spec.VerifyBeforeRestore == nil || *spec.VerifyBeforeRestore}
+	if h := spec.Hooks; h != nil {
+		choices.preHook, choices.postHook = h.Pre, h.Post
+	}
+	return choices
+}
+
+// RestoreStorageSteps are the steps of a Restore's run that use its storage,
+// in the order they run.
+func RestoreStorageSteps(spec v1.RestoreSpec) []StorageStep {
+	d := spec.StepDeadlineSeconds
+	if d == nil {
+		d = &v1.RestoreStepDeadlines{}
+	}
+	return restoreSteps.plan(restoreChoices(spec)).storageSteps(map[string]*int32{StepVerify: d.Verify, StepRestore: d.Restore})
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
 
@@ -109,12 +110,12 @@ var backupSteps = runTable{
 			name: StepDump, stage: stageOf(TemplateDump, EntryDump, dumpTemplate), needs: []string{StepPreHook},
 			// The Backup is named after its Workflow (WorkflowName), also for
 			// the Workflows a CronWorkflow starts.
-			fixed: withNamespace(map[string]string{ParamName: "{{workflow.name}}"}),
+			fixed: withStorage(StepDump, withNamespace(map[string]string{ParamName: "{{workflow.name}}"})),
 		},
 		{
 			name: StepVerify, stage: stageOf(TemplateVerify, EntryVerify, verifyTemplate), needs: []string{StepDump},
 			skippedWhen: func(c runChoices) bool { return !c.verify },
-			fixed:       withNamespace(map[string]string{ParamKey: dumpedKey, ParamExpectChecksum: dumpedChecksum}),
+			fixed:       withStorage(StepVerify, withNamespace(map[string]string{ParamKey: dumpedKey, ParamExpectChecksum: dumpedChecksum})),
 		},
 		withFinally(hookStep(StepPostHook)),
 		{
@@ -122,7 +123,7 @@ var backupSteps = runTable{
 			name: StepRotate, stage: stageOf(TemplateRotate, EntryRotate, rotateTemplate),
 			requires: StepVerify, after: []string{StepPostHook},
 			skippedWhen: func(c runChoices) bool { return !c.rotate },
-			fixed:       withNamespace(map[string]string{ParamKey: dumpedKey}),
+			fixed:       withStorage(StepRotate, withNamespace(map[string]string{ParamKey: dumpedKey})),
 		},
 	},
 }
@@ -138,11 +139,11 @@ var restoreSteps = runTable{
 			// sees a byte.
 			name: StepVerify, stage: stageOf(TemplateVerify, EntryVerify, verifyTemplate), needs: []string{StepPreHook},
 			skippedWhen: func(c runChoices) bool { return !c.verify },
-			fixed:       withNamespace(nil),
+			fixed:       withStorage(StepVerify, withNamespace(nil)),
 		},
 		{
 			name: StepRestore, stage: stageOf(TemplateRestore, EntryRestore, restoreTemplate), needs: []string{StepVerify},
-			fixed: withNamespace(nil),
+			fixed: withStorage(StepRestore, withNamespace(nil)),
 		},
 		withFinally(hookStep(StepPostHook)),
 	},
@@ -189,6 +190,24 @@ func (t runTable) plan(c runChoices) plan {
 		p.tolerated[s.name] = s.toleratedWhen != nil && s.toleratedWhen(c)
 	}
 	return p
+}
+
+// storageSteps are the plan's steps that call a stage template (every one
+// uses the storage), with their deadlines: the spec's where set, the
+// stage's default otherwise.
+func (p plan) storageSteps(deadlines map[string]*int32) []StorageStep {
+	var steps []StorageStep
+	for _, s := range p.table.steps {
+		if !p.present[s.name] || s.isHook() {
+			continue
+		}
+		seconds := int64(defaultDeadlines[s.stage.ref.Template])
+		if set := deadlines[s.name]; set != nil {
+			seconds = int64(*set)
+		}
+		steps = append(steps, StorageStep{Name: s.name, Deadline: time.Duration(seconds) * time.Second})
+	}
+	return steps
 }
 
 // inline is the DAG of a Workflow that runs the plan's steps, and the

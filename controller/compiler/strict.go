@@ -58,6 +58,17 @@ func withNamespace(fixed map[string]string) map[string]string {
 	return fixed
 }
 
+// withStorage adds a step's credentials arguments to its fixed ones: every
+// run reads them from its own run Secret, under the step's keys, so that a
+// Workflow author cannot point a step at another Secret or at another
+// step's credentials.
+func withStorage(step string, fixed map[string]string) map[string]string {
+	for name, v := range stepCredentials(step) {
+		fixed[name] = v
+	}
+	return fixed
+}
+
 // hookRunTemplate runs a hook of the kind its kind parameter names, exec or
 // container; its inputs are those of both hook templates.
 func hookRunTemplate(opts Options) wfv1.Template {

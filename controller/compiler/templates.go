@@ -77,12 +77,18 @@ func in(name string) string { return fmt.Sprintf("{{inputs.parameters.%s}}", nam
 func cliFlag(flagName, paramName string) string { return "--" + flagName + "=" + in(paramName) }
 
 // storageParams are the parameters of every template that reads or writes
-// storage. The key prefix confines the step's keys to a namespace's prefix;
-// empty (a platform team's own Workflow) confines nothing.
+// storage: the storage URL, the Secret and keys of the credentials, and the
+// key prefix. backflow's Workflows pass the run Secret and the step's own
+// keys (RunCredentialsSecret, CredentialKeys); the defaults are the AWS
+// names, for a Secret of one's own. The session token is optional: the step
+// runs without one when the Secret lacks its key. The key prefix confines the
+// step's keys to a namespace's prefix; empty (a platform team's own
+// Workflow) confines nothing.
 func storageParams() []wfv1.Parameter {
 	return []wfv1.Parameter{
 		param(ParamStorage), param(ParamStorageSecret),
 		param(ParamAccessKeyKey, v1.DefaultAccessKeyIDKey), param(ParamSecretKeyKey, v1.DefaultSecretAccessKeyKey),
+		param(ParamSessionTokenKey, storage.EnvSessionToken),
 		param(ParamKeyPrefix, ""),
 	}
 }
@@ -93,14 +99,21 @@ func storageArgs(command string, args ...string) []string {
 	return append([]string{command, cliFlag("storage", ParamStorage), cliFlag("key-prefix", ParamKeyPrefix)}, args...)
 }
 
-// storageEnv gives the step the storage credentials, by reference.
+// storageEnv gives the step the storage credentials, by reference. The
+// access keys are required: the container starts only once the run Secret
+// exists, which the controller writes after creating the Workflow.
 func storageEnv() []corev1.EnvVar {
-	ref := func(env, keyParam string) corev1.EnvVar {
-		return corev1.EnvVar{Name: env, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
-			LocalObjectReference: corev1.LocalObjectReference{Name: in(ParamStorageSecret)}, Key: in(keyParam),
-		}}}
+	ref := func(env, keyParam string, optional bool) corev1.EnvVar {
+		sel := &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: in(ParamStorageSecret)}, Key: in(keyParam)}
+		if optional {
+			sel.Optional = ptr(true)
+		}
+		return corev1.EnvVar{Name: env, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: sel}}
 	}
-	return []corev1.EnvVar{ref(storage.EnvAccessKeyID, ParamAccessKeyKey), ref(storage.EnvSecretAccessKey, ParamSecretKeyKey)}
+	return []corev1.EnvVar{
+		ref(storage.EnvAccessKeyID, ParamAccessKeyKey, false), ref(storage.EnvSecretAccessKey, ParamSecretKeyKey, false),
+		ref(storage.EnvSessionToken, ParamSessionTokenKey, true),
+	}
 }
 
 // stepTemplate is a container template running `backflow ARGS` in the image

@@ -58,11 +58,25 @@ var (
 		Name: "backflow_verify_failed_total",
 		Help: "Backups whose verify step failed, by namespace and schedule.",
 	}, []string{LabelNamespace, LabelSchedule})
+	// CredentialsIssuedTotal counts the step credentials the controller
+	// wrote into run Secrets: minted by a storage's STS, or copied from its
+	// Secret.
+	CredentialsIssuedTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "backflow_credentials_issued_total",
+		Help: "Storage credentials of a step written into a run's Secret, by namespace and kind (minted by the storage's STS, or copied from its Secret).",
+	}, []string{LabelNamespace, LabelKind})
+)
+
+// LabelKind is the label of CredentialsIssuedTotal, with its values.
+const (
+	LabelKind         = "kind"
+	CredentialsMinted = "minted"
+	CredentialsCopied = "copied"
 )
 
 func init() {
 	metrics.Registry.MustRegister(BackupTotal, BackupDuration, BackupSize, ScheduleLastSuccess, ScheduleNextRun,
-		ScheduleIntervalSeconds, RestoreTotal, VerifyFailedTotal)
+		ScheduleIntervalSeconds, RestoreTotal, VerifyFailedTotal, CredentialsIssuedTotal)
 }
 
 // The values of the status label of BackupTotal, BackupDuration and

@@ -38,6 +38,16 @@ type Reconciler struct {
 	APIReader client.Reader
 	Recorder  record.EventRecorder
 	Compiler  compiler.Options
+	// StorageTimeout bounds each request to a storage's STS
+	// (storageref.DefaultTimeout when zero).
+	StorageTimeout time.Duration
+	// Now is the clock of the run Secrets' renewals; time.Now when nil.
+	Now func() time.Time
+}
+
+// issuer writes the run Secrets of the Restores' Workflows.
+func (r *Reconciler) issuer() *storageref.Issuer {
+	return &storageref.Issuer{Client: r.Client, Recorder: r.Recorder, Now: r.Now, Timeout: r.StorageTimeout}
 }
 
 // errWaiting says the Restore cannot start yet and will be retried.
@@ -77,9 +87,15 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		if err := r.adopt(ctx, &rs, &wf); err != nil {
 			return ctrl.Result{}, err
 		}
-		return ctrl.Result{}, r.mirror(ctx, &rs, &wf)
+		if err := r.mirror(ctx, &rs, &wf); err != nil {
+			return ctrl.Result{}, err
+		}
+		return r.reconcileRunSecret(ctx, &rs, &wf)
 	case own:
-		return ctrl.Result{}, r.mirror(ctx, &rs, &wf)
+		if err := r.mirror(ctx, &rs, &wf); err != nil {
+			return ctrl.Result{}, err
+		}
+		return r.reconcileRunSecret(ctx, &rs, &wf)
 	case rs.Status.Phase.IsFinished():
 		log.FromContext(ctx).Info("ignoring a Workflow that does not run this Restore", "workflow", wf.Name, "why", why)
 		return ctrl.Result{}, nil
@@ -234,6 +250,13 @@ func (r *Reconciler) start(ctx context.Context, rs *v1.Restore) (ctrl.Result, er
 	if err != nil {
 		return ctrl.Result{}, r.setFailed(ctx, rs, compiler.FailureReason(err), err.Error())
 	}
+	// The credentials are issued first: a storage that cannot give them
+	// holds the Restore before anything of it runs.
+	run := storageref.Run{Storage: access.Storage, Grants: storageref.RestoreGrants(access.Storage, rs, src.key), For: rs}
+	issued, err := r.issuer().Issue(ctx, access.Storage, rs.Namespace, run.Grants)
+	if err != nil {
+		return status.StorageProblem(ctx, r.Client, r.Recorder, rs, err)
+	}
 	created, err := runstatus.CreateWorkflow(ctx, r.Client, rs, wf)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -242,11 +265,51 @@ func (r *Reconciler) start(ctx context.Context, rs *v1.Restore) (ctrl.Result, er
 		return ctrl.Result{RequeueAfter: time.Second}, nil
 	}
 	r.Recorder.Eventf(rs, corev1.EventTypeNormal, string(v1.EventWorkflowCreated), "Created Workflow %s to restore %s", wf.Name, src.key)
-	_, err = status.Patch(ctx, r.Client, rs, func() {
+	run.Workflow = wf
+	renew, secretErr := r.issuer().Ensure(ctx, run, issued)
+	if _, err = status.Patch(ctx, r.Client, rs, func() {
 		recordSource(rs, src, access)
 		rs.Status.SetAsWorkflowCreated(rs.Generation, wf.Name, wf.UID)
-	})
-	return ctrl.Result{}, err
+	}); err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{RequeueAfter: renew}, secretErr
+}
+
+// reconcileRunSecret keeps the run Secret of the Workflow this Restore
+// created: written and renewed while it runs, for the object its status
+// records, deleted as soon as it has finished or its storage no longer
+// admits the namespace.
+func (r *Reconciler) reconcileRunSecret(ctx context.Context, rs *v1.Restore, wf *wfv1.Workflow) (ctrl.Result, error) {
+	if wf.Status.Phase.Completed() || !wf.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, storageref.DeleteRunSecret(ctx, r.Client, wf)
+	}
+	if rs.Status.Location == nil {
+		// An adopted Workflow whose object could not be told: nothing to
+		// grant (adopt logged why).
+		return ctrl.Result{}, nil
+	}
+	src, err := r.resolve(ctx, rs)
+	if err != nil {
+		return ctrl.Result{RequeueAfter: storageref.RetryAfter}, nil //nolint:nilerr // resolve says why on the next start; the run keeps its Secret
+	}
+	access, err := storageref.Resolve(ctx, r.Client, src.storage, rs.Namespace)
+	if reason, ok := storageref.Reason(err); ok {
+		if err := storageref.DeleteRunSecret(ctx, r.Client, wf); err != nil {
+			return ctrl.Result{}, err
+		}
+		r.Recorder.Event(rs, corev1.EventTypeWarning, string(reason), err.Error())
+		return ctrl.Result{RequeueAfter: storageref.RetryAfter}, nil
+	} else if err != nil {
+		return ctrl.Result{}, err
+	}
+	run := storageref.Run{Workflow: wf, Storage: access.Storage, Grants: storageref.RestoreGrants(access.Storage, rs, rs.Status.Location.Key), For: rs}
+	renew, err := r.issuer().Ensure(ctx, run, nil)
+	if errors.Is(err, storageref.ErrCredentialsNotMinted) {
+		r.Recorder.Event(rs, corev1.EventTypeWarning, string(v1.ReasonCredentialsNotMinted), err.Error())
+		return ctrl.Result{RequeueAfter: storageref.RetryAfter}, nil
+	}
+	return ctrl.Result{RequeueAfter: renew}, err
 }
 
 // waitForBackup is how soon a Restore whose Backup has not succeeded is

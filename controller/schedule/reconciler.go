@@ -130,6 +130,9 @@ func (r *Reconciler) reconcileCronWorkflow(ctx context.Context, s *v1.BackupSche
 		return nil, fmt.Errorf("%w: spec.schedule: %v", errInvalidSpec, err)
 	}
 	access, err := storageref.Resolve(ctx, r.Client, s.Spec.Template.Spec.Storage.StorageReference, s.Namespace)
+	if errors.Is(err, storageref.ErrForbidden) {
+		return nil, r.suspendCronWorkflow(ctx, s, err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -153,6 +156,34 @@ func (r *Reconciler) reconcileCronWorkflow(ctx context.Context, s *v1.BackupSche
 		log.FromContext(ctx).Info("CronWorkflow "+string(op), "cronworkflow", cron.Name)
 	}
 	return cron, nil
+}
+
+// suspendCronWorkflow suspends the schedule's CronWorkflow, if it has one,
+// because its storage no longer admits the namespace (forbidden says so):
+// its runs would start without credentials. The next reconcile that finds
+// the storage admitting the namespace again writes the spec's suspend back.
+// It returns forbidden, saying what it did, or the error that kept it from
+// doing it.
+func (r *Reconciler) suspendCronWorkflow(ctx context.Context, s *v1.BackupSchedule, forbidden error) error {
+	var cron wfv1.CronWorkflow
+	if err := r.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: s.Name}, &cron); err != nil {
+		if apierrors.IsNotFound(err) {
+			return forbidden
+		}
+		return err
+	}
+	if !metav1.IsControlledBy(&cron, s) {
+		return forbidden
+	}
+	if !cron.Spec.Suspend {
+		patch := client.MergeFrom(cron.DeepCopy())
+		cron.Spec.Suspend = true
+		if err := r.Patch(ctx, &cron, patch); err != nil {
+			return err
+		}
+		log.FromContext(ctx).Info("suspended the CronWorkflow: its storage no longer admits the namespace", "cronworkflow", cron.Name)
+	}
+	return fmt.Errorf("%w; CronWorkflow %s is suspended until it does", forbidden, cron.Name)
 }
 
 // trigger starts a run now when the schedule's trigger annotation holds a

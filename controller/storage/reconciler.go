@@ -42,6 +42,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.Get(ctx, req.NamespacedName, &st); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	// First what a namespace the storage stops admitting must lose: its runs'
+	// credentials.
+	if revoked, err := storageref.Revoke(ctx, r.Client, &st); err != nil {
+		return ctrl.Result{}, fmt.Errorf("revoking the credentials of namespaces BackupStorage %s no longer admits: %w", st.ID(), err)
+	} else if revoked > 0 {
+		r.Recorder.Eventf(&st, corev1.EventTypeNormal, string(v1.EventCredentialsRevoked),
+			"Deleted %d Secrets with credentials of this storage in namespaces spec.allowedNamespaces no longer admits, or copied there by an earlier backflow", revoked)
+	}
 	cond := r.check(ctx, &st)
 	prev := meta.FindStatusCondition(st.Status.Conditions, v1.ConditionReady)
 	flipped := prev == nil || prev.Status != cond.Status

@@ -15,10 +15,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
 	"github.com/backflow-dev/backflow/controller/compiler"
@@ -34,6 +31,8 @@ var (
 	// ErrEndpointNotAllowed says the endpoint is, or resolves to, a
 	// link-local or cloud metadata address (CheckEndpoint).
 	ErrEndpointNotAllowed = errors.New("endpoint not allowed")
+	// ErrCredentialsNotMinted: the run's credentials could not be written.
+	ErrCredentialsNotMinted = errors.New("credentials not minted")
 )
 
 // Reason is the condition reason for an error that says why a storage
@@ -44,6 +43,8 @@ func Reason(err error) (v1.ConditionReason, bool) {
 		return v1.ReasonStorageForbidden, true
 	case errors.Is(err, ErrNotFound):
 		return v1.ReasonStorageNotFound, true
+	case errors.Is(err, ErrCredentialsNotMinted):
+		return v1.ReasonCredentialsNotMinted, true
 	}
 	return "", false
 }
@@ -63,14 +64,16 @@ func Key(ref v1.StorageReference, ns string) client.ObjectKey {
 // namespace/name, as client.ObjectKeyFromObject(storage).String() says it.
 func IndexValue(ref v1.StorageReference, ns string) string { return Key(ref, ns).String() }
 
-// LabelCopiedFrom marks the Secrets and ConfigMaps copied from a storage's
-// namespace, with the storage's namespace and name.
+// LabelCopiedFrom marked the Secrets and ConfigMaps that earlier versions
+// copied from a storage's namespace into each namespace that used it, with
+// the storage's namespace and name. Nothing reads them any more (each run
+// has its own Secret): Revoke deletes them.
 const LabelCopiedFrom = "backflow.dev/copied-from-storage"
 
 // Resolve finds the storage ref names for a resource in namespace ns. A
-// storage in another namespace must allow ns; its credentials Secret (and CA
-// bundle) are then copied into ns, because step pods can mount Secrets of
-// their own namespace only.
+// storage in another namespace must allow ns. Nothing is copied: the run's
+// Secret (RunSecretName), written once its Workflow exists, carries what the
+// steps need.
 func Resolve(ctx context.Context, c client.Client, ref v1.StorageReference, ns string) (compiler.StorageAccess, error) {
 	var st v1.BackupStorage
 	key := Key(ref, ns)
@@ -80,68 +83,10 @@ func Resolve(ctx context.Context, c client.Client, ref v1.StorageReference, ns s
 		}
 		return compiler.StorageAccess{}, err
 	}
-	access := compiler.StorageAccess{Storage: &st, CredentialsSecret: st.Spec.S3.Credentials.SecretRef.Name}
-	if tls := st.Spec.S3.TLS; tls != nil {
-		access.CASecret, access.CAConfigMap = tls.CASecretRef, tls.CAConfigMapRef
-	}
-	if st.Namespace == ns {
-		return access, nil
-	}
 	if !st.AllowsNamespace(ns) {
 		return compiler.StorageAccess{}, fmt.Errorf("%w: BackupStorage %s does not list namespace %s in spec.allowedNamespaces", ErrForbidden, key, ns)
 	}
-	copyName := fmt.Sprintf("backflow-storage-%s-%s", st.Namespace, st.Name)
-	if err := copySecret(ctx, c, st.Namespace, access.CredentialsSecret, ns, copyName, key); err != nil {
-		return compiler.StorageAccess{}, err
-	}
-	access.CredentialsSecret = copyName
-	if access.CASecret != nil {
-		if err := copySecret(ctx, c, st.Namespace, access.CASecret.Name, ns, copyName+"-ca", key); err != nil {
-			return compiler.StorageAccess{}, err
-		}
-		access.CASecret = &v1.SecretKeySelector{Name: copyName + "-ca", Key: access.CASecret.Key}
-	}
-	if cm := access.CAConfigMap; cm != nil {
-		var src corev1.ConfigMap
-		if err := c.Get(ctx, client.ObjectKey{Namespace: st.Namespace, Name: cm.Name}, &src); err != nil {
-			return compiler.StorageAccess{}, fmt.Errorf("reading the CA ConfigMap of BackupStorage %s: %w", key, err)
-		}
-		dst := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: copyName + "-ca"}}
-		if err := createOrUpdate(ctx, c, dst, func() error {
-			dst.Labels = map[string]string{LabelCopiedFrom: st.Namespace + "." + st.Name}
-			dst.Data = src.Data
-			return nil
-		}); err != nil {
-			return compiler.StorageAccess{}, err
-		}
-		access.CAConfigMap = &v1.ConfigMapKeySelector{Name: dst.Name, Key: cm.Key}
-	}
-	return access, nil
-}
-
-func copySecret(ctx context.Context, c client.Client, fromNS, fromName, toNS, toName string, storage client.ObjectKey) error {
-	var src corev1.Secret
-	if err := c.Get(ctx, client.ObjectKey{Namespace: fromNS, Name: fromName}, &src); err != nil {
-		return fmt.Errorf("reading Secret %s/%s of BackupStorage %s: %w", fromNS, fromName, storage, err)
-	}
-	dst := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: toNS, Name: toName}}
-	return createOrUpdate(ctx, c, dst, func() error {
-		dst.Labels = map[string]string{LabelCopiedFrom: storage.Namespace + "." + storage.Name}
-		dst.Type = src.Type
-		dst.Data = src.Data
-		return nil
-	})
-}
-
-// createOrUpdate is controllerutil.CreateOrUpdate, tried again when another
-// reconcile wrote the same copy at the same moment: Backups reconcile
-// concurrently, and those of one namespace share the copies of a storage's
-// Secrets.
-func createOrUpdate(ctx context.Context, c client.Client, obj client.Object, mutate controllerutil.MutateFn) error {
-	return retry.OnError(retry.DefaultRetry, func(err error) bool { return apierrors.IsAlreadyExists(err) || apierrors.IsConflict(err) }, func() error {
-		_, err := controllerutil.CreateOrUpdate(ctx, c, obj, mutate)
-		return err
-	})
+	return compiler.StorageAccess{Storage: &st}, nil
 }
 
 // DefaultTimeout bounds each request the controller makes to a storage when
@@ -160,21 +105,9 @@ type Backend struct {
 // the storage's Secret; each request of the returned Backend is bounded by
 // timeout (DefaultTimeout when zero).
 func Open(ctx context.Context, c client.Client, st *v1.BackupStorage, timeout time.Duration) (*Backend, error) {
-	if err := CheckEndpoint(ctx, st.Spec.S3, net.DefaultResolver.LookupNetIP); err != nil {
-		return nil, err
-	}
-	var secret corev1.Secret
-	if err := c.Get(ctx, client.ObjectKey{Namespace: st.Namespace, Name: st.Spec.S3.Credentials.SecretRef.Name}, &secret); err != nil {
-		return nil, fmt.Errorf("credentials Secret %s: %w", st.Spec.S3.Credentials.SecretRef.Name, err)
-	}
-	cfg, err := s3Config(st, secret.Data)
+	cfg, err := bucketConfig(ctx, c, st)
 	if err != nil {
 		return nil, err
-	}
-	if tls := st.Spec.S3.TLS; tls != nil {
-		if cfg.CAPEM, err = caBundle(ctx, c, st.Namespace, tls); err != nil {
-			return nil, err
-		}
 	}
 	backend, err := storage.NewS3Backend(cfg)
 	if err != nil {
@@ -184,6 +117,29 @@ func Open(ctx context.Context, c client.Client, st *v1.BackupStorage, timeout ti
 		timeout = DefaultTimeout
 	}
 	return &Backend{s3: backend, timeout: timeout}, nil
+}
+
+// bucketConfig is the configuration of a storage's backend with the bucket
+// credentials and the CA bundle, read from the storage's Secret (and
+// ConfigMap) in its own namespace.
+func bucketConfig(ctx context.Context, c client.Client, st *v1.BackupStorage) (storage.S3Config, error) {
+	if err := CheckEndpoint(ctx, st.Spec.S3, net.DefaultResolver.LookupNetIP); err != nil {
+		return storage.S3Config{}, err
+	}
+	var secret corev1.Secret
+	if err := c.Get(ctx, client.ObjectKey{Namespace: st.Namespace, Name: st.Spec.S3.Credentials.SecretRef.Name}, &secret); err != nil {
+		return storage.S3Config{}, fmt.Errorf("credentials Secret %s: %w", st.Spec.S3.Credentials.SecretRef.Name, err)
+	}
+	cfg, err := s3Config(st, secret.Data)
+	if err != nil {
+		return storage.S3Config{}, err
+	}
+	if tls := st.Spec.S3.TLS; tls != nil {
+		if cfg.CAPEM, err = caBundle(ctx, c, st.Namespace, tls); err != nil {
+			return storage.S3Config{}, err
+		}
+	}
+	return cfg, nil
 }
 
 // call runs one request under the timeout, naming the timeout when it hit.

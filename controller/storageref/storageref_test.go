@@ -105,15 +105,13 @@ func TestResolve(t *testing.T) {
 	st.Spec.AllowedNamespaces = []string{"apps"}
 	st.Spec.S3.Bucket = "backups"
 	st.Spec.S3.Credentials.SecretRef.Name = "creds"
-	st.Spec.S3.TLS = &v1.StorageTLS{CASecretRef: &v1.SecretKeySelector{Name: "ca", Key: "ca.crt"}}
 	c := fakeclient.NewBuilder().WithObjects(st,
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "store", Name: "creds"}, Data: map[string][]byte{"AWS_ACCESS_KEY_ID": []byte("id")}},
-		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "store", Name: "ca"}, Data: map[string][]byte{"ca.crt": []byte("PEM")}},
 	).Build()
 	ctx := context.Background()
 
 	access, err := Resolve(ctx, c, v1.StorageReference{Name: "minio"}, "store")
-	if err != nil || access.CredentialsSecret != "creds" || access.CASecret.Name != "ca" || access.Storage.Spec.S3.Bucket != "backups" {
+	if err != nil || access.Storage.Spec.S3.Bucket != "backups" {
 		t.Errorf("same namespace: %+v, %v", access, err)
 	}
 	if _, err := Resolve(ctx, c, v1.StorageReference{Name: "gone"}, "store"); !errors.Is(err, ErrNotFound) {
@@ -123,22 +121,14 @@ func TestResolve(t *testing.T) {
 		t.Errorf("namespace not allowed: %v, want ErrForbidden naming it", err)
 	}
 
-	// From an allowed namespace, the Secrets are copied there.
-	access, err = Resolve(ctx, c, v1.StorageReference{Name: "minio", Namespace: "store"}, "apps")
-	if err != nil {
-		t.Fatal(err)
+	// From an allowed namespace nothing is copied: the run Secret, written
+	// once the Workflow exists, carries the credentials.
+	if access, err = Resolve(ctx, c, v1.StorageReference{Name: "minio", Namespace: "store"}, "apps"); err != nil || access.Storage.Name != "minio" {
+		t.Fatalf("allowed namespace: %+v, %v", access, err)
 	}
-	if access.CredentialsSecret != "backflow-storage-store-minio" || access.CASecret.Name != "backflow-storage-store-minio-ca" || access.CASecret.Key != "ca.crt" {
-		t.Errorf("access %+v, CA %+v", access, access.CASecret)
-	}
-	for name, want := range map[string]string{"backflow-storage-store-minio": "id", "backflow-storage-store-minio-ca": "PEM"} {
-		var copied corev1.Secret
-		if err := c.Get(ctx, client.ObjectKey{Namespace: "apps", Name: name}, &copied); err != nil {
-			t.Fatal(err)
-		}
-		if got := string(copied.Data["AWS_ACCESS_KEY_ID"]) + string(copied.Data["ca.crt"]); got != want || copied.Labels[LabelCopiedFrom] != "store.minio" {
-			t.Errorf("copy %s: data %q, labels %v", name, got, copied.Labels)
-		}
+	var secrets corev1.SecretList
+	if err := c.List(ctx, &secrets, client.InNamespace("apps")); err != nil || len(secrets.Items) != 0 {
+		t.Errorf("Secrets in apps: %v, %v", secrets.Items, err)
 	}
 }
 

@@ -144,11 +144,45 @@ type S3Backend struct {
 	cfg    S3Config
 }
 
-// NewS3Backend connects to an S3-compatible store. It makes no request.
-func NewS3Backend(cfg S3Config) (*S3Backend, error) {
+// endpoint parses the endpoint URL.
+func (cfg S3Config) endpoint() (*url.URL, error) {
 	ep, err := url.Parse(cfg.Endpoint)
 	if err != nil || (ep.Scheme != "http" && ep.Scheme != schemeHTTPS) || ep.Host == "" {
 		return nil, fmt.Errorf("s3 endpoint %q must be an http:// or https:// URL", cfg.Endpoint)
+	}
+	return ep, nil
+}
+
+// tlsConfig is the TLS configuration of connections to the endpoint ep, nil
+// over http: the CA bundle (CAFile or CAPEM), or no verification at all.
+func (cfg S3Config) tlsConfig(ep *url.URL) (*tls.Config, error) {
+	if ep.Scheme != schemeHTTPS {
+		return nil, nil
+	}
+	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.InsecureSkipVerify} //nolint:gosec // opt-in, for tests
+	pem, source := cfg.CAPEM, "the CA bundle"
+	if cfg.CAFile != "" {
+		var err error
+		if pem, err = os.ReadFile(cfg.CAFile); err != nil {
+			return nil, fmt.Errorf("reading the CA bundle: %w", err)
+		}
+		source = "the CA bundle " + cfg.CAFile
+	}
+	if len(pem) > 0 {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s holds no PEM certificate", source)
+		}
+		tlsConfig.RootCAs = pool
+	}
+	return tlsConfig, nil
+}
+
+// NewS3Backend connects to an S3-compatible store. It makes no request.
+func NewS3Backend(cfg S3Config) (*S3Backend, error) {
+	ep, err := cfg.endpoint()
+	if err != nil {
+		return nil, err
 	}
 	if cfg.PartSizeMiB == 0 {
 		cfg.PartSizeMiB = DefaultPartSizeMiB
@@ -171,23 +205,9 @@ func NewS3Backend(cfg S3Config) (*S3Backend, error) {
 	if cfg.cleanupTimeout == 0 {
 		cfg.cleanupTimeout = defaultCleanupTimeout
 	}
-	var tlsConfig *tls.Config
-	if ep.Scheme == schemeHTTPS {
-		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.InsecureSkipVerify} //nolint:gosec // opt-in, for tests
-		pem, source := cfg.CAPEM, "the CA bundle"
-		if cfg.CAFile != "" {
-			if pem, err = os.ReadFile(cfg.CAFile); err != nil {
-				return nil, fmt.Errorf("reading the CA bundle: %w", err)
-			}
-			source = "the CA bundle " + cfg.CAFile
-		}
-		if len(pem) > 0 {
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("%s holds no PEM certificate", source)
-			}
-			tlsConfig.RootCAs = pool
-		}
+	tlsConfig, err := cfg.tlsConfig(ep)
+	if err != nil {
+		return nil, err
 	}
 	lookup := minio.BucketLookupDNS
 	if cfg.PathStyle {
@@ -204,23 +224,9 @@ func NewS3Backend(cfg S3Config) (*S3Backend, error) {
 	}
 	creds := credentials.NewStaticV4(cfg.Credentials.AccessKeyID, cfg.Credentials.SecretAccessKey, cfg.Credentials.SessionToken)
 	newClient := func(idle time.Duration) (*minio.Client, error) {
-		transport, err := minio.DefaultTransport(ep.Scheme == schemeHTTPS)
+		transport, err := cfg.transport(ep, tlsConfig)
 		if err != nil {
 			return nil, err
-		}
-		if tlsConfig != nil {
-			transport.TLSClientConfig = tlsConfig
-		}
-		if refuse := cfg.RefuseAddr; refuse != nil {
-			// minio.DefaultTransport's dialer, asking about each address.
-			dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second, Control: func(_, address string, _ syscall.RawConn) error {
-				addrPort, err := netip.ParseAddrPort(address)
-				if err != nil {
-					return err
-				}
-				return refuse(addrPort.Addr())
-			}}
-			transport.DialContext = dialer.DialContext
 		}
 		transport.DialContext = idleDialer(transport.DialContext, idle)
 		// The idle deadline covers the wait for the response too, and
@@ -261,7 +267,7 @@ func (b *S3Backend) Client() *minio.Client { return b.client }
 func (b *S3Backend) Bucket() string { return b.cfg.Bucket }
 
 // FullKey is the key of an object in the bucket, with the prefix.
-func (b *S3Backend) FullKey(key string) string { return joinKey(b.cfg.Prefix, key) }
+func (b *S3Backend) FullKey(key string) string { return JoinKey(b.cfg.Prefix, key) }
 
 func (b *S3Backend) String() string {
 	return "s3://" + strings.TrimSuffix(b.cfg.Bucket+"/"+strings.Trim(b.cfg.Prefix, "/"), "/")
@@ -462,4 +468,28 @@ func isNotFound(err error) bool {
 		return resp.StatusCode == http.StatusNotFound || resp.Code == minio.NoSuchKey || resp.Code == "NoSuchUpload"
 	}
 	return false
+}
+
+// transport is minio-go's default transport to the endpoint, trusting it as
+// tlsConfig says and, with RefuseAddr, asking about each address it dials.
+func (cfg S3Config) transport(ep *url.URL, tlsConfig *tls.Config) (*http.Transport, error) {
+	transport, err := minio.DefaultTransport(ep.Scheme == schemeHTTPS)
+	if err != nil {
+		return nil, err
+	}
+	if tlsConfig != nil {
+		transport.TLSClientConfig = tlsConfig
+	}
+	if refuse := cfg.RefuseAddr; refuse != nil {
+		// minio.DefaultTransport's dialer, asking about each address.
+		dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second, Control: func(_, address string, _ syscall.RawConn) error {
+			addrPort, err := netip.ParseAddrPort(address)
+			if err != nil {
+				return err
+			}
+			return refuse(addrPort.Addr())
+		}}
+		transport.DialContext = dialer.DialContext
+	}
+	return transport, nil
 }

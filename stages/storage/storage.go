@@ -101,8 +101,8 @@ func Open(rawURL string, creds Credentials) (Backend, error) {
 	}
 }
 
-// joinKey joins a prefix and a key with exactly one slash between them.
-func joinKey(prefix, key string) string {
+// JoinKey joins a prefix and a key with exactly one slash between them.
+func JoinKey(prefix, key string) string {
 	prefix = strings.Trim(prefix, "/")
 	if prefix == "" {
 		return key

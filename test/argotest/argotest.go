@@ -277,7 +277,7 @@ func (d *PodDriver) run(ctx context.Context) {
 			// Only running pods wait for the driver: the ended ones, which
 			// Argo keeps when they failed, are not read again.
 			var pods corev1.PodList
-			if err := d.client.List(ctx, &pods, client.HasLabels{"workflows.argoproj.io/workflow"},
+			if err := d.client.List(ctx, &pods, client.HasLabels{labelWorkflow},
 				client.MatchingFields{"status.phase": string(corev1.PodRunning)}); err != nil {
 				continue
 			}
@@ -292,7 +292,7 @@ func (d *PodDriver) run(ctx context.Context) {
 
 // stepOf is the step (the DAG task) a pod runs.
 func stepOf(pod *corev1.Pod) (workflow, step string) {
-	workflow = pod.Labels["workflows.argoproj.io/workflow"]
+	workflow = pod.Labels[labelWorkflow]
 	return workflow, StepOfNode(workflow, pod.Annotations["workflows.argoproj.io/node-name"])
 }
 
@@ -319,7 +319,7 @@ func (d *PodDriver) drive(ctx context.Context, pod *corev1.Pod) error {
 	result := &wfv1.WorkflowTaskResult{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: pod.Namespace, Name: pod.Annotations["workflows.argoproj.io/node-id"],
-			Labels: map[string]string{"workflows.argoproj.io/workflow": workflow, "workflows.argoproj.io/report-outputs-completed": "true"},
+			Labels: map[string]string{labelWorkflow: workflow, "workflows.argoproj.io/report-outputs-completed": "true"},
 		},
 	}
 	if len(o.Outputs) > 0 && !o.Fail {
@@ -476,3 +476,58 @@ func StepOutputs(namespace, workflow, step string) map[string]string {
 	}
 	return nil
 }
+
+// StepPod waits for a pod of a step of a Workflow, as Argo created it, and
+// returns it.
+func (s *Stack) StepPod(t testing.TB, namespace, workflow, step string) *corev1.Pod {
+	t.Helper()
+	var found *corev1.Pod
+	WaitFor(t, "a pod of step "+step+" of "+workflow, 60*time.Second, func() (bool, string) {
+		var pods corev1.PodList
+		if err := s.Client.List(context.Background(), &pods, client.InNamespace(namespace), client.MatchingLabels{labelWorkflow: workflow}); err != nil {
+			return false, err.Error()
+		}
+		for i := range pods.Items {
+			if _, got := stepOf(&pods.Items[i]); got == step {
+				found = &pods.Items[i]
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%d pods", len(pods.Items))
+	})
+	return found
+}
+
+// SecretReferences are the Secrets the main container of a pod reads, as
+// "env NAME: secret/key" and "volume NAME: secret/key" (optional ones
+// marked), in the pod's order.
+func SecretReferences(pod *corev1.Pod) []string {
+	var refs []string
+	for _, c := range pod.Spec.Containers {
+		if c.Name != "main" {
+			continue
+		}
+		for _, e := range c.Env {
+			if r := e.ValueFrom; r != nil && r.SecretKeyRef != nil {
+				ref := fmt.Sprintf("env %s: %s/%s", e.Name, r.SecretKeyRef.Name, r.SecretKeyRef.Key)
+				if r.SecretKeyRef.Optional != nil && *r.SecretKeyRef.Optional {
+					ref += " (optional)"
+				}
+				refs = append(refs, ref)
+			}
+		}
+	}
+	for _, v := range pod.Spec.Volumes {
+		if v.Secret == nil {
+			continue
+		}
+		for _, item := range v.Secret.Items {
+			refs = append(refs, fmt.Sprintf("volume %s: %s/%s", v.Name, v.Secret.SecretName, item.Key))
+		}
+	}
+	return refs
+}
+
+// labelWorkflow is the label Argo puts on the pods and task results of a
+// Workflow, with its name.
+const labelWorkflow = "workflows.argoproj.io/workflow"
