@@ -533,6 +533,15 @@ const (
 	// ReasonStorageForbidden: the BackupStorage is in another namespace that
 	// does not list the resource's namespace in spec.allowedNamespaces.
 	ReasonStorageForbidden ConditionReason = "StorageForbidden"
+	// ReasonNamespaceNotAllowed: the controller runs no Workflows in the
+	// resource's namespace (the chart's workflow.namespaces and
+	// workflow.namespaceSelector).
+	ReasonNamespaceNotAllowed ConditionReason = "NamespaceNotAllowed"
+	// ReasonAccountConflict: a ServiceAccount, RoleBinding or token Secret
+	// that backflow provides in a namespace (backflow-workflow,
+	// backflow-hook) exists there already and backflow did not create it;
+	// backflow leaves it alone.
+	ReasonAccountConflict ConditionReason = "AccountConflict"
 )
 
 // EventReason is the reason of an Event backflow records. Events about a

@@ -30,6 +30,9 @@ type RestoreInput struct {
 // sees a byte) -> restore -> post-hook.
 func Restore(in RestoreInput, opts Options) (*wfv1.Workflow, error) {
 	r := in.Restore
+	if err := checkExecHooks(r.Spec.Hooks, opts); err != nil {
+		return nil, err
+	}
 	target, err := json.Marshal(r.Spec.Target)
 	if err != nil {
 		return nil, err
