@@ -41,6 +41,9 @@ import (
 // NodeName is the fake node every step pod is placed on.
 const NodeName = "kwok-node"
 
+// labelWorkflow names the Workflow of a pod Argo created.
+const labelWorkflow = "workflows.argoproj.io/workflow"
+
 // Annotations the pod driver sets for KWOK's stages.
 const (
 	annotationOutcome  = "backflow.test/outcome"
@@ -278,7 +281,7 @@ func (d *PodDriver) run(ctx context.Context) {
 			// Only running pods wait for the driver: the ended ones, which
 			// Argo keeps when they failed, are not read again.
 			var pods corev1.PodList
-			if err := d.client.List(ctx, &pods, client.HasLabels{"workflows.argoproj.io/workflow"},
+			if err := d.client.List(ctx, &pods, client.HasLabels{labelWorkflow},
 				client.MatchingFields{"status.phase": string(corev1.PodRunning)}); err != nil {
 				continue
 			}
@@ -293,7 +296,7 @@ func (d *PodDriver) run(ctx context.Context) {
 
 // stepOf is the step (the DAG task) a pod runs.
 func stepOf(pod *corev1.Pod) (workflow, step string) {
-	workflow = pod.Labels["workflows.argoproj.io/workflow"]
+	workflow = pod.Labels[labelWorkflow]
 	return workflow, StepOfNode(workflow, pod.Annotations["workflows.argoproj.io/node-name"])
 }
 
@@ -320,7 +323,7 @@ func (d *PodDriver) drive(ctx context.Context, pod *corev1.Pod) error {
 	result := &wfv1.WorkflowTaskResult{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: pod.Namespace, Name: pod.Annotations["workflows.argoproj.io/node-id"],
-			Labels: map[string]string{"workflows.argoproj.io/workflow": workflow, "workflows.argoproj.io/report-outputs-completed": "true"},
+			Labels: map[string]string{labelWorkflow: workflow, "workflows.argoproj.io/report-outputs-completed": "true"},
 		},
 	}
 	if len(o.Outputs) > 0 && !o.Fail {
@@ -518,7 +521,7 @@ func (s *Stack) InspectSteps(t testing.TB, namespace, workflow string, steps []s
 		WaitFor(t, "a running pod of step "+step+" of "+workflow, 60*time.Second, func() (bool, string) {
 			var pods corev1.PodList
 			if err := s.Client.List(context.Background(), &pods, client.InNamespace(namespace),
-				client.MatchingLabels{"workflows.argoproj.io/workflow": workflow}); err != nil {
+				client.MatchingLabels{labelWorkflow: workflow}); err != nil {
 				return false, err.Error()
 			}
 			var seen []string

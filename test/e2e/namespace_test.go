@@ -146,4 +146,3 @@ func keys(m map[string]*corev1.Pod) []string {
 	}
 	return out
 }
-
