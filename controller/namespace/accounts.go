@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -78,6 +80,28 @@ type Accounts struct {
 	// may exist without backflow's label.
 	APIReader client.Reader
 	Config
+
+	// locks hold one lock per namespace, which Provide and Release take:
+	// Release asks the API server whether a resource exists and removes the
+	// accounts under it, so it cannot take away the accounts that Provide
+	// just made for a Workflow about to be created.
+	mu    sync.Mutex
+	locks map[string]*sync.Mutex
+}
+
+func (a *Accounts) lock(namespace string) func() {
+	a.mu.Lock()
+	if a.locks == nil {
+		a.locks = map[string]*sync.Mutex{}
+	}
+	l := a.locks[namespace]
+	if l == nil {
+		l = &sync.Mutex{}
+		a.locks[namespace] = l
+	}
+	a.mu.Unlock()
+	l.Lock()
+	return l.Unlock
 }
 
 // account is one ServiceAccount backflow provides, with the ClusterRole its
@@ -108,6 +132,7 @@ func (a *Accounts) Provide(ctx context.Context, namespace string) error {
 	if !ns.DeletionTimestamp.IsZero() {
 		return fmt.Errorf("namespace %s is being deleted", namespace)
 	}
+	defer a.lock(namespace)()
 	for _, acc := range a.accounts() {
 		if err := a.ensure(ctx, serviceAccount(namespace, acc.name), nil); err != nil {
 			return err
@@ -131,7 +156,33 @@ func (a *Accounts) Provide(ctx context.Context, namespace string) error {
 // Remove deletes the accounts backflow provided in a namespace, and
 // nothing it did not create.
 func (a *Accounts) Remove(ctx context.Context, namespace string) error {
+	defer a.lock(namespace)()
 	return a.remove(ctx, namespace, compiler.ExecutorServiceAccount, compiler.HookServiceAccount)
+}
+
+// Release is Remove unless a Backup, BackupSchedule or Restore exists in
+// the namespace, as the API server says, not a cache that may not have
+// seen one created a moment ago.
+func (a *Accounts) Release(ctx context.Context, namespace string) error {
+	defer a.lock(namespace)()
+	if used, err := inUse(ctx, a.APIReader, namespace); err != nil || used {
+		return err
+	}
+	return a.remove(ctx, namespace, compiler.ExecutorServiceAccount, compiler.HookServiceAccount)
+}
+
+// inUse says whether a Backup, BackupSchedule or Restore exists in a
+// namespace.
+func inUse(ctx context.Context, reader client.Reader, namespace string) (bool, error) {
+	for _, list := range []client.ObjectList{&v1.BackupList{}, &v1.BackupScheduleList{}, &v1.RestoreList{}} {
+		if err := reader.List(ctx, list, client.InNamespace(namespace), client.Limit(1)); err != nil {
+			return false, err
+		}
+		if meta.LenList(list) > 0 {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 func (a *Accounts) remove(ctx context.Context, namespace string, names ...string) error {

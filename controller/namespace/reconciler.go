@@ -5,7 +5,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -39,38 +38,23 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if !ns.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil // everything in it goes
 	}
-	used, err := r.inUse(ctx, ns.Name)
+	if !r.Policy.Admits(&ns) {
+		return ctrl.Result{}, r.Remove(ctx, ns.Name)
+	}
+	used, err := inUse(ctx, r.Client, ns.Name)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if used && r.Policy.Admits(&ns) {
-		err := r.Provide(ctx, ns.Name)
-		if _, refused := Reason(err); refused {
-			// The resources' reconcilers report it on each of them.
-			log.FromContext(ctx).Info("cannot provide the accounts", "namespace", ns.Name, "reason", err.Error())
-			return ctrl.Result{}, nil
-		}
-		return ctrl.Result{}, err
+	if !used {
+		return ctrl.Result{}, r.Release(ctx, ns.Name)
 	}
-	return ctrl.Result{}, r.Remove(ctx, ns.Name)
-}
-
-// inUse says whether a Backup, BackupSchedule or Restore exists in a
-// namespace. When the cache holds none, the API server is asked: a resource
-// just created may not be in the cache yet, and its reconciler may already
-// have created a Workflow that needs the accounts.
-func (r *Reconciler) inUse(ctx context.Context, namespace string) (bool, error) {
-	for _, reader := range []client.Reader{r.Client, r.APIReader} {
-		for _, list := range []client.ObjectList{&v1.BackupList{}, &v1.BackupScheduleList{}, &v1.RestoreList{}} {
-			if err := reader.List(ctx, list, client.InNamespace(namespace), client.Limit(1)); err != nil {
-				return false, err
-			}
-			if meta.LenList(list) > 0 {
-				return true, nil
-			}
-		}
+	err = r.Provide(ctx, ns.Name)
+	if _, refused := Reason(err); refused {
+		// The resources' reconcilers report it on each of them.
+		log.FromContext(ctx).Info("cannot provide the accounts", "namespace", ns.Name, "reason", err.Error())
+		return ctrl.Result{}, nil
 	}
-	return false, nil
+	return ctrl.Result{}, err
 }
 
 // SetupWithManager watches Namespaces (their labels may change what the
