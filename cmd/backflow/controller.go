@@ -114,7 +114,7 @@ BackupStorages, and serves Prometheus metrics.`,
 		compiler.ExecutorServiceAccount+" and "+compiler.HookServiceAccount+" while a backflow resource exists; elsewhere a resource fails at once")
 	f.StringVar(&wfSelector, "workflow-namespace-selector", "", "label selector a namespace must also match for Workflows to run in it")
 	f.StringVar(&opts.Workflows.WorkflowClusterRole, "workflow-cluster-role", compiler.ExecutorServiceAccount, "ClusterRole (workflowtaskresults create, patch) bound in each namespace to Argo's executor account "+compiler.ExecutorServiceAccount)
-	f.StringVar(&opts.Workflows.HookClusterRole, "hook-cluster-role", "", "ClusterRole (pods get, list; pods/exec create) bound in each namespace to the exec hooks' account "+compiler.HookServiceAccount+"; empty: exec hooks are off and fail at once")
+	f.StringVar(&opts.Workflows.HookClusterRole, "hook-cluster-role", compiler.HookServiceAccount, "ClusterRole (pods get, list; pods/exec create) bound in each namespace to the exec hooks' account "+compiler.HookServiceAccount+"; empty: exec hooks are off and fail at once")
 	f.DurationVar(&successTTL, "workflow-success-ttl", time.Duration(opts.Compiler.SuccessTTLSeconds)*time.Second, "how long Argo keeps a succeeded Workflow")
 	f.DurationVar(&failureTTL, "workflow-failure-ttl", time.Duration(opts.Compiler.FailureTTLSeconds)*time.Second, "how long Argo keeps a failed Workflow")
 	f.StringVar(&referencing, "template-referencing", "None", "Argo's workflowRestrictions.templateReferencing: with Strict or Secure, Workflows name the run templates backflow-backup-run and backflow-restore-run and pass only arguments")

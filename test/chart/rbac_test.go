@@ -60,8 +60,8 @@ func TestExecHooksOffRendersNoHookRole(t *testing.T) {
 			}
 		}
 	}
-	if strings.Contains(out, "--hook-cluster-role") {
-		t.Error("hooks.exec=false passes the controller a hook ClusterRole")
+	if !strings.Contains(out, "- --hook-cluster-role=\n") {
+		t.Error("hooks.exec=false does not tell the controller that exec hooks are off (an empty --hook-cluster-role)")
 	}
 	if !strings.Contains(out, "resourceNames:\n      - backflow-workflow\n---") {
 		t.Error("the controller may not bind the workflow ClusterRole")
