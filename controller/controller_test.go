@@ -88,7 +88,7 @@ func compilerOptions() compiler.Options {
 // startManager runs the controller in this process and returns its stop.
 func startManager() func() {
 	stop, err := stack.StartManager(controller.Options{
-		Compiler: compilerOptions(), MetricsAddr: "0", ProbeAddr: "0", AllowRestart: true,
+		Compiler: compilerOptions(), Workflows: argotest.Workflows(), MetricsAddr: "0", ProbeAddr: "0", AllowRestart: true,
 		StorageCheckInterval: 2 * time.Second,
 		// Short, so that the finalizer gives up on a storage that never
 		// answers within a test.

@@ -23,6 +23,7 @@ import (
 
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
 	"github.com/backflow-dev/backflow/controller/compiler"
+	"github.com/backflow-dev/backflow/controller/namespace"
 	"github.com/backflow-dev/backflow/controller/runstatus"
 	"github.com/backflow-dev/backflow/controller/storageref"
 	"github.com/backflow-dev/backflow/stages"
@@ -494,6 +495,10 @@ func TestRunsAdoptTheirWorkflowAfterALostStatusPatch(t *testing.T) {
 		}
 	}
 	// What the reconcilers did before their status patch failed.
+	accounts := &namespace.Accounts{Client: stack.Client, APIReader: stack.Client, Config: argotest.Workflows()}
+	if err := accounts.Provide(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
 	access, err := storageref.Resolve(ctx, stack.Client, v1.StorageReference{Name: argotest.StorageName}, ns)
 	if err != nil {
 		t.Fatal(err)

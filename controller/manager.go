@@ -4,10 +4,12 @@ package controller
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -21,6 +23,7 @@ import (
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
 	"github.com/backflow-dev/backflow/controller/backup"
 	"github.com/backflow-dev/backflow/controller/compiler"
+	"github.com/backflow-dev/backflow/controller/namespace"
 	"github.com/backflow-dev/backflow/controller/restore"
 	"github.com/backflow-dev/backflow/controller/schedule"
 	"github.com/backflow-dev/backflow/controller/storage"
@@ -31,6 +34,10 @@ type Options struct {
 	Compiler compiler.Options
 	// Namespaces to watch; all when empty.
 	Namespaces []string
+	// Workflows says in which namespaces Workflows may run and which
+	// ClusterRoles the accounts the controller provides there are bound
+	// to; exec hooks (Compiler.ExecHooks) need a HookClusterRole.
+	Workflows namespace.Config
 	// MetricsAddr and ProbeAddr are where metrics and probes are served
 	// ("0" turns one off).
 	MetricsAddr string
@@ -76,7 +83,21 @@ func Scheme() *runtime.Scheme {
 
 // NewManager builds a manager with every backflow reconciler.
 func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
-	cacheOpts := cache.Options{}
+	if opts.Workflows.WorkflowClusterRole == "" {
+		return nil, fmt.Errorf("no ClusterRole for the workflow account %s", compiler.ExecutorServiceAccount)
+	}
+	if opts.Compiler.ExecHooks != (opts.Workflows.HookClusterRole != "") {
+		return nil, fmt.Errorf("exec hooks need a ClusterRole for the hook account %s, and a ClusterRole for it needs exec hooks (exec hooks %t, hook ClusterRole %q)",
+			compiler.HookServiceAccount, opts.Compiler.ExecHooks, opts.Workflows.HookClusterRole)
+	}
+	cacheOpts := cache.Options{
+		// The controller reads only the ServiceAccounts and RoleBindings it
+		// provides; the others are no business of its memory.
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.ServiceAccount{}: {Label: namespace.Managed()},
+			&rbacv1.RoleBinding{}:    {Label: namespace.Managed()},
+		},
+	}
 	if len(opts.Namespaces) > 0 {
 		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
 		for _, ns := range opts.Namespaces {
@@ -104,13 +125,19 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		return nil, err
 	}
 	recorder := mgr.GetEventRecorderFor("backflow")
+	accounts := &namespace.Accounts{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Config: opts.Workflows}
+	var watched func(string) bool
+	if len(opts.Namespaces) > 0 {
+		watched = func(ns string) bool { return slices.Contains(opts.Namespaces, ns) }
+	}
 	reconcilers := []interface{ SetupWithManager(ctrl.Manager) error }{
-		&backup.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder, Compiler: opts.Compiler,
+		&backup.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder, Compiler: opts.Compiler, Accounts: accounts,
 			StorageTimeout: opts.StorageTimeout, DeleteTimeout: opts.DeleteTimeout, Now: opts.Now},
-		&schedule.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder, Compiler: opts.Compiler},
-		&restore.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder, Compiler: opts.Compiler,
+		&schedule.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder, Compiler: opts.Compiler, Accounts: accounts},
+		&restore.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder, Compiler: opts.Compiler, Accounts: accounts,
 			StorageTimeout: opts.StorageTimeout, Now: opts.Now},
 		&storage.Reconciler{Client: mgr.GetClient(), Recorder: recorder, Interval: opts.StorageCheckInterval, Timeout: opts.StorageTimeout},
+		&namespace.Reconciler{Accounts: accounts, Watched: watched},
 	}
 	for _, r := range reconcilers {
 		if err := r.SetupWithManager(mgr); err != nil {

@@ -200,11 +200,13 @@ type BackupSpec struct {
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=10
 	Retries *int32 `json:"retries,omitempty"`
-	// Service account the step pods run as. It needs what Argo's executor
-	// needs (workflowtaskresults create and patch) and, for exec hooks,
-	// pods/exec. Defaults to the controller's workflow service account.
+	// Service account the step pods run as, for a cloud identity (IRSA,
+	// workload identity): the steps get no token of it. Argo's executor
+	// runs as backflow-workflow and exec hooks as backflow-hook, which the
+	// controller provides in the namespace. Defaults to backflow-workflow.
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self != 'backflow-hook'",message="serviceAccountName: backflow-hook is the exec hooks' own account; name another one"
 	ServiceAccountName string `json:"serviceAccountName,omitempty"`
 	// Overrides for the step pods.
 	// +optional

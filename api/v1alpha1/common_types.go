@@ -540,6 +540,15 @@ const (
 	// outside the prefix of its namespace in the storage
 	// (BackupStorage.spec.namespacePrefix).
 	ReasonKeyOutsidePrefix ConditionReason = "KeyOutsidePrefix"
+	// ReasonNamespaceNotAllowed: the controller runs no Workflows in the
+	// resource's namespace (the chart's workflow.namespaces and
+	// workflow.namespaceSelector).
+	ReasonNamespaceNotAllowed ConditionReason = "NamespaceNotAllowed"
+	// ReasonAccountConflict: a ServiceAccount, RoleBinding or token Secret
+	// that backflow provides in a namespace (backflow-workflow,
+	// backflow-hook) exists there already and backflow did not create it;
+	// backflow leaves it alone.
+	ReasonAccountConflict ConditionReason = "AccountConflict"
 )
 
 // EventReason is the reason of an Event backflow records. Events about a

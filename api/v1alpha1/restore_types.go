@@ -190,9 +190,13 @@ type RestoreSpec struct {
 	// have their own timeoutSeconds.
 	// +optional
 	StepDeadlineSeconds *RestoreStepDeadlines `json:"stepDeadlineSeconds,omitempty"`
-	// Service account the step pods run as.
+	// Service account the step pods run as, for a cloud identity (IRSA,
+	// workload identity): the steps get no token of it. Argo's executor
+	// runs as backflow-workflow and exec hooks as backflow-hook, which the
+	// controller provides in the namespace. Defaults to backflow-workflow.
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self != 'backflow-hook'",message="serviceAccountName: backflow-hook is the exec hooks' own account; name another one"
 	ServiceAccountName string `json:"serviceAccountName,omitempty"`
 	// Overrides for the step pods.
 	// +optional

@@ -18,6 +18,7 @@ import (
 	"github.com/backflow-dev/backflow/controller"
 	"github.com/backflow-dev/backflow/controller/backup"
 	"github.com/backflow-dev/backflow/controller/compiler"
+	"github.com/backflow-dev/backflow/controller/namespace"
 	"github.com/backflow-dev/backflow/controller/storageref"
 )
 
@@ -33,6 +34,8 @@ func newControllerCommand() *cobra.Command {
 		successTTL   time.Duration
 		failureTTL   time.Duration
 		referencing  string
+		wfNamespaces string
+		wfSelector   string
 		zapOpts      = zap.Options{}
 	)
 	cmd := &cobra.Command{
@@ -53,6 +56,14 @@ BackupStorages, and serves Prometheus metrics.`,
 				}
 				opts.Compiler.ClientImages[key] = image
 			}
+			policy, err := namespace.NewPolicy(strings.Split(wfNamespaces, ","), wfSelector)
+			if err != nil {
+				return fmt.Errorf("--workflow-namespaces, --workflow-namespace-selector: %w", err)
+			}
+			opts.Workflows.Policy = policy
+			// The hook account's ClusterRole is what the chart renders
+			// with hooks.exec: without it, exec hooks are off.
+			opts.Compiler.ExecHooks = opts.Workflows.HookClusterRole != ""
 			opts.Compiler.ImagePullPolicy = corev1.PullPolicy(pullPolicy)
 			opts.Compiler.SuccessTTLSeconds = int32(successTTL.Seconds())
 			opts.Compiler.FailureTTLSeconds = int32(failureTTL.Seconds())
@@ -65,7 +76,6 @@ BackupStorages, and serves Prometheus metrics.`,
 				return fmt.Errorf("--template-referencing: %q is none of None, Strict and Secure", referencing)
 			}
 			var cfg *rest.Config
-			var err error
 			if kubeconfig != "" {
 				cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
 			} else {
@@ -100,7 +110,11 @@ BackupStorages, and serves Prometheus metrics.`,
 	f.StringVar(&opts.Compiler.Image, "image", opts.Compiler.Image, "backflow image the workflow steps run")
 	f.StringVar(&pullPolicy, "image-pull-policy", string(corev1.PullIfNotPresent), "pull policy of the step images")
 	f.StringToStringVar(&clientImages, "client-image", nil, "database client image per key ("+clientImageKeys(opts.Compiler)+"), e.g. postgresql=postgres:17-alpine (repeatable)")
-	f.StringVar(&opts.Compiler.ServiceAccountName, "workflow-service-account", opts.Compiler.ServiceAccountName, "service account the steps run as by default")
+	f.StringVar(&wfNamespaces, "workflow-namespaces", namespace.AllNamespaces, "comma-separated namespaces Workflows may run in, or * for all: there the controller provides the ServiceAccounts "+
+		compiler.ExecutorServiceAccount+" and "+compiler.HookServiceAccount+" while a backflow resource exists; elsewhere a resource fails at once")
+	f.StringVar(&wfSelector, "workflow-namespace-selector", "", "label selector a namespace must also match for Workflows to run in it")
+	f.StringVar(&opts.Workflows.WorkflowClusterRole, "workflow-cluster-role", compiler.ExecutorServiceAccount, "ClusterRole (workflowtaskresults create, patch) bound in each namespace to Argo's executor account "+compiler.ExecutorServiceAccount)
+	f.StringVar(&opts.Workflows.HookClusterRole, "hook-cluster-role", compiler.HookServiceAccount, "ClusterRole (pods get, list; pods/exec create) bound in each namespace to the exec hooks' account "+compiler.HookServiceAccount+"; empty: exec hooks are off and fail at once")
 	f.DurationVar(&successTTL, "workflow-success-ttl", time.Duration(opts.Compiler.SuccessTTLSeconds)*time.Second, "how long Argo keeps a succeeded Workflow")
 	f.DurationVar(&failureTTL, "workflow-failure-ttl", time.Duration(opts.Compiler.FailureTTLSeconds)*time.Second, "how long Argo keeps a failed Workflow")
 	f.StringVar(&referencing, "template-referencing", "None", "Argo's workflowRestrictions.templateReferencing: with Strict or Secure, Workflows name the run templates backflow-backup-run and backflow-restore-run and pass only arguments")

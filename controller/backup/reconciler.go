@@ -25,6 +25,7 @@ import (
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
 	"github.com/backflow-dev/backflow/controller/compiler"
 	"github.com/backflow-dev/backflow/controller/metrics"
+	"github.com/backflow-dev/backflow/controller/namespace"
 	"github.com/backflow-dev/backflow/controller/runstatus"
 	"github.com/backflow-dev/backflow/controller/schedule"
 	"github.com/backflow-dev/backflow/controller/status"
@@ -43,6 +44,9 @@ type Reconciler struct {
 	APIReader client.Reader
 	Recorder  record.EventRecorder
 	Compiler  compiler.Options
+	// Accounts provides the Workflow's service accounts in the Backup's
+	// namespace before its Workflow is created.
+	Accounts *namespace.Accounts
 	// StorageTimeout bounds each request to a storage
 	// (storageref.DefaultTimeout when zero).
 	StorageTimeout time.Duration
@@ -169,6 +173,12 @@ func (r *Reconciler) reconcileMissingWorkflow(ctx context.Context, b *v1.Backup)
 			return ctrl.Result{}, err
 		}
 		return ctrl.Result{}, r.fail(ctx, b, v1.ReasonWorkflowMissing, fmt.Sprintf("the Workflow %s of this Backup was deleted before it finished", compiler.WorkflowName(b.Name)))
+	}
+	if err := r.Accounts.Provide(ctx, b.Namespace); err != nil {
+		if reason, ok := namespace.Reason(err); ok {
+			return ctrl.Result{}, r.fail(ctx, b, reason, err.Error())
+		}
+		return ctrl.Result{}, err
 	}
 	access, err := storageref.Resolve(ctx, r.Client, b.Spec.Storage.StorageReference, b.Namespace)
 	if err != nil {

@@ -118,6 +118,9 @@ func Backup(in BackupInput, opts Options) (*wfv1.Workflow, error) {
 // backup-name argument: the Backup's name, or {{workflow.name}} in a
 // CronWorkflow; timezone is the one of retention's calendar.
 func backupWorkflowSpec(namespace string, spec v1.BackupSpec, series, timezone string, name wfv1.Parameter, st StorageAccess, opts Options) (*wfv1.WorkflowSpec, error) {
+	if err := checkExecHooks(spec.Hooks, opts); err != nil {
+		return nil, err
+	}
 	engine, err := source.ForSource(spec.Source)
 	if err != nil {
 		return nil, err
@@ -276,11 +279,16 @@ func BackupStorageSteps(spec v1.BackupSpec) []StorageStep {
 }
 
 // workflowSpec holds what every compiled Workflow sets: who the steps run
-// as, for how long, where, and how long Argo keeps the Workflow.
+// as, for how long, where, and how long Argo keeps the Workflow. The steps'
+// pods run as the resource's account (a cloud identity) without its token;
+// Argo's executor as ExecutorServiceAccount, the exec hook as
+// HookServiceAccount (its template says so).
 func workflowSpec(serviceAccount string, deadline *int64, pod *v1.PodOverrides, opts Options) *wfv1.WorkflowSpec {
 	ws := &wfv1.WorkflowSpec{
-		ServiceAccountName:    cmp.Or(serviceAccount, opts.ServiceAccountName),
-		ActiveDeadlineSeconds: deadline,
+		ServiceAccountName:           cmp.Or(serviceAccount, ExecutorServiceAccount),
+		AutomountServiceAccountToken: ptr(false),
+		Executor:                     executor(),
+		ActiveDeadlineSeconds:        deadline,
 		// Failed pods stay for their logs until the Workflow goes.
 		PodGC: &wfv1.PodGC{Strategy: wfv1.PodGCOnPodSuccess},
 		TTLStrategy: &wfv1.TTLStrategy{
@@ -298,6 +306,24 @@ func workflowSpec(serviceAccount string, deadline *int64, pod *v1.PodOverrides, 
 		}
 	}
 	return ws
+}
+
+// checkExecHooks refuses an exec hook when the controller runs without them
+// (the chart's hooks.exec is false): no account may exec into pods then, and
+// the hook would fail only once its pod asked the API.
+func checkExecHooks(hooks *v1.Hooks, opts Options) error {
+	if hooks == nil || opts.ExecHooks {
+		return nil
+	}
+	for _, h := range []struct {
+		field string
+		hook  *v1.Hook
+	}{{"pre", hooks.Pre}, {"post", hooks.Post}} {
+		if h.hook != nil && h.hook.Exec != nil {
+			return fmt.Errorf("spec.hooks.%s.exec: exec hooks are turned off in this installation (the chart's hooks.exec is false): use a container hook, or ask for hooks.exec=true", h.field)
+		}
+	}
+	return nil
 }
 
 // hookTask runs a hook: an exec into a pod with the backflow image, or the

@@ -502,3 +502,40 @@ func backupSpecWithPath(path string) v1.BackupSpec {
 		Storage: v1.BackupStorageTarget{StorageReference: v1.StorageReference{Name: "minio"}, Path: path},
 	}
 }
+
+// With exec hooks off (the chart's hooks.exec false: no hook account), a
+// Backup or Restore with an exec hook does not compile, naming the hook and
+// the chart value; a container hook still does.
+func TestExecHooksOff(t *testing.T) {
+	opts := testOptions()
+	opts.ExecHooks = false
+	st := exampleStorage(t, examples(t))
+	b := &v1.Backup{ObjectMeta: metav1.ObjectMeta{Name: "nightly", Namespace: "apps"}, Spec: v1.BackupSpec{
+		Source:  v1.BackupSource{Command: &v1.CommandSource{Image: "busybox", Command: []string{"cat", "/data"}}},
+		Storage: v1.BackupStorageTarget{StorageReference: v1.StorageReference{Name: "minio"}},
+		Hooks: &v1.Hooks{
+			Pre:  &v1.Hook{Container: &v1.ContainerHook{Image: "busybox", Command: []string{"true"}}},
+			Post: &v1.Hook{Exec: &v1.ExecHook{PodName: "app", Command: []string{"thaw"}}},
+		},
+	}}
+	for _, mode := range []TemplateReferencing{TemplateReferencingInline, TemplateReferencingStrict} {
+		opts.TemplateReferencing = mode
+		_, err := Backup(BackupInput{Backup: b, Storage: st}, opts)
+		if err == nil || !strings.HasPrefix(err.Error(), "spec.hooks.post.exec: exec hooks are turned off") || !strings.Contains(err.Error(), "hooks.exec") {
+			t.Errorf("%q: %v, want an error naming spec.hooks.post.exec and hooks.exec", mode, err)
+		}
+		r := &v1.Restore{ObjectMeta: metav1.ObjectMeta{Name: "back", Namespace: "apps"}, Spec: v1.RestoreSpec{
+			From:   v1.RestoreSource{Object: &v1.StoredObject{Storage: v1.StorageReference{Name: "minio"}, Key: "apps/x.bin"}},
+			Target: v1.RestoreTarget{Command: &v1.CommandTarget{Image: "busybox", Command: []string{"cat"}}},
+			Hooks:  &v1.Hooks{Pre: b.Spec.Hooks.Post},
+		}}
+		if _, err := Restore(RestoreInput{Restore: r, Storage: st, Key: "apps/x.bin"}, opts); err == nil || !strings.HasPrefix(err.Error(), "spec.hooks.pre.exec: ") {
+			t.Errorf("%q: Restore: %v, want an error naming spec.hooks.pre.exec", mode, err)
+		}
+		b2 := b.DeepCopy()
+		b2.Spec.Hooks.Post = nil
+		if _, err := Backup(BackupInput{Backup: b2, Storage: st}, opts); err != nil {
+			t.Errorf("%q: a container hook: %v", mode, err)
+		}
+	}
+}

@@ -19,6 +19,22 @@ const (
 	EntryRotate        = "rotate"
 )
 
+// Service accounts of the compiled Workflows, which the controller provides
+// in every namespace it runs them in (controller/namespace). No step's
+// container gets a token but the exec hook's: the others never call the
+// Kubernetes API.
+const (
+	// ExecutorServiceAccount is Argo's executor's account (its wait
+	// container reports the outputs as WorkflowTaskResults), and the
+	// account of the step pods of a resource that names none. The step
+	// containers run without its token.
+	ExecutorServiceAccount = "backflow-workflow"
+	// HookServiceAccount is the exec hook's account, the one step whose
+	// container calls the API (pods get and list, pods/exec create): no
+	// other step runs as it, and spec.serviceAccountName cannot name it.
+	HookServiceAccount = "backflow-hook"
+)
+
 // Metadata of the compiled objects, for the Argo UI and for finding what
 // backflow installed.
 const (

@@ -22,8 +22,10 @@ type Options struct {
 	// source.Planner.ClientImages). MongoDB needs none: backflow dumps and
 	// restores it itself.
 	ClientImages map[string]string
-	// ServiceAccountName the steps run as unless the resource names one.
-	ServiceAccountName string
+	// ExecHooks says whether exec hooks may run (the chart's hooks.exec):
+	// without, the controller provides no HookServiceAccount and a spec
+	// with an exec hook does not compile.
+	ExecHooks bool
 	// SuccessTTLSeconds and FailureTTLSeconds keep finished Workflows for
 	// the Argo UI before Argo deletes them.
 	SuccessTTLSeconds int32
@@ -36,11 +38,11 @@ type Options struct {
 // DefaultOptions are the options of a controller started without flags.
 func DefaultOptions() Options {
 	return Options{
-		Image:              "ghcr.io/backflow-dev/backflow:latest",
-		ImagePullPolicy:    corev1.PullIfNotPresent,
-		ClientImages:       source.ClientImages(),
-		ServiceAccountName: "backflow-workflow",
-		SuccessTTLSeconds:  24 * 3600,
-		FailureTTLSeconds:  7 * 24 * 3600,
+		Image:             "ghcr.io/backflow-dev/backflow:latest",
+		ImagePullPolicy:   corev1.PullIfNotPresent,
+		ClientImages:      source.ClientImages(),
+		ExecHooks:         true,
+		SuccessTTLSeconds: 24 * 3600,
+		FailureTTLSeconds: 7 * 24 * 3600,
 	}
 }

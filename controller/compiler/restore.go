@@ -39,6 +39,9 @@ func Restore(in RestoreInput, opts Options) (*wfv1.Workflow, error) {
 	if err := pathtemplate.Confine(in.Storage.Storage.NamespacePrefix(r.Namespace), in.Key); err != nil {
 		return nil, keyError(cmp.Or(in.KeyField, "the key"), err)
 	}
+	if err := checkExecHooks(r.Spec.Hooks, opts); err != nil {
+		return nil, err
+	}
 	target, err := json.Marshal(r.Spec.Target)
 	if err != nil {
 		return nil, err

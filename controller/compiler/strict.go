@@ -217,7 +217,7 @@ func (t runTable) referencing(inline *wfv1.WorkflowSpec, opts Options) (*wfv1.Wo
 				return nil, err
 			}
 		}
-		patch, err := withPodFields(patch, inline)
+		patch, err := withPodFields(patch, inline, task.TemplateRef.Template == EntryExecHook)
 		if err != nil {
 			return nil, err
 		}
@@ -247,15 +247,19 @@ func (t runTable) referencing(inline *wfv1.WorkflowSpec, opts Options) (*wfv1.Wo
 }
 
 // withPodFields adds the pod-wide fields of an inline Workflow spec to a
-// step's pod spec patch.
-func withPodFields(patch string, ws *wfv1.WorkflowSpec) (string, error) {
+// step's pod spec patch. The exec hook keeps its template's account
+// (HookServiceAccount, with its token): a patch applies after it and would
+// give the hook the resource's account instead.
+func withPodFields(patch string, ws *wfv1.WorkflowSpec, execHook bool) (string, error) {
 	fields := map[string]any{}
 	if patch != "" {
 		if err := json.Unmarshal([]byte(patch), &fields); err != nil {
 			return "", fmt.Errorf("reading a pod spec patch: %w", err)
 		}
 	}
-	fields["serviceAccountName"] = ws.ServiceAccountName
+	if !execHook {
+		fields["serviceAccountName"] = ws.ServiceAccountName
+	}
 	if len(ws.NodeSelector) > 0 {
 		fields["nodeSelector"] = ws.NodeSelector
 	}

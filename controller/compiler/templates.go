@@ -149,7 +149,22 @@ func stepTemplate(opts Options, name string, params []wfv1.Parameter, env []core
 		// schedule whose concurrencyPolicy is Forbid, every run after it.
 		ActiveDeadlineSeconds: ptr(intstr.FromString(in(ParamDeadline))),
 		RetryStrategy:         retryStrategy(),
+		// The step's container never calls the Kubernetes API: it gets no
+		// token (a cloud identity's own projected token, which its webhook
+		// mounts, is not this one).
+		AutomountServiceAccountToken: ptr(false),
+		Executor:                     executor(),
 	}
+}
+
+// executor is Argo's executor's account, set on every template (and every
+// compiled Workflow) beside automountServiceAccountToken: Argo mounts its
+// token into the wait container alone, which reports the step's outputs as
+// WorkflowTaskResults, and refuses a template without a token and without an
+// executor account. On each template, so that a Workflow of a platform team
+// calling the stage templates gets the same.
+func executor() *wfv1.ExecutorConfig {
+	return &wfv1.ExecutorConfig{ServiceAccountName: ExecutorServiceAccount}
 }
 
 func outputs(names ...string) wfv1.Outputs {
@@ -223,6 +238,12 @@ func execHookTemplate(opts Options) wfv1.Template {
 		cliFlag("namespace", ParamNamespace), cliFlag("pod", ParamHookPod), cliFlag("selector", ParamHookSelector),
 		cliFlag("container", ParamHookContainer), cliFlag("command-json", ParamHookCommand), cliFlag("timeout-seconds", ParamTimeout),
 		cliFlag("on-error", ParamHookOnError))
+	// The one step that calls the API (it finds the pod and execs into it)
+	// runs as an account of its own, with its token; the template's account
+	// comes before the Workflow's, so a resource's serviceAccountName does
+	// not reach it.
+	t.ServiceAccountName = HookServiceAccount
+	t.AutomountServiceAccountToken = ptr(true)
 	return t
 }
 
@@ -240,7 +261,9 @@ func containerHookTemplate() wfv1.Template {
 		ActiveDeadlineSeconds: ptr(intstr.FromString(in(ParamTimeout))),
 		// The user's container follows the steps' contract: exit
 		// ExitCodeRetry to be tried again.
-		RetryStrategy: retryStrategy(),
+		RetryStrategy:                retryStrategy(),
+		AutomountServiceAccountToken: ptr(false),
+		Executor:                     executor(),
 	}
 }
 

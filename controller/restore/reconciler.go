@@ -25,6 +25,7 @@ import (
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
 	"github.com/backflow-dev/backflow/controller/compiler"
 	"github.com/backflow-dev/backflow/controller/metrics"
+	"github.com/backflow-dev/backflow/controller/namespace"
 	"github.com/backflow-dev/backflow/controller/runstatus"
 	"github.com/backflow-dev/backflow/controller/status"
 	"github.com/backflow-dev/backflow/controller/storageref"
@@ -43,6 +44,9 @@ type Reconciler struct {
 	StorageTimeout time.Duration
 	// Now is the clock of the run Secrets' renewals; time.Now when nil.
 	Now func() time.Time
+	// Accounts provides the Workflow's service accounts in the Restore's
+	// namespace before its Workflow is created.
+	Accounts *namespace.Accounts
 }
 
 // issuer writes the run Secrets of the Restores' Workflows.
@@ -234,6 +238,12 @@ func (r *Reconciler) resolve(ctx context.Context, rs *v1.Restore) (*source, erro
 
 // start resolves the Restore and creates its Workflow.
 func (r *Reconciler) start(ctx context.Context, rs *v1.Restore) (ctrl.Result, error) {
+	if err := r.Accounts.Provide(ctx, rs.Namespace); err != nil {
+		if reason, ok := namespace.Reason(err); ok {
+			return ctrl.Result{}, r.setFailed(ctx, rs, reason, err.Error())
+		}
+		return ctrl.Result{}, err
+	}
 	src, err := r.resolve(ctx, rs)
 	if errors.Is(err, errWaiting) {
 		_, err := status.Patch(ctx, r.Client, rs, func() { rs.Status.SetAsPending(rs.Generation, v1.ReasonPending, err.Error()) })

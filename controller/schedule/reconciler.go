@@ -28,6 +28,7 @@ import (
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
 	"github.com/backflow-dev/backflow/controller/compiler"
 	"github.com/backflow-dev/backflow/controller/metrics"
+	"github.com/backflow-dev/backflow/controller/namespace"
 	"github.com/backflow-dev/backflow/controller/status"
 	"github.com/backflow-dev/backflow/controller/storageref"
 )
@@ -40,6 +41,9 @@ type Reconciler struct {
 	APIReader client.Reader
 	Recorder  record.EventRecorder
 	Compiler  compiler.Options
+	// Accounts provides the service accounts of the CronWorkflow's runs in
+	// the schedule's namespace.
+	Accounts *namespace.Accounts
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -62,12 +66,21 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if !s.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil // the CronWorkflow and the Backups go with it (owner references)
 	}
-	cron, err := r.reconcileCronWorkflow(ctx, &s)
+	// A namespace the controller may not run Workflows in (any more) keeps
+	// its CronWorkflow, suspended, and the schedule is not Ready.
+	refused := r.Accounts.Provide(ctx, s.Namespace)
+	if _, ok := namespace.Reason(refused); refused != nil && !ok {
+		return ctrl.Result{}, refused
+	}
+	cron, err := r.reconcileCronWorkflow(ctx, &s, refused != nil)
+	if err == nil {
+		err = refused
+	}
 	ready, err := readyCondition(&s, cron, err)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if cron != nil {
+	if cron != nil && refused == nil {
 		if err := r.trigger(ctx, &s, cron); err != nil {
 			return ctrl.Result{}, err
 		}
@@ -106,6 +119,8 @@ func readyCondition(s *v1.BackupSchedule, cron *wfv1.CronWorkflow, err error) (m
 	var reason v1.ConditionReason
 	if storageReason, ok := storageref.Reason(err); ok {
 		reason, ready.Message = storageReason, err.Error()
+	} else if accountsReason, ok := namespace.Reason(err); ok {
+		reason, ready.Message = accountsReason, err.Error()
 	} else {
 		switch {
 		case errors.Is(err, errInvalidSpec):
@@ -124,8 +139,9 @@ func readyCondition(s *v1.BackupSchedule, cron *wfv1.CronWorkflow, err error) (m
 
 var errInvalidSpec = errors.New("invalid spec")
 
-// reconcileCronWorkflow creates or updates the CronWorkflow.
-func (r *Reconciler) reconcileCronWorkflow(ctx context.Context, s *v1.BackupSchedule) (*wfv1.CronWorkflow, error) {
+// reconcileCronWorkflow creates or updates the CronWorkflow, suspended
+// whatever the spec says when suspend is set.
+func (r *Reconciler) reconcileCronWorkflow(ctx context.Context, s *v1.BackupSchedule, suspend bool) (*wfv1.CronWorkflow, error) {
 	if _, err := parseSchedule(s.Spec.Schedule, s.Spec.Timezone); err != nil {
 		return nil, fmt.Errorf("%w: spec.schedule: %v", errInvalidSpec, err)
 	}
@@ -140,6 +156,7 @@ func (r *Reconciler) reconcileCronWorkflow(ctx context.Context, s *v1.BackupSche
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errInvalidSpec, err)
 	}
+	want.Spec.Suspend = want.Spec.Suspend || suspend
 	cron := &wfv1.CronWorkflow{ObjectMeta: metav1.ObjectMeta{Namespace: want.Namespace, Name: want.Name}}
 	op, err := controllerutil.CreateOrUpdate(ctx, r.Client, cron, func() error {
 		if !metav1.IsControlledBy(cron, s) && !cron.CreationTimestamp.IsZero() {
@@ -243,6 +260,8 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&wfv1.Workflow{}, bySchedule).
 		Watches(&v1.Backup{}, bySchedule).
 		Watches(&v1.BackupStorage{}, handler.EnqueueRequestsFromMapFunc(r.schedulesUsing)).
+		// A namespace's labels may decide whether its schedules may run.
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.schedulesIn)).
 		Complete(r)
 }
 
@@ -254,6 +273,20 @@ const StorageIndex = "backflow.dev/schedule-storage"
 func storageOf(o client.Object) []string {
 	s := o.(*v1.BackupSchedule)
 	return []string{storageref.IndexValue(s.Spec.Template.Spec.Storage.StorageReference, s.Namespace)}
+}
+
+// schedulesIn are the schedules of a namespace that changed.
+func (r *Reconciler) schedulesIn(ctx context.Context, o client.Object) []reconcile.Request {
+	var list v1.BackupScheduleList
+	if err := r.List(ctx, &list, client.InNamespace(o.GetName())); err != nil {
+		log.FromContext(ctx).Error(err, "listing the BackupSchedules of a namespace", "namespace", o.GetName())
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for _, s := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&s)})
+	}
+	return reqs
 }
 
 // schedulesUsing are the schedules whose template references a storage that

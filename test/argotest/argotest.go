@@ -31,6 +31,7 @@ import (
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
 	"github.com/backflow-dev/backflow/controller"
 	"github.com/backflow-dev/backflow/controller/compiler"
+	"github.com/backflow-dev/backflow/controller/namespace"
 	"github.com/backflow-dev/backflow/stages"
 	"github.com/backflow-dev/backflow/test/envtest"
 	"github.com/backflow-dev/backflow/test/servers"
@@ -39,6 +40,9 @@ import (
 
 // NodeName is the fake node every step pod is placed on.
 const NodeName = "kwok-node"
+
+// labelWorkflow names the Workflow of a pod Argo created.
+const labelWorkflow = "workflows.argoproj.io/workflow"
 
 // Annotations the pod driver sets for KWOK's stages.
 const (
@@ -383,8 +387,16 @@ func (s *Stack) InstallWorkflowTemplates() error {
 // NewNamespace makes in each namespace.
 const StorageName = "minio"
 
-// NewNamespace makes a namespace with the workflow service account and a
-// BackupStorage StorageName on the given MinIO.
+// Workflows is the controller's namespace configuration in the tests: all
+// namespaces admitted, and the chart's ClusterRoles under the names of the
+// accounts (binding one that does not exist is allowed; the steps' API calls
+// are Argo's executor's, which the tests stand in for).
+func Workflows() namespace.Config {
+	return namespace.Config{Policy: namespace.AdmitAll(), WorkflowClusterRole: compiler.ExecutorServiceAccount, HookClusterRole: compiler.HookServiceAccount}
+}
+
+// NewNamespace makes a namespace with a BackupStorage StorageName on the
+// given MinIO; the controller provides the workflow's service accounts.
 func (s *Stack) NewNamespace(t testing.TB, minio *servers.MinIO) string {
 	t.Helper()
 	ctx := context.Background()
@@ -393,7 +405,6 @@ func (s *Stack) NewNamespace(t testing.TB, minio *servers.MinIO) string {
 		t.Fatal(err)
 	}
 	for _, obj := range []client.Object{
-		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "backflow-workflow"}},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: StorageName}, StringData: map[string]string{
 			"AWS_ACCESS_KEY_ID": minio.AccessKey, "AWS_SECRET_ACCESS_KEY": minio.SecretKey,
 		}},
@@ -528,6 +539,57 @@ func SecretReferences(pod *corev1.Pod) []string {
 	return refs
 }
 
-// labelWorkflow is the label Argo puts on the pods and task results of a
-// Workflow, with its name.
-const labelWorkflow = "workflows.argoproj.io/workflow"
+// ServiceAccountTokenDir is where a container finds a service-account
+// token, mounted by Kubernetes (automountServiceAccountToken) or by Argo
+// (the executor's token, into its own containers).
+const ServiceAccountTokenDir = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+// MountsToken says whether a container of a pod has a service-account token
+// mounted.
+func MountsToken(pod *corev1.Pod, container string) bool {
+	for _, c := range slices.Concat(pod.Spec.InitContainers, pod.Spec.Containers) {
+		if c.Name != container {
+			continue
+		}
+		for _, m := range c.VolumeMounts {
+			if m.MountPath == ServiceAccountTokenDir {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// InspectSteps holds each of the steps of a Workflow in turn, in the order
+// given, until its pod runs, hands the pod to inspect, and lets it succeed
+// with the step's StepOutputs: Argo deletes a succeeded pod, so a step's pod
+// is read while it is held.
+func (s *Stack) InspectSteps(t testing.TB, namespace, workflow string, steps []string, inspect func(step string, pod *corev1.Pod)) {
+	t.Helper()
+	for _, step := range steps {
+		s.Driver.Set(workflow, step, Outcome{Hold: true})
+	}
+	for _, step := range steps {
+		var pod *corev1.Pod
+		WaitFor(t, "a running pod of step "+step+" of "+workflow, 60*time.Second, func() (bool, string) {
+			var pods corev1.PodList
+			if err := s.Client.List(context.Background(), &pods, client.InNamespace(namespace),
+				client.MatchingLabels{labelWorkflow: workflow}); err != nil {
+				return false, err.Error()
+			}
+			var seen []string
+			for i := range pods.Items {
+				p := &pods.Items[i]
+				_, st := stepOf(p)
+				seen = append(seen, st+":"+string(p.Status.Phase))
+				if st == step && p.Status.Phase == corev1.PodRunning {
+					pod = p
+					return true, ""
+				}
+			}
+			return false, fmt.Sprint(seen)
+		})
+		inspect(step, pod)
+		s.Driver.Set(workflow, step, Outcome{Outputs: StepOutputs(namespace, workflow, step)})
+	}
+}

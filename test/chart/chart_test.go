@@ -67,6 +67,8 @@ var everything = []string{
 	"--set", "controller.replicas=2", "--set", "metrics.serviceMonitor.enabled=true",
 	"--set", "metrics.prometheusRule.enabled=true", "--set", "argocd.healthChecks.enabled=true",
 	"--set", "workflow.templateReferencing=Strict", "--set", "controller.maxConcurrentReconciles=8",
+	"--set", "workflow.namespaceSelector.matchLabels.team=shop",
+	"--set", "workflow.namespaceSelector.matchExpressions[0].key=frozen", "--set", "workflow.namespaceSelector.matchExpressions[0].operator=DoesNotExist",
 }
 
 func TestLint(t *testing.T) {
@@ -92,6 +94,10 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		{"workflow.templateReferencing=Loose", "/workflow/templateReferencing"},
 		{"controller.maxConcurrentReconciles=0", "/controller/maxConcurrentReconciles"},
 		{"controller.deleteTimeout=forever", "/controller/deleteTimeout"},
+		{"workflow.namespaces={*,apps}", "/workflow/namespaces"},
+		{"workflow.namespaces=null", "namespaces"},
+		{"workflow.namespaceSelector.matchExpressions[0].operator=Maybe", "/workflow/namespaceSelector/matchExpressions/0"},
+		{"workflow.namespaceSelector.matchNames={apps}", "matchNames"},
 	} {
 		out, err := run(t, tool(t, "helm"), "template", "backflow", chartDir, "--set", c.set)
 		if err == nil || !strings.Contains(out, c.want) {

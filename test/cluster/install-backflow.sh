@@ -2,9 +2,11 @@
 # Installs backflow into the local stack the way a user does: `helm upgrade
 # --install` of charts/backflow, with the image built by `make image` (already
 # imported into the node's containerd by cluster.sh up) and the stack's
-# database client image.
+# database client image. Workflows may run in every namespace: the
+# controller provides their service accounts where a backflow resource
+# appears, so a namespace needs nothing from the install.
 #
-#   test/cluster/install-backflow.sh NAMESPACE...   namespaces the workflow steps run in
+#   test/cluster/install-backflow.sh NAMESPACE...   namespaces to create for the suites
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -14,9 +16,7 @@ image=$("$here/images.sh" ref backflow)
 clients=$("$here/images.sh" ref clients)
 
 kubectl=$("$repo/test/tools/build.sh" kubectl)
-namespaces=""
 for ns in "$@"; do
-	namespaces+="${namespaces:+,}$ns"
 	"$kubectl" create namespace "$ns" --dry-run=client -o yaml | "$kubectl" apply -f - >/dev/null
 done
 
@@ -25,7 +25,7 @@ upgrade=""
 "$helm" upgrade --install backflow "$repo/charts/backflow" --namespace backflow-system --create-namespace \
 	--set "image.repository=${image%:*}" --set "image.tag=${image##*:}" --set image.pullPolicy=IfNotPresent \
 	--set "clientImages.postgresql=$clients" --set "clientImages.mysql=$clients" --set "clientImages.mariadb=$clients" \
-	--set "workflow.namespaces={$namespaces}" --set controller.logging.level=debug \
+	--set "workflow.namespaces={*}" --set controller.logging.level=debug \
 	--wait --timeout 3m 2> >(grep -v 'found symbolic link in path' >&2) >/dev/null
 # On an upgrade, a new image under the same tag (a rebuilt working tree)
 # needs a restart; a fresh install already runs it.

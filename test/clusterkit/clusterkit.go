@@ -103,8 +103,8 @@ func (s *Stack) Apply(t testing.TB, namespace, manifest string) {
 	s.Kubectl(t, manifest, "apply", "-n", namespace, "-f", "-")
 }
 
-// Namespace makes sure a namespace exists (the chart gives it the workflow
-// ServiceAccount: `make e2e` and `make chaos` install it so) and that a
+// Namespace makes sure a namespace exists (the controller provides the
+// workflow's ServiceAccounts there once a backflow resource appears) and that a
 // bucket exists, and clears what an earlier run left: objects under the
 // namespace's prefix, Restores, BackupSchedules and Backups.
 func (s *Stack) Namespace(t testing.TB, name, bucket string) {

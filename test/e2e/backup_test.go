@@ -25,8 +25,8 @@ import (
 	"github.com/backflow-dev/backflow/test/servers"
 )
 
-// Namespaces the suite runs in; `make e2e` gives each the workflow
-// ServiceAccount through the chart.
+// Namespaces the suite runs in; `make e2e` creates them, and the controller
+// provides the workflow's ServiceAccounts in each.
 const (
 	nsPostgreSQL = "e2e-postgresql"
 	nsFailure    = "e2e-failure"

@@ -312,7 +312,7 @@ func TestHooksKeepTheirPromiseInEveryCombination(t *testing.T) {
 		opts := compiler.DefaultOptions()
 		opts.Image = "backflow.test/backflow:dev"
 		opts.TemplateReferencing = mode
-		stop, err := stack.StartManager(controller.Options{Compiler: opts, Namespaces: watched, MetricsAddr: "0", ProbeAddr: "0",
+		stop, err := stack.StartManager(controller.Options{Compiler: opts, Workflows: argotest.Workflows(), Namespaces: watched, MetricsAddr: "0", ProbeAddr: "0",
 			StorageCheckInterval: time.Minute, AllowRestart: true})
 		if err != nil {
 			t.Fatal(err)

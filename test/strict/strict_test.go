@@ -65,7 +65,7 @@ func run(m *testing.M) int {
 	opts := compiler.DefaultOptions()
 	opts.Image = "backflow.test/backflow:dev"
 	opts.TemplateReferencing = compiler.TemplateReferencingStrict
-	stop, err := stack.StartManager(controller.Options{Compiler: opts, MetricsAddr: "0", ProbeAddr: "0", StorageCheckInterval: time.Minute})
+	stop, err := stack.StartManager(controller.Options{Compiler: opts, Workflows: argotest.Workflows(), MetricsAddr: "0", ProbeAddr: "0", StorageCheckInterval: time.Minute})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

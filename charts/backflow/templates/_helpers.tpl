@@ -24,18 +24,32 @@ app.kubernetes.io/component: controller
 {{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) -}}
 {{- end -}}
 
-{{- /* The workflow steps' permissions: Argo's executor reports outputs as
-WorkflowTaskResults; exec hooks find pods and exec into them. */ -}}
-{{- define "backflow.workflowRules" -}}
-- apiGroups: [argoproj.io]
-  resources: [workflowtaskresults]
-  verbs: [create, patch]
+{{- /* The ClusterRoles the controller binds in the namespaces it runs
+Workflows in (workflow-rbac.yaml). */ -}}
+{{- define "backflow.workflowRoles" -}}
+- {{ include "backflow.fullname" . }}-workflow
 {{- if .Values.hooks.exec }}
-- apiGroups: [""]
-  resources: [pods]
-  verbs: [get, list]
-- apiGroups: [""]
-  resources: [pods/exec]
-  verbs: [create]
+- {{ include "backflow.fullname" . }}-hook
 {{- end }}
+{{- end -}}
+
+{{- /* workflow.namespaceSelector (a LabelSelector) as the controller's
+--workflow-namespace-selector takes it: Kubernetes' label selector syntax. */ -}}
+{{- define "backflow.namespaceSelector" -}}
+{{- $terms := list -}}
+{{- range $key, $value := .Values.workflow.namespaceSelector.matchLabels -}}
+{{- $terms = append $terms (printf "%s=%s" $key $value) -}}
+{{- end -}}
+{{- range .Values.workflow.namespaceSelector.matchExpressions -}}
+{{- if eq .operator "In" -}}
+{{- $terms = append $terms (printf "%s in (%s)" .key (join "," .values)) -}}
+{{- else if eq .operator "NotIn" -}}
+{{- $terms = append $terms (printf "%s notin (%s)" .key (join "," .values)) -}}
+{{- else if eq .operator "Exists" -}}
+{{- $terms = append $terms .key -}}
+{{- else -}}
+{{- $terms = append $terms (printf "!%s" .key) -}}
+{{- end -}}
+{{- end -}}
+{{- join "," $terms -}}
 {{- end -}}
