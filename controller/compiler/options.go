@@ -22,6 +22,11 @@ type Options struct {
 	// source.Planner.ClientImages). MongoDB needs none: backflow dumps and
 	// restores it itself.
 	ClientImages map[string]string
+	// AllowedImages are the user images a resource may name (a command's,
+	// a container hook's, a database source's or target's own image)
+	// besides Image and ClientImages. Empty, inline mode allows any image
+	// and Strict mode none: the run templates list them for Argo.
+	AllowedImages []string
 	// ServiceAccountName the steps run as unless the resource names one.
 	ServiceAccountName string
 	// SuccessTTLSeconds and FailureTTLSeconds keep finished Workflows for

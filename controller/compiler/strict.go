@@ -1,8 +1,8 @@
 package compiler
 
 import (
-	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -58,32 +58,54 @@ func withNamespace(fixed map[string]string) map[string]string {
 	return fixed
 }
 
-// hookRunTemplate runs a hook of the kind its kind parameter names, exec or
-// container; its inputs are those of both hook templates.
-func hookRunTemplate(opts Options) wfv1.Template {
-	exec, container := execHookTemplate(opts), containerHookTemplate()
-	inputs := []wfv1.Parameter{param(paramHookKind)}
-	for _, p := range slices.Concat(exec.Inputs.Parameters, container.Inputs.Parameters) {
-		if !slices.ContainsFunc(inputs, func(q wfv1.Parameter) bool { return q.Name == p.Name }) {
-			inputs = append(inputs, p)
-		}
-	}
+// hookRunTemplate is the run template's own template for one hook step:
+// it runs the exec or the container hook template, as the hook's Workflow
+// parameter says. It takes no inputs: a Workflow may name any template of
+// the run template as its entrypoint (Argo allows spec.entrypoint beside a
+// workflowTemplateRef) and would fill such inputs from its own arguments.
+func hookRunTemplate(hook string, opts Options, declare func(string, *wfv1.AnyString, []string)) wfv1.Template {
 	step := func(t wfv1.Template, kind string) wfv1.WorkflowStep {
-		s := wfv1.WorkflowStep{
+		return wfv1.WorkflowStep{
 			Name:        kind,
 			TemplateRef: &wfv1.TemplateRef{Name: TemplateHook, Template: t.Name, ClusterScope: true},
-			When:        fmt.Sprintf("'%s' == '%s'", in(paramHookKind), kind),
+			When:        fmt.Sprintf("'%s' == '%s'", workflowParam(hook), kind),
+			Arguments:   wfv1.Arguments{Parameters: runArguments(hook, t, withNamespace(nil), opts, declare)},
 		}
-		for _, p := range t.Inputs.Parameters {
-			s.Arguments.Parameters = append(s.Arguments.Parameters, value(p.Name, in(p.Name)))
-		}
-		return s
 	}
 	return wfv1.Template{
-		Name:   entryHook,
-		Inputs: wfv1.Inputs{Parameters: inputs},
-		Steps:  []wfv1.ParallelSteps{{Steps: []wfv1.WorkflowStep{step(exec, hookKindExec), step(container, hookKindContainer)}}},
+		Name:  hook,
+		Steps: []wfv1.ParallelSteps{{Steps: []wfv1.WorkflowStep{step(execHookTemplate(opts), hookKindExec), step(containerHookTemplate(), hookKindContainer)}}},
 	}
+}
+
+// runArguments are the arguments a run template passes a stage template
+// for one step: the fixed ones, the backflow image, the checked image, the
+// pod spec patch it builds itself, and for every other input the step's
+// Workflow parameter, which declare declares.
+func runArguments(step string, t wfv1.Template, fixed map[string]string, opts Options, declare func(string, *wfv1.AnyString, []string)) []wfv1.Parameter {
+	var args []wfv1.Parameter
+	for _, p := range t.Inputs.Parameters {
+		v, ok := fixed[p.Name]
+		switch {
+		case ok:
+		case p.Name == ParamBackflowImage:
+			v = opts.Image
+		case p.Name == ParamImage:
+			v = imageExpr(step, opts)
+			declare(stepParam(step, ParamImage), wfv1.AnyStringPtr(opts.Image), opts.RunImages())
+		case p.Name == ParamPodSpecPatch:
+			fields := stagePodFields[t.Name]
+			v = podSpecPatchExpr(step, fields)
+			for _, name := range fields.params() {
+				declare(stepParam(step, name), nil, nil)
+			}
+		default:
+			v = workflowParam(stepParam(step, p.Name))
+			declare(stepParam(step, p.Name), p.Default, nil)
+		}
+		args = append(args, value(p.Name, v))
+	}
+	return args
 }
 
 const (
@@ -96,58 +118,61 @@ const (
 // parameters, which default to the stage templates' defaults.
 func (t runTable) clusterTemplate(opts Options) *wfv1.ClusterWorkflowTemplate {
 	var params []wfv1.Parameter
-	declare := func(name string, def *wfv1.AnyString) {
+	declare := func(name string, def *wfv1.AnyString, enum []string) {
+		if slices.ContainsFunc(params, func(p wfv1.Parameter) bool { return p.Name == name }) {
+			return
+		}
 		p := wfv1.Parameter{Name: name, Value: wfv1.AnyStringPtr("")}
 		if def != nil {
 			p.Value = def
 		}
+		for _, e := range enum {
+			p.Enum = append(p.Enum, wfv1.AnyString(e))
+		}
 		params = append(params, p)
 	}
 	dag := &wfv1.DAGTemplate{}
+	templates := []wfv1.Template{{Name: t.entrypoint, DAG: dag}}
 	for _, s := range t.steps {
 		task := wfv1.DAGTask{Name: s.name, Depends: t.strictDepends(s), When: t.strictWhen(s)}
-		var inputs []wfv1.Parameter
 		switch {
 		case s.isHook():
-			task.Template = entryHook
-			inputs = hookRunTemplate(opts).Inputs.Parameters
-			declare(s.name, nil)
-		case s.skippable():
-			declare(s.name, wfv1.AnyStringPtr("false"))
-			fallthrough
+			declare(s.name, nil, []string{"", hookKindExec, hookKindContainer})
+			task.Template = s.name
+			templates = append(templates, hookRunTemplate(s.name, opts, declare))
 		default:
+			if s.skippable() {
+				declare(s.name, wfv1.AnyStringPtr("false"), []string{"false", paramEnabled})
+			}
 			ref := s.stage.ref
 			task.TemplateRef = &ref
-			inputs = s.stage.template(opts).Inputs.Parameters
-		}
-		for _, p := range inputs {
-			v, ok := s.fixed[p.Name]
-			if !ok {
-				v = workflowParam(stepParam(s.name, p.Name))
-				declare(stepParam(s.name, p.Name), p.Default)
-			}
-			task.Arguments.Parameters = append(task.Arguments.Parameters, value(p.Name, v))
+			task.Arguments.Parameters = runArguments(s.name, s.stage.template(opts), s.fixed, opts, declare)
 		}
 		dag.Tasks = append(dag.Tasks, task)
+	}
+	for _, name := range podWideParams {
+		declare(name, nil, nil)
 	}
 	// The end a compiled Workflow's DAG may have (plan.inline); it runs
 	// only when the targets name it.
 	dag.Tasks = append(dag.Tasks, wfv1.DAGTask{Name: stepEnd, Template: stepEnd, Depends: finished(t.steps[len(t.steps)-1].name)})
-	declare(ParamTargets, wfv1.AnyStringPtr(strings.Join(t.names(), " ")))
+	declare(ParamTargets, wfv1.AnyStringPtr(strings.Join(t.names(), " ")), nil)
 	dag.Target = workflowParam(ParamTargets)
 	ws := workflowSpec("", nil, nil, opts)
 	ws.Entrypoint = t.entrypoint
 	ws.Arguments = wfv1.Arguments{Parameters: params}
-	ws.Templates = []wfv1.Template{{Name: t.entrypoint, DAG: dag}, hookRunTemplate(opts), endTemplate()}
+	ws.Templates = append(templates, endTemplate())
 	return clusterWorkflowTemplate(t.runTemplate, t.description, *ws)
 }
 
 // referencing turns an inline Workflow spec into the Strict one: the run
 // template by reference, and as arguments what the inline DAG passes its
-// tasks, which steps it has and its targets. What the inline spec sets for
-// every pod (service account, placement, security context) moves into each
-// step's pod spec patch, since Argo refuses it beside a reference.
-func (t runTable) referencing(inline *wfv1.WorkflowSpec, opts Options) (*wfv1.WorkflowSpec, error) {
+// tasks, which steps it has and its targets. Each step's pod patch
+// (patches, by step) goes field by field into the run template's
+// parameters, and what the inline spec sets for every pod (service
+// account, placement, security context) into the run's, since Argo refuses
+// it beside a reference.
+func (t runTable) referencing(inline *wfv1.WorkflowSpec, patches map[string]*podPatch, opts Options) (*wfv1.WorkflowSpec, error) {
 	if inline.PodMetadata != nil {
 		return nil, fmt.Errorf("spec.pod.labels and spec.pod.annotations cannot be applied: the controller runs with template referencing %s, and Argo refuses pod metadata on a Workflow that references its template", TemplateReferencingStrict)
 	}
@@ -178,7 +203,6 @@ func (t runTable) referencing(inline *wfv1.WorkflowSpec, opts Options) (*wfv1.Wo
 		if !ok {
 			return nil, fmt.Errorf("run template %s has no step %s", t.runTemplate, task.Name)
 		}
-		fixed := s.fixed
 		switch {
 		case task.TemplateRef.Template == EntryExecHook:
 			if err := set(task.Name, hookKindExec); err != nil {
@@ -193,25 +217,24 @@ func (t runTable) referencing(inline *wfv1.WorkflowSpec, opts Options) (*wfv1.Wo
 				return nil, err
 			}
 		}
-		patch := ""
 		for _, p := range task.Arguments.Parameters {
-			if _, ok := fixed[p.Name]; ok {
-				continue
-			}
-			if p.Name == ParamPodSpecPatch {
-				patch = p.Value.String()
+			if _, ok := s.fixed[p.Name]; ok || p.Name == ParamBackflowImage || p.Name == ParamPodSpecPatch {
 				continue
 			}
 			if err := set(stepParam(task.Name, p.Name), p.Value.String()); err != nil {
 				return nil, err
 			}
 		}
-		patch, err := withPodFields(patch, inline)
-		if err != nil {
-			return nil, err
-		}
-		if err := set(stepParam(task.Name, ParamPodSpecPatch), patch); err != nil {
-			return nil, err
+		if patch := patches[task.Name]; patch != nil {
+			fields, err := patch.strictArguments()
+			if err != nil {
+				return nil, err
+			}
+			for _, name := range slices.Sorted(maps.Keys(fields)) {
+				if err := set(stepParam(task.Name, name), fields[name]); err != nil {
+					return nil, err
+				}
+			}
 		}
 		if s.isHook() {
 			onError := "Fail"
@@ -219,6 +242,17 @@ func (t runTable) referencing(inline *wfv1.WorkflowSpec, opts Options) (*wfv1.Wo
 				onError = "Continue"
 			}
 			if err := set(stepParam(task.Name, ParamHookOnError), onError); err != nil {
+				return nil, err
+			}
+		}
+	}
+	podWide, err := podWideArguments(inline)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range podWideParams {
+		if v := podWide[name]; v != "" {
+			if err := set(name, v); err != nil {
 				return nil, err
 			}
 		}
@@ -233,30 +267,4 @@ func (t runTable) referencing(inline *wfv1.WorkflowSpec, opts Options) (*wfv1.Wo
 		PodGC:                 inline.PodGC,
 		TTLStrategy:           inline.TTLStrategy,
 	}, nil
-}
-
-// withPodFields adds the pod-wide fields of an inline Workflow spec to a
-// step's pod spec patch.
-func withPodFields(patch string, ws *wfv1.WorkflowSpec) (string, error) {
-	fields := map[string]any{}
-	if patch != "" {
-		if err := json.Unmarshal([]byte(patch), &fields); err != nil {
-			return "", fmt.Errorf("reading a pod spec patch: %w", err)
-		}
-	}
-	fields["serviceAccountName"] = ws.ServiceAccountName
-	if len(ws.NodeSelector) > 0 {
-		fields["nodeSelector"] = ws.NodeSelector
-	}
-	if len(ws.Tolerations) > 0 {
-		fields["tolerations"] = ws.Tolerations
-	}
-	if ws.SecurityContext != nil {
-		fields["securityContext"] = ws.SecurityContext
-	}
-	if ws.PodPriorityClassName != "" {
-		fields["priorityClassName"] = ws.PodPriorityClassName
-	}
-	data, err := json.Marshal(fields)
-	return string(data), err
 }

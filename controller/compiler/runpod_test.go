@@ -1,0 +1,355 @@
+package compiler
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
+	"github.com/argoproj/argo-workflows/v3/util/template"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/strategicpatch"
+
+	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
+)
+
+// runTemplateEnv is what Argo's expressions see of a Workflow that
+// references a run template: every parameter, the Workflow's own value
+// over the template's default.
+func runTemplateEnv(runTemplate, strict *wfv1.WorkflowSpec) map[string]any {
+	env := map[string]any{}
+	all := map[string]string{}
+	for _, p := range slices.Concat(runTemplate.Arguments.Parameters, strict.Arguments.Parameters) {
+		env["workflow.parameters."+p.Name] = p.Value.String()
+		all[p.Name] = p.Value.String()
+	}
+	data, _ := json.Marshal(all)
+	env["workflow.parameters"] = string(data)
+	return env
+}
+
+// evalArgument evaluates an argument of a run template as Argo does when it
+// resolves a task (strict about what it cannot evaluate).
+func evalArgument(env map[string]any, arg string) (string, error) {
+	doc, err := json.Marshal(map[string]string{"v": arg})
+	if err != nil {
+		return "", err
+	}
+	out, err := template.ReplaceStrictAny(string(doc), env, []string{"tasks", "steps"})
+	if err != nil {
+		return "", err
+	}
+	var v map[string]string
+	err = json.Unmarshal([]byte(out), &v)
+	return v["v"], err
+}
+
+// runStepArguments are the arguments the run template passes the stage
+// template of a step: its DAG task's, or for a hook the step of the hook
+// template of its kind.
+func runStepArguments(t *testing.T, runTemplate *wfv1.WorkflowSpec, step, kind string) []wfv1.Parameter {
+	t.Helper()
+	for _, tmpl := range runTemplate.Templates {
+		if tmpl.Name == step && tmpl.Steps != nil {
+			for _, s := range tmpl.Steps[0].Steps {
+				if s.Name == kind {
+					return s.Arguments.Parameters
+				}
+			}
+		}
+		if tmpl.DAG != nil {
+			for _, task := range tmpl.DAG.Tasks {
+				if task.Name == step && task.TemplateRef != nil {
+					return task.Arguments.Parameters
+				}
+			}
+		}
+	}
+	t.Fatalf("the run template has no step %s", step)
+	return nil
+}
+
+func argument(params []wfv1.Parameter, name string) string {
+	for _, p := range params {
+		if p.Name == name {
+			return p.Value.String()
+		}
+	}
+	return ""
+}
+
+// stepPod is the pod spec a patch and a Workflow's pod-wide fields make of
+// a stage template's pod, as Argo applies them (a strategic merge patch).
+func stepPod(t *testing.T, ws *wfv1.WorkflowSpec, patch string) corev1.PodSpec {
+	t.Helper()
+	base := corev1.PodSpec{
+		ServiceAccountName: ws.ServiceAccountName, NodeSelector: ws.NodeSelector, Tolerations: ws.Tolerations,
+		SecurityContext: ws.SecurityContext, PriorityClassName: ws.PodPriorityClassName,
+		Containers: []corev1.Container{{Name: mainContainer, Command: []string{BinaryPath}, Env: storageEnv(),
+			VolumeMounts: []corev1.VolumeMount{{Name: binaryVolume, MountPath: BinaryDir}}}},
+		Volumes: []corev1.Volume{{Name: binaryVolume}},
+	}
+	original, err := json.Marshal(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	patched, err := strategicpatch.StrategicMergePatch(original, []byte(patch), corev1.PodSpec{})
+	if err != nil {
+		t.Fatalf("patch %s: %v", patch, err)
+	}
+	var out corev1.PodSpec
+	if err := json.Unmarshal(patched, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// podCases are the examples with every pod field the API has set somewhere.
+func podCases(t *testing.T) (backups []*v1.Backup, restores []*v1.Restore, st StorageAccess) {
+	t.Helper()
+	ex := examples(t)
+	st = exampleStorage(t, ex)
+	pod := &v1.PodOverrides{
+		Resources:         &corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Gi")}},
+		NodeSelector:      map[string]string{"pool": "backup"},
+		Tolerations:       []corev1.Toleration{{Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "backup", Effect: corev1.TaintEffectNoSchedule}},
+		SecurityContext:   &corev1.PodSecurityContext{RunAsNonRoot: ptr(true), FSGroup: ptr(int64(2000))},
+		PriorityClassName: "backups",
+	}
+	hooks := &v1.Hooks{
+		Pre: &v1.Hook{Container: &v1.ContainerHook{Image: "busybox", Command: []string{"sh", "-c"}, Args: []string{"echo a && echo b"},
+			Env: []corev1.EnvVar{{Name: "TOKEN", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "app"}, Key: "token"}}}}}},
+		Post: &v1.Hook{Exec: &v1.ExecHook{PodName: "app", Command: []string{"resume"}}, OnError: v1.HookErrorContinue},
+	}
+	for _, objs := range ex {
+		for _, obj := range objs {
+			switch obj["kind"] {
+			case "Backup", "BackupSchedule":
+				var b v1.Backup
+				if obj["kind"] == "Backup" {
+					convert(t, obj, &b)
+				} else {
+					var s v1.BackupSchedule
+					convert(t, obj, &s)
+					b = v1.Backup{ObjectMeta: s.ObjectMeta, Spec: s.Spec.Template.Spec}
+				}
+				b.Namespace = "apps"
+				b.Spec.Retention = &v1.Retention{KeepLast: ptr(int32(2))}
+				backups = append(backups, b.DeepCopy())
+				b.Spec.Pod, b.Spec.Hooks, b.Spec.ServiceAccountName = pod, hooks, "backup-runner"
+				b.Spec.Encryption = &v1.Encryption{Age: &v1.AgeEncryption{
+					RecipientsSecretRef: &v1.SecretKeySelector{Name: "age", Key: "recipients"},
+					IdentitySecretRef:   &v1.SecretKeySelector{Name: "age", Key: "identity"},
+				}}
+				backups = append(backups, &b)
+			case "Restore":
+				var r v1.Restore
+				convert(t, obj, &r)
+				r.Namespace = "apps"
+				restores = append(restores, r.DeepCopy())
+				r.Spec.Pod, r.Spec.Hooks = pod, hooks
+				r.Spec.IdentitySecretRef = &v1.SecretKeySelector{Name: "age", Key: "identity"}
+				restores = append(restores, &r)
+			}
+		}
+	}
+	return backups, restores, st
+}
+
+// The run templates build, from a Strict Workflow's parameters, the very
+// pods the inline Workflow of the same resource asks for: the same image
+// and, applied to a stage template's pod, the same pod spec (the patch and
+// the pod-wide fields). The expressions are evaluated by Argo's own
+// template code; test/strict runs them in a real Argo.
+func TestRunTemplatesBuildTheInlinePods(t *testing.T) {
+	backups, restores, st := podCases(t)
+	cas := []StorageAccess{st}
+	withCA := st
+	withCA.CASecret = &v1.SecretKeySelector{Name: "minio-ca", Key: "ca.crt"}
+	withConfigMap := st
+	withConfigMap.CAConfigMap = &v1.ConfigMapKeySelector{Name: "minio-ca", Key: "bundle.pem"}
+	cas = append(cas, withCA, withConfigMap)
+	strictOpts := testOptions()
+	strictOpts.TemplateReferencing = TemplateReferencingStrict
+	compared := 0
+	compare := func(t *testing.T, table runTable, inline, strict *wfv1.WorkflowSpec) {
+		runTemplate := table.clusterTemplate(strictOpts).Spec
+		env := runTemplateEnv(&runTemplate, strict)
+		for _, task := range inline.Templates[0].DAG.Tasks {
+			if task.Name == stepEnd {
+				continue
+			}
+			kind := ""
+			switch task.TemplateRef.Template {
+			case EntryExecHook:
+				kind = hookKindExec
+			case EntryContainerHook:
+				kind = hookKindContainer
+			}
+			args := runStepArguments(t, &runTemplate, task.Name, kind)
+			image, err := evalArgument(env, argument(args, ParamImage))
+			if err != nil {
+				t.Fatalf("%s: image: %v", task.Name, err)
+			}
+			if want := argument(task.Arguments.Parameters, ParamImage); image != want {
+				t.Errorf("%s runs in %s, inline in %s", task.Name, image, want)
+			}
+			patch, err := evalArgument(env, argument(args, ParamPodSpecPatch))
+			if err != nil {
+				t.Fatalf("%s: pod spec patch: %v", task.Name, err)
+			}
+			inlinePatch := cmpOr(argument(task.Arguments.Parameters, ParamPodSpecPatch), defaultPodSpecPatch)
+			got, want := stepPod(t, &runTemplate, patch), stepPod(t, inline, inlinePatch)
+			g, _ := json.Marshal(got)
+			w, _ := json.Marshal(want)
+			if string(g) != string(w) {
+				t.Errorf("%s: the run template makes the pod\n%s\nthe inline Workflow\n%s", task.Name, g, w)
+			}
+			compared++
+		}
+	}
+	for _, access := range cas {
+		for _, b := range backups {
+			t.Run(fmt.Sprintf("backup %s ca=%t/%t pod=%t", b.Name, access.CASecret != nil, access.CAConfigMap != nil, b.Spec.Pod != nil), func(t *testing.T) {
+				inline, err := Backup(BackupInput{Backup: b, Storage: access}, testOptions())
+				if err != nil {
+					t.Fatal(err)
+				}
+				strict, err := Backup(BackupInput{Backup: b, Storage: access}, strictOpts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				compare(t, backupSteps, &inline.Spec, &strict.Spec)
+			})
+		}
+		for _, r := range restores {
+			t.Run(fmt.Sprintf("restore %s ca=%t/%t pod=%t", r.Name, access.CASecret != nil, access.CAConfigMap != nil, r.Spec.Pod != nil), func(t *testing.T) {
+				in := RestoreInput{Restore: r, Storage: access, Key: "apps/x/1.pgdump.zst", Identity: r.Spec.IdentitySecretRef}
+				inline, err := Restore(in, testOptions())
+				if err != nil {
+					t.Fatal(err)
+				}
+				strict, err := Restore(in, strictOpts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				compare(t, restoreSteps, &inline.Spec, &strict.Spec)
+			})
+		}
+	}
+	if compared < 100 {
+		t.Errorf("%d steps compared", compared)
+	}
+}
+
+func cmpOr(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a
+}
+
+// A Workflow author who calls a run template with hostile parameters gets
+// no more than the fields they fill: JSON written to break out of a string
+// stays in that string, JSON for one field fills that field alone, an
+// image outside the allow-list and a value that would put an Argo template
+// tag into the pod spec patch (which Argo evaluates again when it creates
+// the pod) fail the step.
+func TestRunTemplateRefusesHostileParameters(t *testing.T) {
+	opts := testOptions()
+	opts.TemplateReferencing = TemplateReferencingStrict
+	runTemplate := backupSteps.clusterTemplate(opts).Spec
+	args := runStepArguments(t, &runTemplate, StepDump, "")
+	breakout := `x"}}],"volumes":[{"name":"host","hostPath":{"path":"/"}}],"containers":[{"name":"main","securityContext":{"privileged":true}}]}`
+	tests := []struct {
+		name   string
+		params map[string]string
+		// fails is the error the step fails with; empty when the patch is
+		// built.
+		fails string
+		check func(t *testing.T, pod corev1.PodSpec)
+	}{
+		{name: "image outside the allow-list", params: map[string]string{"dump-image": "evil.example/miner:1"}, fails: "dump-image is not an image the chart allows"},
+		{name: "an allowed image", params: map[string]string{"dump-image": "busybox"}},
+		{name: "JSON in a Secret name", params: map[string]string{"dump-connection-secret": breakout, "dump-host-key": "host"}, check: func(t *testing.T, pod corev1.PodSpec) {
+			if len(pod.Volumes) != 1 || pod.Containers[0].SecurityContext != nil {
+				t.Errorf("the Secret name reshaped the pod: %+v", pod)
+			}
+			for _, e := range pod.Containers[0].Env {
+				if e.Name == "BACKFLOW_DB_HOST" && e.ValueFrom.SecretKeyRef.Name != breakout {
+					t.Errorf("the Secret name is %q", e.ValueFrom.SecretKeyRef.Name)
+				}
+			}
+		}},
+		{name: "JSON in a claim name and its read-only flag", params: map[string]string{"dump-claim-name": breakout, "dump-claim-read-only": `true,"hostPath":{"path":"/"}`}, check: func(t *testing.T, pod corev1.PodSpec) {
+			for _, v := range pod.Volumes {
+				if v.HostPath != nil {
+					t.Errorf("a hostPath volume: %+v", v)
+				}
+			}
+		}},
+		{name: "a volume in the env", params: map[string]string{"dump-env": `[{"name":"A","value":"b"}],"volumes":[{"name":"host","hostPath":{"path":"/"}}]`}, fails: "failed to evaluate expression"},
+		{name: "volumes in the resources", params: map[string]string{"dump-resources": `{"limits":{"cpu":"1"},"volumes":[{"name":"host","hostPath":{"path":"/"}}]}`}, check: func(t *testing.T, pod corev1.PodSpec) {
+			if len(pod.Volumes) != 1 || pod.Containers[0].Resources.Limits.Cpu().String() != "1" {
+				t.Errorf("resources reached past their field: %+v", pod)
+			}
+		}},
+		{name: "privileged in the pod security context", params: map[string]string{"security-context": `{"runAsUser":0,"privileged":true}`}, check: func(t *testing.T, pod corev1.PodSpec) {
+			if pod.Containers[0].SecurityContext != nil || pod.SecurityContext == nil || *pod.SecurityContext.RunAsUser != 0 {
+				t.Errorf("the security context: %+v %+v", pod.SecurityContext, pod.Containers[0].SecurityContext)
+			}
+		}},
+		{name: "an expression in a Secret name", params: map[string]string{"dump-recipients-secret": "{{=sprig.b64dec('InBsYWNlaG9sZGVyIg==')}}"}, fails: "dump: a parameter of the pod holds an Argo template tag"},
+		{name: "a tag written as JSON escapes", params: map[string]string{"node-selector": `{"a":"\u007b\u007bworkflow.name}}"}`}, fails: "dump: a parameter of the pod holds an Argo template tag"},
+		{name: "a parameter shadowed by a longer name", params: map[string]string{"dump-image.x": "evil.example/miner:1"}, fails: "dump-image is not an image the chart allows"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			strict := &wfv1.WorkflowSpec{}
+			for k, v := range tt.params {
+				strict.Arguments.Parameters = append(strict.Arguments.Parameters, value(k, v))
+			}
+			env := runTemplateEnv(&runTemplate, strict)
+			image, err := evalArgument(env, argument(args, ParamImage))
+			if err == nil {
+				var patch string
+				patch, err = evalArgument(env, argument(args, ParamPodSpecPatch))
+				if err == nil && tt.fails == "" {
+					if !slices.Contains(opts.RunImages(), image) {
+						t.Errorf("image %s", image)
+					}
+					pod := stepPod(t, &runTemplate, patch)
+					if tt.check != nil {
+						tt.check(t, pod)
+					}
+					return
+				}
+			}
+			if tt.fails == "" || err == nil || !strings.Contains(err.Error(), tt.fails) {
+				t.Errorf("error %v, want one with %q", err, tt.fails)
+			}
+		})
+	}
+}
+
+// The expressions of the run templates never hold "}}" before their end,
+// which would end them early, and reach the Workflow parameters only by
+// their names.
+func TestRunTemplateExpressionsAreWellFormed(t *testing.T) {
+	for _, table := range []runTable{backupSteps, restoreSteps} {
+		spec := table.clusterTemplate(testOptions()).Spec
+		data, err := json.Marshal(spec.Templates)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, expression := range strings.Split(string(data), "{{=")[1:] {
+			body, _, ok := strings.Cut(expression, "}}")
+			if !ok || !strings.HasPrefix(strings.TrimPrefix(expression, body), "}}\"") {
+				t.Errorf("%s: an expression ends before its end: %.200s", table.runTemplate, expression)
+			}
+		}
+	}
+}
