@@ -533,6 +533,11 @@ const (
 	// ReasonStorageForbidden: the BackupStorage is in another namespace that
 	// does not list the resource's namespace in spec.allowedNamespaces.
 	ReasonStorageForbidden ConditionReason = "StorageForbidden"
+	// ReasonImageNotAllowed: the spec names a user image (a command's, a
+	// container hook's, a database source's or target's own) that the
+	// controller's allow-list does not hold (chart value
+	// workflow.allowedImages).
+	ReasonImageNotAllowed ConditionReason = "ImageNotAllowed"
 )
 
 // EventReason is the reason of an Event backflow records. Events about a

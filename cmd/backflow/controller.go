@@ -53,6 +53,9 @@ BackupStorages, and serves Prometheus metrics.`,
 				}
 				opts.Compiler.ClientImages[key] = image
 			}
+			if err := opts.Compiler.CheckImages(); err != nil {
+				return fmt.Errorf("--image, --client-image or --allowed-images: %w", err)
+			}
 			opts.Compiler.ImagePullPolicy = corev1.PullPolicy(pullPolicy)
 			opts.Compiler.SuccessTTLSeconds = int32(successTTL.Seconds())
 			opts.Compiler.FailureTTLSeconds = int32(failureTTL.Seconds())
@@ -100,6 +103,7 @@ BackupStorages, and serves Prometheus metrics.`,
 	f.StringVar(&opts.Compiler.Image, "image", opts.Compiler.Image, "backflow image the workflow steps run")
 	f.StringVar(&pullPolicy, "image-pull-policy", string(corev1.PullIfNotPresent), "pull policy of the step images")
 	f.StringToStringVar(&clientImages, "client-image", nil, "database client image per key ("+clientImageKeys(opts.Compiler)+"), e.g. postgresql=postgres:17-alpine (repeatable)")
+	f.StringSliceVar(&opts.Compiler.AllowedImages, "allowed-images", nil, "user images a resource may name besides --image and the client images (a command's, a container hook's, a database source's or target's own), comma-separated or repeated; empty allows any in inline mode and none with --template-referencing Strict")
 	f.StringVar(&opts.Compiler.ServiceAccountName, "workflow-service-account", opts.Compiler.ServiceAccountName, "service account the steps run as by default")
 	f.DurationVar(&successTTL, "workflow-success-ttl", time.Duration(opts.Compiler.SuccessTTLSeconds)*time.Second, "how long Argo keeps a succeeded Workflow")
 	f.DurationVar(&failureTTL, "workflow-failure-ttl", time.Duration(opts.Compiler.FailureTTLSeconds)*time.Second, "how long Argo keeps a failed Workflow")

@@ -159,13 +159,17 @@ func (r *Reconciler) reconcileMissingWorkflow(ctx context.Context, b *v1.Backup)
 		}
 		return ctrl.Result{}, r.fail(ctx, b, v1.ReasonWorkflowMissing, fmt.Sprintf("the Workflow %s of this Backup was deleted before it finished", compiler.WorkflowName(b.Name)))
 	}
+	// An image outside the allow-list fails at once, whatever the storage.
+	if err := compiler.CheckBackupImages("spec.", b.Spec, r.Compiler); err != nil {
+		return ctrl.Result{}, r.fail(ctx, b, compiler.FailureReason(err), err.Error())
+	}
 	access, err := storageref.Resolve(ctx, r.Client, b.Spec.Storage.StorageReference, b.Namespace)
 	if err != nil {
 		return status.StorageProblem(ctx, r.Client, r.Recorder, b, err)
 	}
 	wf, err := compiler.Backup(compiler.BackupInput{Backup: b, Storage: access}, r.Compiler)
 	if err != nil {
-		return ctrl.Result{}, r.fail(ctx, b, v1.ReasonInvalidSpec, err.Error())
+		return ctrl.Result{}, r.fail(ctx, b, compiler.FailureReason(err), err.Error())
 	}
 	created, err := runstatus.CreateWorkflow(ctx, r.Client, b, wf)
 	if err != nil {

@@ -100,3 +100,13 @@ func CheckBackupImages(prefix string, spec v1.BackupSpec, opts Options) error {
 func CheckRestoreImages(spec v1.RestoreSpec, opts Options) error {
 	return checkImages(restoreImages(spec), opts)
 }
+
+// FailureReason is the condition reason of a resource whose spec does not
+// compile: ReasonImageNotAllowed for an image outside the allow-list,
+// ReasonInvalidSpec otherwise.
+func FailureReason(err error) v1.ConditionReason {
+	if errors.Is(err, ErrImageNotAllowed) {
+		return v1.ReasonImageNotAllowed
+	}
+	return v1.ReasonInvalidSpec
+}

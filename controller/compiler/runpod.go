@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -320,14 +321,29 @@ func podSpecPatchExpr(step string, f podFields) string {
 }
 
 // RunImages are the images a run template's step may run in: the backflow
-// image, the client images (by engine key) and the allowed user images, in
-// that order.
+// image, the allowed user images and the client images (by engine key), in
+// that order (the chart inserts the allowed images after the first).
 func (o Options) RunImages() []string {
-	images := []string{o.Image}
+	images := append([]string{o.Image}, o.AllowedImages...)
 	for _, key := range slices.Sorted(maps.Keys(o.ClientImages)) {
 		images = append(images, o.ClientImages[key])
 	}
-	return append(images, o.AllowedImages...)
+	return images
+}
+
+// imageRef is what an image reference may hold: the run templates write
+// images into expressions and YAML, where a quote or a back quote would end
+// them. The chart's values schema has the same pattern.
+var imageRef = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$`)
+
+// CheckImages refuses options whose images are not plain image references.
+func (o Options) CheckImages() error {
+	for _, image := range o.RunImages() {
+		if !imageRef.MatchString(image) {
+			return fmt.Errorf("image %q is not an image reference (%s)", image, imageRef)
+		}
+	}
+	return nil
 }
 
 // imageExpr is the expression of a step's image in a run template: the

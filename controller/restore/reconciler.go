@@ -215,6 +215,11 @@ func (r *Reconciler) resolve(ctx context.Context, rs *v1.Restore) (*source, erro
 
 // start resolves the Restore and creates its Workflow.
 func (r *Reconciler) start(ctx context.Context, rs *v1.Restore) (ctrl.Result, error) {
+	// An image outside the allow-list fails at once, without waiting for
+	// the backup to restore.
+	if err := compiler.CheckRestoreImages(rs.Spec, r.Compiler); err != nil {
+		return ctrl.Result{}, r.setFailed(ctx, rs, compiler.FailureReason(err), err.Error())
+	}
 	src, err := r.resolve(ctx, rs)
 	if errors.Is(err, errWaiting) {
 		_, err := status.Patch(ctx, r.Client, rs, func() { rs.Status.SetAsPending(rs.Generation, v1.ReasonPending, err.Error()) })
@@ -229,7 +234,7 @@ func (r *Reconciler) start(ctx context.Context, rs *v1.Restore) (ctrl.Result, er
 	}
 	wf, err := compiler.Restore(compiler.RestoreInput{Restore: rs, Storage: access, Key: src.key, Checksum: src.checksum, Identity: src.identity}, r.Compiler)
 	if err != nil {
-		return ctrl.Result{}, r.setFailed(ctx, rs, v1.ReasonInvalidSpec, err.Error())
+		return ctrl.Result{}, r.setFailed(ctx, rs, compiler.FailureReason(err), err.Error())
 	}
 	created, err := runstatus.CreateWorkflow(ctx, r.Client, rs, wf)
 	if err != nil {

@@ -108,6 +108,8 @@ func readyCondition(s *v1.BackupSchedule, cron *wfv1.CronWorkflow, err error) (m
 		reason, ready.Message = storageReason, err.Error()
 	} else {
 		switch {
+		case errors.Is(err, compiler.ErrImageNotAllowed):
+			reason, ready.Message = v1.ReasonImageNotAllowed, err.Error()
 		case errors.Is(err, errInvalidSpec):
 			reason, ready.Message = v1.ReasonInvalidSpec, err.Error()
 		case err != nil:
@@ -129,13 +131,16 @@ func (r *Reconciler) reconcileCronWorkflow(ctx context.Context, s *v1.BackupSche
 	if _, err := parseSchedule(s.Spec.Schedule, s.Spec.Timezone); err != nil {
 		return nil, fmt.Errorf("%w: spec.schedule: %v", errInvalidSpec, err)
 	}
+	if err := compiler.CheckBackupImages("spec.template.spec.", s.Spec.Template.Spec, r.Compiler); err != nil {
+		return nil, fmt.Errorf("%w: %w", errInvalidSpec, err)
+	}
 	access, err := storageref.Resolve(ctx, r.Client, s.Spec.Template.Spec.Storage.StorageReference, s.Namespace)
 	if err != nil {
 		return nil, err
 	}
 	want, err := compiler.Schedule(compiler.ScheduleInput{Schedule: s, Storage: access}, r.Compiler)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errInvalidSpec, err)
+		return nil, fmt.Errorf("%w: %w", errInvalidSpec, err)
 	}
 	cron := &wfv1.CronWorkflow{ObjectMeta: metav1.ObjectMeta{Namespace: want.Namespace, Name: want.Name}}
 	op, err := controllerutil.CreateOrUpdate(ctx, r.Client, cron, func() error {
