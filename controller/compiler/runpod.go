@@ -244,7 +244,7 @@ func omitUnset(m string, keyParams ...string) string {
 // run's. It fails the step when any value would put "{{" in the patch:
 // Argo evaluates a pod spec patch again when it creates the pod, and a tag
 // there could write past the field it came in.
-func podSpecPatchExpr(step string, f podFields) string {
+func podSpecPatchExpr(step string, f podFields, opts Options) string {
 	p := func(name string) string { return stepParam(step, name) }
 	secretEnv := func(env, secret, key string, optional bool) string {
 		sel := []string{"name", text(secret), "key", text(key)}
@@ -288,7 +288,7 @@ func podSpecPatchExpr(step string, f podFields) string {
 			"persistentVolumeClaim", object("claimName", text(p(paramClaimName)), "readOnly", readOnly))), "[]"))
 		mounts = append(mounts, ifSet(p(paramClaimName), mount(dataVolume, VolumeRoot, readOnly), "[]"))
 	}
-	main := []string{"name", lit(mainContainer)}
+	main := []string{"name", lit(mainContainer), "image", imageExpr(step, opts)}
 	var omit []string
 	if len(env) > 0 {
 		main = append(main, "env", concatLists(env))
@@ -346,8 +346,8 @@ func (o Options) CheckImages() error {
 	return nil
 }
 
-// imageExpr is the expression of a step's image in a run template: the
-// step's image parameter when it is one of RunImages, else the step fails.
+// imageExpr is the image of a step's pod in a run template: the step's
+// image parameter when it is one of RunImages, else the step fails.
 func imageExpr(step string, opts Options) string {
 	name := stepParam(step, ParamImage)
 	var images []string
@@ -356,6 +356,6 @@ func imageExpr(step string, opts Options) string {
 	}
 	// No spaces in the list: the chart inserts the allowed images after the
 	// first, and YAML folds long strings only at spaces.
-	return "{{= " + exprParam(name) + " in [" + strings.Join(images, ",") + "] ? " + exprParam(name) + " : sprig.fail(" +
-		lit(name+" is not an image the chart allows (image, clientImages, workflow.allowedImages)") + ") }}"
+	return "(" + exprParam(name) + " in [" + strings.Join(images, ",") + "] ? " + exprParam(name) + " : sprig.fail(" +
+		lit(name+" is not an image the chart allows (image, clientImages, workflow.allowedImages)") + "))"
 }

@@ -3,6 +3,7 @@ package compiler
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -47,29 +48,40 @@ func evalArgument(env map[string]any, arg string) (string, error) {
 	return v["v"], err
 }
 
-// runStepArguments are the arguments the run template passes the stage
-// template of a step: its DAG task's, or for a hook the step of the hook
-// template of its kind.
-func runStepArguments(t *testing.T, runTemplate *wfv1.WorkflowSpec, step, kind string) []wfv1.Parameter {
+// runStep is the run template's own template of a step (for a hook, of its
+// kind).
+func runStep(t *testing.T, runTemplate *wfv1.WorkflowSpec, step, kind string) wfv1.Template {
 	t.Helper()
+	name := localStepName(step)
+	if kind != "" {
+		name = localStepName(step, kind)
+	}
 	for _, tmpl := range runTemplate.Templates {
-		if tmpl.Name == step && tmpl.Steps != nil {
-			for _, s := range tmpl.Steps[0].Steps {
-				if s.Name == kind {
-					return s.Arguments.Parameters
-				}
-			}
-		}
-		if tmpl.DAG != nil {
-			for _, task := range tmpl.DAG.Tasks {
-				if task.Name == step && task.TemplateRef != nil {
-					return task.Arguments.Parameters
-				}
-			}
+		if tmpl.Name == name {
+			return tmpl
 		}
 	}
-	t.Fatalf("the run template has no step %s", step)
-	return nil
+	t.Fatalf("the run template has no template %s", name)
+	return wfv1.Template{}
+}
+
+// runPod is the image and the pod spec patch a run template's step builds.
+func runPod(t *testing.T, env map[string]any, step wfv1.Template) (image, patch string, err error) {
+	t.Helper()
+	if step.Container.Image != testOptions().Image {
+		t.Errorf("%s: the container's own image is %s", step.Name, step.Container.Image)
+	}
+	patch, err = evalArgument(env, step.PodSpecPatch)
+	if err != nil {
+		return "", "", err
+	}
+	var pod struct {
+		Containers []corev1.Container `json:"containers"`
+	}
+	if err := json.Unmarshal([]byte(patch), &pod); err != nil {
+		t.Fatalf("%s: %v", patch, err)
+	}
+	return pod.Containers[0].Image, patch, nil
 }
 
 func argument(params []wfv1.Parameter, name string) string {
@@ -189,20 +201,16 @@ func TestRunTemplatesBuildTheInlinePods(t *testing.T) {
 			case EntryContainerHook:
 				kind = hookKindContainer
 			}
-			args := runStepArguments(t, &runTemplate, task.Name, kind)
-			image, err := evalArgument(env, argument(args, ParamImage))
+			image, patch, err := runPod(t, env, runStep(t, &runTemplate, task.Name, kind))
 			if err != nil {
-				t.Fatalf("%s: image: %v", task.Name, err)
+				t.Fatalf("%s: pod spec patch: %v", task.Name, err)
 			}
 			if want := argument(task.Arguments.Parameters, ParamImage); image != want {
 				t.Errorf("%s runs in %s, inline in %s", task.Name, image, want)
 			}
-			patch, err := evalArgument(env, argument(args, ParamPodSpecPatch))
-			if err != nil {
-				t.Fatalf("%s: pod spec patch: %v", task.Name, err)
-			}
 			inlinePatch := cmpOr(argument(task.Arguments.Parameters, ParamPodSpecPatch), defaultPodSpecPatch)
 			got, want := stepPod(t, &runTemplate, patch), stepPod(t, inline, inlinePatch)
+			got.Containers[0].Image = ""
 			g, _ := json.Marshal(got)
 			w, _ := json.Marshal(want)
 			if string(g) != string(w) {
@@ -262,7 +270,7 @@ func TestRunTemplateRefusesHostileParameters(t *testing.T) {
 	opts := testOptions()
 	opts.TemplateReferencing = TemplateReferencingStrict
 	runTemplate := backupSteps.clusterTemplate(opts).Spec
-	args := runStepArguments(t, &runTemplate, StepDump, "")
+	dump := runStep(t, &runTemplate, StepDump, "")
 	breakout := `x"}}],"volumes":[{"name":"host","hostPath":{"path":"/"}}],"containers":[{"name":"main","securityContext":{"privileged":true}}]}`
 	tests := []struct {
 		name   string
@@ -313,20 +321,16 @@ func TestRunTemplateRefusesHostileParameters(t *testing.T) {
 				strict.Arguments.Parameters = append(strict.Arguments.Parameters, value(k, v))
 			}
 			env := runTemplateEnv(&runTemplate, strict)
-			image, err := evalArgument(env, argument(args, ParamImage))
-			if err == nil {
-				var patch string
-				patch, err = evalArgument(env, argument(args, ParamPodSpecPatch))
-				if err == nil && tt.fails == "" {
-					if !slices.Contains(opts.RunImages(), image) {
-						t.Errorf("image %s", image)
-					}
-					pod := stepPod(t, &runTemplate, patch)
-					if tt.check != nil {
-						tt.check(t, pod)
-					}
-					return
+			image, patch, err := runPod(t, env, dump)
+			if err == nil && tt.fails == "" {
+				if !slices.Contains(opts.RunImages(), image) {
+					t.Errorf("image %s", image)
 				}
+				pod := stepPod(t, &runTemplate, patch)
+				if tt.check != nil {
+					tt.check(t, pod)
+				}
+				return
 			}
 			if tt.fails == "" || err == nil || !strings.Contains(err.Error(), tt.fails) {
 				t.Errorf("error %v, want one with %q", err, tt.fails)
@@ -336,14 +340,31 @@ func TestRunTemplateRefusesHostileParameters(t *testing.T) {
 }
 
 // The expressions of the run templates never hold "}}" before their end,
-// which would end them early, and reach the Workflow parameters only by
-// their names.
+// which would end them early; their own copies of the stage templates take
+// no image, backflow image or pod spec patch as an input, and read no input
+// they lost.
 func TestRunTemplateExpressionsAreWellFormed(t *testing.T) {
 	for _, table := range []runTable{backupSteps, restoreSteps} {
 		spec := table.clusterTemplate(testOptions()).Spec
 		data, err := json.Marshal(spec.Templates)
 		if err != nil {
 			t.Fatal(err)
+		}
+		for _, tmpl := range spec.Templates {
+			if tmpl.Container == nil {
+				continue
+			}
+			data, _ := json.Marshal(tmpl)
+			for _, ref := range regexp.MustCompile(`\{\{inputs\.parameters\.([a-z-]+)\}\}`).FindAllStringSubmatch(string(data), -1) {
+				if !slices.ContainsFunc(tmpl.Inputs.Parameters, func(p wfv1.Parameter) bool { return p.Name == ref[1] }) {
+					t.Errorf("%s: %s reads input %s, which it does not have", table.runTemplate, tmpl.Name, ref[1])
+				}
+			}
+			for _, p := range tmpl.Inputs.Parameters {
+				if p.Name == ParamImage || p.Name == ParamPodSpecPatch || p.Name == ParamBackflowImage {
+					t.Errorf("%s: %s takes %s as an input", table.runTemplate, tmpl.Name, p.Name)
+				}
+			}
 		}
 		for _, expression := range strings.Split(string(data), "{{=")[1:] {
 			body, _, ok := strings.Cut(expression, "}}")

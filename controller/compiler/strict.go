@@ -1,6 +1,7 @@
 package compiler
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -59,31 +60,65 @@ func withNamespace(fixed map[string]string) map[string]string {
 }
 
 // hookRunTemplate is the run template's own template for one hook step:
-// it runs the exec or the container hook template, as the hook's Workflow
-// parameter says. It takes no inputs: a Workflow may name any template of
-// the run template as its entrypoint (Argo allows spec.entrypoint beside a
-// workflowTemplateRef) and would fill such inputs from its own arguments.
-func hookRunTemplate(hook string, opts Options, declare func(string, *wfv1.AnyString, []string)) wfv1.Template {
-	step := func(t wfv1.Template, kind string) wfv1.WorkflowStep {
-		return wfv1.WorkflowStep{
-			Name:        kind,
-			TemplateRef: &wfv1.TemplateRef{Name: TemplateHook, Template: t.Name, ClusterScope: true},
-			When:        fmt.Sprintf("'%s' == '%s'", workflowParam(hook), kind),
-			Arguments:   wfv1.Arguments{Parameters: runArguments(hook, t, withNamespace(nil), opts, declare)},
-		}
+// it runs the exec or the container hook (local copies, see localStep), as
+// the hook's Workflow parameter says.
+func hookRunTemplate(hook string) wfv1.Template {
+	step := func(kind string) wfv1.WorkflowStep {
+		return wfv1.WorkflowStep{Name: kind, Template: localStepName(hook, kind), When: fmt.Sprintf("'%s' == '%s'", workflowParam(hook), kind)}
 	}
-	return wfv1.Template{
-		Name:  hook,
-		Steps: []wfv1.ParallelSteps{{Steps: []wfv1.WorkflowStep{step(execHookTemplate(opts), hookKindExec), step(containerHookTemplate(), hookKindContainer)}}},
-	}
+	return wfv1.Template{Name: hook, Steps: []wfv1.ParallelSteps{{Steps: []wfv1.WorkflowStep{step(hookKindExec), step(hookKindContainer)}}}}
 }
 
-// runArguments are the arguments a run template passes a stage template
-// for one step: the fixed ones, the backflow image, the checked image, the
-// pod spec patch it builds itself, and for every other input the step's
-// Workflow parameter, which declare declares.
-func runArguments(step string, t wfv1.Template, fixed map[string]string, opts Options, declare func(string, *wfv1.AnyString, []string)) []wfv1.Parameter {
-	var args []wfv1.Parameter
+// localStepName names the run template's copy of the stage template a step
+// (and for a hook, its kind) runs.
+func localStepName(step string, kind ...string) string {
+	return strings.Join(append([]string{"step", step}, kind...), "-")
+}
+
+// localStep is the run template's own copy of a stage template for one
+// step. A Workflow that references a ClusterWorkflowTemplate may name any of
+// its templates as its entrypoint (Argo allows spec.entrypoint beside a
+// workflowTemplateRef), and its arguments then fill that template's inputs:
+// so every input is replaced by the run template's value for it (runValues)
+// but those an earlier step's outputs feed (the DAG passes them), and the
+// copy takes nothing else from a Workflow but its parameters. For the same
+// reason a Strict cluster must not have the stage templates installed (the
+// chart leaves them out): a Workflow could reference backflow-dump itself
+// and fill its image and pod-spec-patch.
+func localStep(name string, t wfv1.Template, values map[string]string) (wfv1.Template, []wfv1.Parameter) {
+	var kept, args []wfv1.Parameter
+	for _, p := range t.Inputs.Parameters {
+		if strings.Contains(values[p.Name], "{{tasks.") {
+			kept = append(kept, p)
+			args = append(args, value(p.Name, values[p.Name]))
+		}
+	}
+	t.Name, t.Inputs.Parameters = name, kept
+	data, err := json.Marshal(t)
+	if err != nil {
+		panic(err) // only plain API types: cannot fail
+	}
+	text := string(data)
+	for name, v := range values {
+		if slices.ContainsFunc(kept, func(p wfv1.Parameter) bool { return p.Name == name }) {
+			continue
+		}
+		quoted, _ := json.Marshal(v)
+		text = strings.ReplaceAll(text, in(name), string(quoted[1:len(quoted)-1]))
+	}
+	var local wfv1.Template
+	if err := json.Unmarshal([]byte(text), &local); err != nil {
+		panic(err) // JSON-quoted values in JSON strings: cannot fail
+	}
+	return local, args
+}
+
+// runValues are the values a run template gives a stage template's inputs
+// for one step: the fixed ones, the backflow image, the pod spec patch it
+// builds itself (with the checked image), and for every other input the
+// step's Workflow parameter, which declare declares.
+func runValues(step string, t wfv1.Template, fixed map[string]string, opts Options, declare func(string, *wfv1.AnyString, []string)) map[string]string {
+	values := map[string]string{}
 	for _, p := range t.Inputs.Parameters {
 		v, ok := fixed[p.Name]
 		switch {
@@ -91,11 +126,13 @@ func runArguments(step string, t wfv1.Template, fixed map[string]string, opts Op
 		case p.Name == ParamBackflowImage:
 			v = opts.Image
 		case p.Name == ParamImage:
-			v = imageExpr(step, opts)
+			// The pod spec patch sets the image it checked; the container's
+			// own stands for it until then.
+			v = opts.Image
 			declare(stepParam(step, ParamImage), wfv1.AnyStringPtr(opts.Image), opts.RunImages())
 		case p.Name == ParamPodSpecPatch:
 			fields := stagePodFields[t.Name]
-			v = podSpecPatchExpr(step, fields)
+			v = podSpecPatchExpr(step, fields, opts)
 			for _, name := range fields.params() {
 				declare(stepParam(step, name), nil, nil)
 			}
@@ -103,9 +140,9 @@ func runArguments(step string, t wfv1.Template, fixed map[string]string, opts Op
 			v = workflowParam(stepParam(step, p.Name))
 			declare(stepParam(step, p.Name), p.Default, nil)
 		}
-		args = append(args, value(p.Name, v))
+		values[p.Name] = v
 	}
-	return args
+	return values
 }
 
 const (
@@ -139,14 +176,22 @@ func (t runTable) clusterTemplate(opts Options) *wfv1.ClusterWorkflowTemplate {
 		case s.isHook():
 			declare(s.name, nil, []string{"", hookKindExec, hookKindContainer})
 			task.Template = s.name
-			templates = append(templates, hookRunTemplate(s.name, opts, declare))
+			templates = append(templates, hookRunTemplate(s.name))
+			for _, kind := range []struct {
+				name     string
+				template wfv1.Template
+			}{{hookKindExec, execHookTemplate(opts)}, {hookKindContainer, containerHookTemplate()}} {
+				local, _ := localStep(localStepName(s.name, kind.name), kind.template, runValues(s.name, kind.template, s.fixed, opts, declare))
+				templates = append(templates, local)
+			}
 		default:
 			if s.skippable() {
 				declare(s.name, wfv1.AnyStringPtr("false"), []string{"false", paramEnabled})
 			}
-			ref := s.stage.ref
-			task.TemplateRef = &ref
-			task.Arguments.Parameters = runArguments(s.name, s.stage.template(opts), s.fixed, opts, declare)
+			t := s.stage.template(opts)
+			local, args := localStep(localStepName(s.name), t, runValues(s.name, t, s.fixed, opts, declare))
+			task.Template, task.Arguments.Parameters = local.Name, args
+			templates = append(templates, local)
 		}
 		dag.Tasks = append(dag.Tasks, task)
 	}

@@ -178,6 +178,8 @@ func TestRenderedWorkflowTemplatesAreTheCompilers(t *testing.T) {
 				o.ClientImages["mysql"] = "docker.io/library/mariadb:11.4"
 			},
 		},
+		// Strict: the run templates alone (see the chart's template).
+		{[]string{"--set", "workflow.templateReferencing=Strict"}, func(o *compiler.Options) { o.TemplateReferencing = compiler.TemplateReferencingStrict }},
 	} {
 		opts := compiler.DefaultOptions()
 		var chart chartValues
@@ -197,7 +199,12 @@ func TestRenderedWorkflowTemplatesAreTheCompilers(t *testing.T) {
 				rendered[cwt.Name] = string(data)
 			}
 		}
-		want := compiler.ClusterWorkflowTemplates(opts)
+		var want []*wfv1.ClusterWorkflowTemplate
+		for _, cwt := range compiler.ClusterWorkflowTemplates(opts) {
+			if opts.TemplateReferencing != compiler.TemplateReferencingStrict || strings.HasSuffix(cwt.Name, "-run") {
+				want = append(want, cwt)
+			}
+		}
 		if len(rendered) != len(want) {
 			t.Errorf("values %v: %d ClusterWorkflowTemplates rendered, want %d", c.values, len(rendered), len(want))
 		}
