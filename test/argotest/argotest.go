@@ -379,6 +379,18 @@ func (s *Stack) InstallWorkflowTemplates() error {
 	return nil
 }
 
+// InstallCompiledTemplates installs the ClusterWorkflowTemplates the
+// compiler makes for opts, as the chart renders them for its images
+// (test/chart checks that they are the same).
+func (s *Stack) InstallCompiledTemplates(opts compiler.Options) error {
+	for _, cwt := range compiler.ClusterWorkflowTemplates(opts) {
+		if err := s.Client.Create(context.Background(), cwt); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // StorageName is the BackupStorage, and its credentials Secret, that
 // NewNamespace makes in each namespace.
 const StorageName = "minio"
