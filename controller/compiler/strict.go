@@ -32,15 +32,11 @@ const (
 const (
 	TemplateBackupRun  = "backflow-backup-run"
 	TemplateRestoreRun = "backflow-restore-run"
-	// entryHook is the run templates' own template that runs a hook of
-	// either kind, chosen by its kind parameter.
-	entryHook = "hook"
 	// Workflow parameters of the run templates beside the steps' own
-	// (<step>-<parameter>): which hook kind runs, whether verify and rotate
-	// run, and the DAG's targets.
-	paramHookKind = "kind"
-	ParamTargets  = "targets"
-	paramEnabled  = "true"
+	// (<step>-<parameter>): the DAG's targets; a switch's value that turns
+	// verify and rotate on (a hook's switch holds its kind).
+	ParamTargets = "targets"
+	paramEnabled = "true"
 )
 
 func workflowParam(name string) string { return fmt.Sprintf("{{workflow.parameters.%s}}", name) }
