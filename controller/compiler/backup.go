@@ -238,6 +238,9 @@ func backupWorkflowSpec(namespace string, spec v1.BackupSpec, series, timezone s
 	if err != nil {
 		return nil, err
 	}
+	if err := checkPatches(patches); err != nil {
+		return nil, err
+	}
 	ws := workflowSpec(spec.ServiceAccountName, spec.ActiveDeadlineSeconds, spec.Pod, opts)
 	ws.Entrypoint = templates[0].Name
 	ws.Templates = templates

@@ -3,6 +3,10 @@ package compiler
 import (
 	"cmp"
 	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -180,4 +184,17 @@ func secretRef(name, key string, optional bool) *corev1.EnvVarSource {
 		s.Optional = ptr(true)
 	}
 	return &corev1.EnvVarSource{SecretKeyRef: s}
+}
+
+// checkPatches refuses a step whose pod patch holds "{{": Argo evaluates a
+// pod spec patch again when it creates the pod, and a tag there (from a
+// Secret name, an env var, a hook's command) could write past its field. In
+// Strict mode the run template refuses it too, with a less clear message.
+func checkPatches(patches map[string]*podPatch) error {
+	for _, step := range slices.Sorted(maps.Keys(patches)) {
+		if p := patches[step]; p != nil && strings.Contains(p.String(), "{{") {
+			return fmt.Errorf("the %s step's pod: a Secret or key name, an env var, a command or an argument holds \"{{\", which Argo would evaluate as a template tag in the pod spec patch", step)
+		}
+	}
+	return nil
 }

@@ -100,6 +100,9 @@ func Restore(in RestoreInput, opts Options) (*wfv1.Workflow, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkPatches(patches); err != nil {
+		return nil, err
+	}
 	ws := workflowSpec(r.Spec.ServiceAccountName, r.Spec.ActiveDeadlineSeconds, r.Spec.Pod, opts)
 	ws.Entrypoint = templates[0].Name
 	ws.Templates = templates
