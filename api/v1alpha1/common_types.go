@@ -549,6 +549,11 @@ const (
 	// backflow-hook) exists there already and backflow did not create it;
 	// backflow leaves it alone.
 	ReasonAccountConflict ConditionReason = "AccountConflict"
+	// ReasonImageNotAllowed: the spec names a user image (a command's, a
+	// container hook's, a database source's or target's own) that the
+	// controller's allow-list does not hold (chart value
+	// workflow.allowedImages).
+	ReasonImageNotAllowed ConditionReason = "ImageNotAllowed"
 )
 
 // EventReason is the reason of an Event backflow records. Events about a

@@ -64,6 +64,9 @@ BackupStorages, and serves Prometheus metrics.`,
 			// The hook account's ClusterRole is what the chart renders
 			// with hooks.exec: without it, exec hooks are off.
 			opts.Compiler.ExecHooks = opts.Workflows.HookClusterRole != ""
+			if err := opts.Compiler.CheckImages(); err != nil {
+				return fmt.Errorf("--image, --client-image or --allowed-images: %w", err)
+			}
 			opts.Compiler.ImagePullPolicy = corev1.PullPolicy(pullPolicy)
 			opts.Compiler.SuccessTTLSeconds = int32(successTTL.Seconds())
 			opts.Compiler.FailureTTLSeconds = int32(failureTTL.Seconds())
@@ -115,6 +118,7 @@ BackupStorages, and serves Prometheus metrics.`,
 	f.StringVar(&wfSelector, "workflow-namespace-selector", "", "label selector a namespace must also match for Workflows to run in it")
 	f.StringVar(&opts.Workflows.WorkflowClusterRole, "workflow-cluster-role", compiler.ExecutorServiceAccount, "ClusterRole (workflowtaskresults create, patch) bound in each namespace to Argo's executor account "+compiler.ExecutorServiceAccount)
 	f.StringVar(&opts.Workflows.HookClusterRole, "hook-cluster-role", compiler.HookServiceAccount, "ClusterRole (pods get, list; pods/exec create) bound in each namespace to the exec hooks' account "+compiler.HookServiceAccount+"; empty: exec hooks are off and fail at once")
+	f.StringSliceVar(&opts.Compiler.AllowedImages, "allowed-images", nil, "user images a resource may name besides --image and the client images (a command's, a container hook's, a database source's or target's own), comma-separated or repeated; empty allows any in inline mode and none with --template-referencing Strict")
 	f.DurationVar(&successTTL, "workflow-success-ttl", time.Duration(opts.Compiler.SuccessTTLSeconds)*time.Second, "how long Argo keeps a succeeded Workflow")
 	f.DurationVar(&failureTTL, "workflow-failure-ttl", time.Duration(opts.Compiler.FailureTTLSeconds)*time.Second, "how long Argo keeps a failed Workflow")
 	f.StringVar(&referencing, "template-referencing", "None", "Argo's workflowRestrictions.templateReferencing: with Strict or Secure, Workflows name the run templates backflow-backup-run and backflow-restore-run and pass only arguments")

@@ -15,6 +15,7 @@ import (
 // install them with their own image.
 func newWorkflowTemplatesCommand() *cobra.Command {
 	var outDir, image string
+	var allowed []string
 	cmd := &cobra.Command{
 		Use:   "workflowtemplates",
 		Short: "Print the ClusterWorkflowTemplates of the backflow stages",
@@ -23,6 +24,10 @@ func newWorkflowTemplatesCommand() *cobra.Command {
 			opts := compiler.DefaultOptions()
 			if image != "" {
 				opts.Image = image
+			}
+			opts.AllowedImages = allowed
+			if err := opts.CheckImages(); err != nil {
+				return err
 			}
 			for _, cwt := range compiler.ClusterWorkflowTemplates(opts) {
 				data, err := compiler.MarshalTemplate(cwt)
@@ -42,5 +47,6 @@ func newWorkflowTemplatesCommand() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&outDir, "out-dir", "", "write one file per template into this directory instead of printing them")
 	cmd.Flags().StringVar(&image, "image", "", "backflow image the templates default to")
+	cmd.Flags().StringSliceVar(&allowed, "allowed-images", nil, "user images the run templates allow besides the backflow and client images (the controller's --allowed-images)")
 	return cmd
 }

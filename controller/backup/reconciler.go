@@ -174,6 +174,10 @@ func (r *Reconciler) reconcileMissingWorkflow(ctx context.Context, b *v1.Backup)
 		}
 		return ctrl.Result{}, r.fail(ctx, b, v1.ReasonWorkflowMissing, fmt.Sprintf("the Workflow %s of this Backup was deleted before it finished", compiler.WorkflowName(b.Name)))
 	}
+	// An image outside the allow-list fails at once, whatever the storage.
+	if err := compiler.CheckBackupImages("spec.", b.Spec, r.Compiler); err != nil {
+		return ctrl.Result{}, r.fail(ctx, b, compiler.FailureReason(err), err.Error())
+	}
 	if err := r.Accounts.Provide(ctx, b.Namespace); err != nil {
 		if reason, ok := namespace.Reason(err); ok {
 			return ctrl.Result{}, r.fail(ctx, b, reason, err.Error())

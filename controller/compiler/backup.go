@@ -10,7 +10,6 @@ import (
 
 	"github.com/argoproj/argo-workflows/v3/pkg/apis/workflow"
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
@@ -93,6 +92,9 @@ func WorkflowName(resourceName string) string { return resourceName }
 // Backup compiles a Backup into the Workflow that runs it.
 func Backup(in BackupInput, opts Options) (*wfv1.Workflow, error) {
 	b := in.Backup
+	if err := CheckBackupImages("spec.", b.Spec, opts); err != nil {
+		return nil, err
+	}
 	// A one-shot Backup has no schedule whose time zone its retention's
 	// calendar could follow: it uses UTC.
 	spec, err := backupWorkflowSpec(b.Namespace, b.Spec, b.SeriesName(), defaultTimezone, value(ParamName, b.Name), in.Storage, opts)
@@ -155,9 +157,7 @@ func backupWorkflowSpec(namespace string, spec v1.BackupSpec, series, timezone s
 	dumpPatch := newPodPatch()
 	dumpPatch.storageCA(st)
 	dumpPatch.resources(spec.Pod)
-	if recipientsSecret != nil {
-		dumpPatch.env(corev1.EnvVar{Name: envRecipients, ValueFrom: secretRef(recipientsSecret.Name, recipientsSecret.Key, false)})
-	}
+	dumpPatch.recipientsSecret = recipientsSecret
 	dumpPod := engine.DumpPod(spec.Source)
 	image := engineImage(dumpPod, opts)
 	dumpPatch.enginePod(dumpPod)
@@ -171,9 +171,16 @@ func backupWorkflowSpec(namespace string, spec v1.BackupSpec, series, timezone s
 	if deadlines == nil {
 		deadlines = &v1.BackupStepDeadlines{}
 	}
+	// The pod patch of each step, for the Strict run template's parameters.
+	patches := map[string]*podPatch{StepDump: dumpPatch}
+	hook := func(step string) (wfv1.DAGTask, error) {
+		task, patch := hookTask(choices.hook(step), retries, opts)
+		patches[step] = patch
+		return task, nil
+	}
 	tasks := map[string]func() (wfv1.DAGTask, error){
-		StepPreHook:  func() (wfv1.DAGTask, error) { return hookTask(choices.preHook, retries, opts), nil },
-		StepPostHook: func() (wfv1.DAGTask, error) { return hookTask(choices.postHook, retries, opts), nil },
+		StepPreHook:  func() (wfv1.DAGTask, error) { return hook(StepPreHook) },
+		StepPostHook: func() (wfv1.DAGTask, error) { return hook(StepPostHook) },
 		StepDump: func() (wfv1.DAGTask, error) {
 			return wfv1.DAGTask{
 				TemplateRef: &wfv1.TemplateRef{Name: TemplateDump, Template: EntryDump, ClusterScope: true},
@@ -186,6 +193,7 @@ func backupWorkflowSpec(namespace string, spec v1.BackupSpec, series, timezone s
 		},
 		StepVerify: func() (wfv1.DAGTask, error) {
 			verifyPatch := newPodPatch()
+			patches[StepVerify] = verifyPatch
 			verifyPatch.storageCA(st)
 			verifyPatch.resources(spec.Pod)
 			verifyPatch.identity(identity)
@@ -227,6 +235,7 @@ func backupWorkflowSpec(namespace string, spec v1.BackupSpec, series, timezone s
 				}
 			}
 			rotatePatch := newPodPatch()
+			patches[StepRotate] = rotatePatch
 			rotatePatch.storageCA(st)
 			return wfv1.DAGTask{
 				TemplateRef: &wfv1.TemplateRef{Name: TemplateRotate, Template: EntryRotate, ClusterScope: true},
@@ -241,11 +250,14 @@ func backupWorkflowSpec(namespace string, spec v1.BackupSpec, series, timezone s
 	if err != nil {
 		return nil, err
 	}
+	if err := checkPatches(patches); err != nil {
+		return nil, err
+	}
 	ws := workflowSpec(spec.ServiceAccountName, spec.ActiveDeadlineSeconds, spec.Pod, opts)
 	ws.Entrypoint = templates[0].Name
 	ws.Templates = templates
 	if opts.TemplateReferencing == TemplateReferencingStrict {
-		return backupSteps.referencing(ws, opts)
+		return backupSteps.referencing(ws, patches, opts)
 	}
 	return ws, nil
 }
@@ -327,8 +339,8 @@ func checkExecHooks(hooks *v1.Hooks, opts Options) error {
 }
 
 // hookTask runs a hook: an exec into a pod with the backflow image, or the
-// user's container.
-func hookTask(h *v1.Hook, retries string, opts Options) wfv1.DAGTask {
+// user's container, with its pod patch (nil for an exec hook).
+func hookTask(h *v1.Hook, retries string, opts Options) (wfv1.DAGTask, *podPatch) {
 	timeout := cmp.Or(h.TimeoutSeconds, defaultHookTimeout)
 	var task wfv1.DAGTask
 	if e := h.Exec; e != nil {
@@ -344,18 +356,17 @@ func hookTask(h *v1.Hook, retries string, opts Options) wfv1.DAGTask {
 			value(ParamHookCommand, string(command)), value(ParamTimeout, strconv.Itoa(int(timeout))), value(ParamHookOnError, string(cmp.Or(string(h.OnError), "Fail"))),
 			value(ParamRetries, retries), value(ParamDeadline, strconv.Itoa(int(timeout+hookDeadlineMargin))),
 		}
-		return task
+		return task, nil
 	}
 	c := h.Container
 	patch := newPodPatch()
-	patch.main.Command, patch.main.Args = c.Command, c.Args
-	patch.env(c.Env...)
+	patch.command, patch.args, patch.env = c.Command, c.Args, c.Env
 	task.TemplateRef = &wfv1.TemplateRef{Name: TemplateHook, Template: EntryContainerHook, ClusterScope: true}
 	task.Arguments.Parameters = []wfv1.Parameter{
 		value(ParamImage, c.Image), value(ParamPodSpecPatch, patch.String()), value(ParamTimeout, strconv.Itoa(int(timeout))),
 		value(ParamRetries, retries),
 	}
-	return task
+	return task, patch
 }
 
 func describeBackup(spec v1.BackupSpec, st StorageAccess) string {

@@ -28,6 +28,8 @@ var update = flag.Bool("update", false, "rewrite the golden files")
 func testOptions() Options {
 	o := DefaultOptions()
 	o.Image = "registry.test/backflow:v0.0.0"
+	// The user images of examples/ and of the tests' hooks.
+	o.AllowedImages = []string{"registry.example.com/acme/exporter:2.4.1", "docker.io/library/busybox:1.36", "busybox"}
 	return o
 }
 

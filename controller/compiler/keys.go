@@ -43,11 +43,15 @@ func keyError(field string, err error) *KeyError {
 }
 
 // FailureReason is the condition reason of an error of Backup, Schedule or
-// Restore: the KeyError's own, InvalidSpec for any other.
+// Restore: the KeyError's own, ImageNotAllowed for an image outside the
+// allow-list, InvalidSpec for any other.
 func FailureReason(err error) v1.ConditionReason {
 	var ke *KeyError
-	if errors.As(err, &ke) {
+	switch {
+	case errors.As(err, &ke):
 		return ke.Reason
+	case errors.Is(err, ErrImageNotAllowed):
+		return v1.ReasonImageNotAllowed
 	}
 	return v1.ReasonInvalidSpec
 }

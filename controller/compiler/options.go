@@ -26,6 +26,11 @@ type Options struct {
 	// without, the controller provides no HookServiceAccount and a spec
 	// with an exec hook does not compile.
 	ExecHooks bool
+	// AllowedImages are the user images a resource may name (a command's,
+	// a container hook's, a database source's or target's own image)
+	// besides Image and ClientImages. Empty, inline mode allows any image
+	// and Strict mode none: the run templates list them for Argo.
+	AllowedImages []string
 	// SuccessTTLSeconds and FailureTTLSeconds keep finished Workflows for
 	// the Argo UI before Argo deletes them.
 	SuccessTTLSeconds int32

@@ -3,6 +3,10 @@ package compiler
 import (
 	"cmp"
 	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -10,38 +14,51 @@ import (
 	"github.com/backflow-dev/backflow/stages/source"
 )
 
-// podPatch is the strategic merge patch a step's pod-spec-patch parameter
-// carries: what varies from one resource to the next (Secret references,
-// volumes, resources, a hook's command) goes here, so that the stage
-// templates stay generic. It holds references only, never a secret value.
+// podPatch is what varies from one resource to the next in a step's pod
+// (Secret references, volumes, resources, a hook's command), so that the
+// stage templates stay generic. It holds references only, never a secret
+// value. An inline Workflow passes it to the stage template as the strategic
+// merge patch of its pod-spec-patch parameter (String); a Strict Workflow
+// passes each field as a run template parameter (strictArguments), from
+// which the run template builds the same patch itself (podSpecPatchExpr).
 type podPatch struct {
-	main    corev1.Container
-	volumes []corev1.Volume
+	// connection is the connection Secret, with every key named (defaults
+	// filled in); its keys become the BACKFLOW_DB_* variables.
+	conn *v1.ConnectionSecretRef
+	// recipients is the Secret key with more age recipients (dump).
+	recipientsSecret *v1.SecretKeySelector
+	// identity is the age identity (verify, restore).
+	identitySecret *v1.SecretKeySelector
+	// ca mounts the storage's CA bundle from the run Secret
+	// (RunCredentialsSecret, RunCAKey).
+	ca bool
+	// volume is the data volume an engine mounts at VolumeRoot.
+	volume         *corev1.VolumeSource
+	volumeReadOnly bool
+	// env is set on the step's container as it is: a command's or a
+	// container hook's environment.
+	env          []corev1.EnvVar
+	resourceReqs *corev1.ResourceRequirements
+	// command and args are a container hook's.
+	command, args []string
 }
 
-func newPodPatch() *podPatch { return &podPatch{main: corev1.Container{Name: mainContainer}} }
-
-func (p *podPatch) env(env ...corev1.EnvVar) { p.main.Env = append(p.main.Env, env...) }
-
-func (p *podPatch) volume(v corev1.Volume, mountPath string, readOnly bool) {
-	p.volumes = append(p.volumes, v)
-	p.main.VolumeMounts = append(p.main.VolumeMounts, corev1.VolumeMount{Name: v.Name, MountPath: mountPath, ReadOnly: readOnly})
-}
+func newPodPatch() *podPatch { return &podPatch{} }
 
 // enginePod adds what an engine's step needs (see source.Pod).
 func (p *podPatch) enginePod(pod source.Pod) {
 	if pod.Connection != nil {
 		p.connection(*pod.Connection)
 	}
-	p.env(pod.Env...)
+	p.env = append(p.env, pod.Env...)
 	if pod.Volume != nil {
-		p.volume(corev1.Volume{Name: dataVolume, VolumeSource: *pod.Volume}, VolumeRoot, pod.VolumeReadOnly)
+		p.volume, p.volumeReadOnly = pod.Volume, pod.VolumeReadOnly
 	}
 }
 
 func (p *podPatch) resources(pod *v1.PodOverrides) {
 	if pod != nil && pod.Resources != nil {
-		p.main.Resources = *pod.Resources
+		p.resourceReqs = pod.Resources
 	}
 }
 
@@ -53,55 +70,94 @@ func (p *podPatch) connection(c v1.DatabaseConnection) {
 	if ref == nil {
 		return
 	}
-	for _, kv := range []struct{ env, key string }{
-		{source.EnvHost, cmp.Or(ref.HostKey, "host")},
-		{source.EnvPort, cmp.Or(ref.PortKey, "port")},
-		{source.EnvUsername, cmp.Or(ref.UsernameKey, "username")},
-		{source.EnvPassword, cmp.Or(ref.PasswordKey, "password")},
-		{source.EnvDatabase, cmp.Or(ref.DatabaseKey, "database")},
-		{source.EnvURI, ref.URIKey},
-	} {
-		if kv.key != "" {
-			p.env(corev1.EnvVar{Name: kv.env, ValueFrom: secretRef(ref.Name, kv.key, true)})
-		}
+	p.conn = &v1.ConnectionSecretRef{
+		Name: ref.Name, HostKey: cmp.Or(ref.HostKey, "host"), PortKey: cmp.Or(ref.PortKey, "port"),
+		UsernameKey: cmp.Or(ref.UsernameKey, "username"), PasswordKey: cmp.Or(ref.PasswordKey, "password"),
+		DatabaseKey: cmp.Or(ref.DatabaseKey, "database"), URIKey: ref.URIKey,
+	}
+}
+
+// connectionKeys are the variables a connection Secret's keys fill, with the
+// run template parameter that names each key.
+func connectionKeys(ref *v1.ConnectionSecretRef) []struct{ env, param, key string } {
+	if ref == nil {
+		ref = &v1.ConnectionSecretRef{}
+	}
+	return []struct{ env, param, key string }{
+		{source.EnvHost, paramHostKey, ref.HostKey},
+		{source.EnvPort, paramPortKey, ref.PortKey},
+		{source.EnvUsername, paramUsernameKey, ref.UsernameKey},
+		{source.EnvPassword, paramPasswordKey, ref.PasswordKey},
+		{source.EnvDatabase, paramDatabaseKey, ref.DatabaseKey},
+		{source.EnvURI, paramURIKey, ref.URIKey},
 	}
 }
 
 // identity mounts the age identity; only verify and restore steps get it.
-func (p *podPatch) identity(sel *v1.SecretKeySelector) {
-	if sel == nil {
-		return
-	}
-	p.volume(corev1.Volume{Name: identityVolume, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-		// Readable by the step whatever user its image runs as (the backflow
-		// image is non-root, a client image may be root): the volume is the
-		// pod's own and no other container mounts it.
-		SecretName: sel.Name, DefaultMode: ptr(int32(0o444)),
-		Items: []corev1.KeyToPath{{Key: sel.Key, Path: "identity.txt"}},
-	}}}, IdentityDir, true)
-}
+func (p *podPatch) identity(sel *v1.SecretKeySelector) { p.identitySecret = sel }
 
 // storageCA mounts the storage's CA bundle, which the run Secret holds,
 // where the storage URL expects it.
-func (p *podPatch) storageCA(st StorageAccess) {
-	if !st.HasCA() {
-		return
+func (p *podPatch) storageCA(st StorageAccess) { p.ca = st.HasCA() }
+
+// The volumes of a step, in the order the patch lists them.
+func identityVolumeSource(secret, key string) corev1.VolumeSource {
+	// Readable by the step whatever user its image runs as (the backflow
+	// image is non-root, a client image may be root): the volume is the
+	// pod's own and no other container mounts it.
+	return corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+		SecretName: secret, DefaultMode: ptr(identityMode), Items: []corev1.KeyToPath{{Key: key, Path: "identity.txt"}},
+	}}
+}
+
+const identityMode = int32(0o444)
+
+// main is the patch's main container and volumes.
+func (p *podPatch) main() (corev1.Container, []corev1.Volume) {
+	c := corev1.Container{Name: mainContainer, Command: p.command, Args: p.args}
+	var volumes []corev1.Volume
+	mount := func(v corev1.Volume, mountPath string, readOnly bool) {
+		volumes = append(volumes, v)
+		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: v.Name, MountPath: mountPath, ReadOnly: readOnly})
 	}
-	p.volume(corev1.Volume{Name: caVolume, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-		SecretName: RunCredentialsSecret, Items: []corev1.KeyToPath{{Key: RunCAKey, Path: RunCAKey}},
-	}}}, CADir, true)
+	if p.ca {
+		mount(corev1.Volume{Name: caVolume, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName: RunCredentialsSecret, Items: []corev1.KeyToPath{{Key: RunCAKey, Path: RunCAKey}},
+		}}}, CADir, true)
+	}
+	if p.resourceReqs != nil {
+		c.Resources = *p.resourceReqs
+	}
+	if sel := p.identitySecret; sel != nil {
+		mount(corev1.Volume{Name: identityVolume, VolumeSource: identityVolumeSource(sel.Name, sel.Key)}, IdentityDir, true)
+	}
+	if sel := p.recipientsSecret; sel != nil {
+		c.Env = append(c.Env, corev1.EnvVar{Name: envRecipients, ValueFrom: secretRef(sel.Name, sel.Key, false)})
+	}
+	if ref := p.conn; ref != nil {
+		for _, kv := range connectionKeys(ref) {
+			if kv.key != "" {
+				c.Env = append(c.Env, corev1.EnvVar{Name: kv.env, ValueFrom: secretRef(ref.Name, kv.key, true)})
+			}
+		}
+	}
+	c.Env = append(c.Env, p.env...)
+	if p.volume != nil {
+		mount(corev1.Volume{Name: dataVolume, VolumeSource: *p.volume}, VolumeRoot, p.volumeReadOnly)
+	}
+	return c, volumes
 }
 
 // String is the patch as JSON; "{}" when it changes nothing.
 func (p *podPatch) String() string {
-	empty := corev1.Container{Name: mainContainer}
-	if p.volumes == nil && isEmptyContainer(p.main, empty) {
+	c, volumes := p.main()
+	if volumes == nil && isEmptyContainer(c, corev1.Container{Name: mainContainer}) {
 		return defaultPodSpecPatch
 	}
 	data, err := json.Marshal(struct {
 		Containers []corev1.Container `json:"containers"`
 		Volumes    []corev1.Volume    `json:"volumes,omitempty"`
-	}{[]corev1.Container{p.main}, p.volumes})
+	}{[]corev1.Container{c}, volumes})
 	if err != nil {
 		panic(err) // only plain API types: cannot fail
 	}
@@ -120,4 +176,19 @@ func secretRef(name, key string, optional bool) *corev1.EnvVarSource {
 		s.Optional = ptr(true)
 	}
 	return &corev1.EnvVarSource{SecretKeyRef: s}
+}
+
+// checkPatches refuses a step whose pod patch holds "{{": Argo evaluates a
+// pod spec patch again when it creates the pod, and a tag there (from a
+// Secret name, an env var, a hook's command) could write past its field. In
+// Strict mode the run template refuses it too, with a less clear message.
+// The one tag the compiler itself writes, the run Secret's name
+// (RunCredentialsSecret, for the CA bundle), is Argo's to fill in.
+func checkPatches(patches map[string]*podPatch) error {
+	for _, step := range slices.Sorted(maps.Keys(patches)) {
+		if p := patches[step]; p != nil && strings.Contains(strings.ReplaceAll(p.String(), RunCredentialsSecret, ""), "{{") {
+			return fmt.Errorf("the %s step's pod: a Secret or key name, an env var, a command or an argument holds \"{{\", which Argo would evaluate as a template tag in the pod spec patch", step)
+		}
+	}
+	return nil
 }

@@ -36,6 +36,9 @@ type RestoreInput struct {
 // sees a byte) -> restore -> post-hook.
 func Restore(in RestoreInput, opts Options) (*wfv1.Workflow, error) {
 	r := in.Restore
+	if err := CheckRestoreImages(r.Spec, opts); err != nil {
+		return nil, err
+	}
 	if err := pathtemplate.Confine(in.Storage.Storage.NamespacePrefix(r.Namespace), in.Key); err != nil {
 		return nil, keyError(cmp.Or(in.KeyField, "the key"), err)
 	}
@@ -63,11 +66,19 @@ func Restore(in RestoreInput, opts Options) (*wfv1.Workflow, error) {
 	if deadlines == nil {
 		deadlines = &v1.RestoreStepDeadlines{}
 	}
+	// The pod patch of each step, for the Strict run template's parameters.
+	patches := map[string]*podPatch{StepRestore: patch}
+	hook := func(step string) wfv1.DAGTask {
+		task, patch := hookTask(choices.hook(step), defaultRetries, opts)
+		patches[step] = patch
+		return task
+	}
 	tasks := map[string]func() wfv1.DAGTask{
-		StepPreHook:  func() wfv1.DAGTask { return hookTask(choices.preHook, defaultRetries, opts) },
-		StepPostHook: func() wfv1.DAGTask { return hookTask(choices.postHook, defaultRetries, opts) },
+		StepPreHook:  func() wfv1.DAGTask { return hook(StepPreHook) },
+		StepPostHook: func() wfv1.DAGTask { return hook(StepPostHook) },
 		StepVerify: func() wfv1.DAGTask {
 			verifyPatch := newPodPatch()
+			patches[StepVerify] = verifyPatch
 			verifyPatch.storageCA(in.Storage)
 			verifyPatch.identity(in.Identity)
 			return wfv1.DAGTask{
@@ -98,11 +109,14 @@ func Restore(in RestoreInput, opts Options) (*wfv1.Workflow, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkPatches(patches); err != nil {
+		return nil, err
+	}
 	ws := workflowSpec(r.Spec.ServiceAccountName, r.Spec.ActiveDeadlineSeconds, r.Spec.Pod, opts)
 	ws.Entrypoint = templates[0].Name
 	ws.Templates = templates
 	if opts.TemplateReferencing == TemplateReferencingStrict {
-		if ws, err = restoreSteps.referencing(ws, opts); err != nil {
+		if ws, err = restoreSteps.referencing(ws, patches, opts); err != nil {
 			return nil, err
 		}
 	}

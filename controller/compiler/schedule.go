@@ -23,6 +23,9 @@ type ScheduleInput struct {
 // series; the controller mirrors it into a Backup of the same name.
 func Schedule(in ScheduleInput, opts Options) (*wfv1.CronWorkflow, error) {
 	s := in.Schedule
+	if err := CheckBackupImages("spec.template.spec.", s.Spec.Template.Spec, opts); err != nil {
+		return nil, err
+	}
 	// Retention's calendar is the schedule's: keepDaily's days are the days
 	// the cron expression counts in.
 	ws, err := backupWorkflowSpec(s.Namespace, s.Spec.Template.Spec, s.Name, cmp.Or(s.Spec.Timezone, defaultTimezone),

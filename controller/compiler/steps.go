@@ -79,7 +79,7 @@ func hookStep(name string) step {
 		name:          name,
 		skippedWhen:   func(c runChoices) bool { return c.hook(name) == nil },
 		toleratedWhen: func(c runChoices) bool { return c.hook(name).OnError == v1.HookErrorContinue },
-		fixed:         withNamespace(map[string]string{paramHookKind: workflowParam(name)}),
+		fixed:         withNamespace(nil),
 	}
 }
 

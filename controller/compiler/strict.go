@@ -3,6 +3,7 @@ package compiler
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -31,15 +32,11 @@ const (
 const (
 	TemplateBackupRun  = "backflow-backup-run"
 	TemplateRestoreRun = "backflow-restore-run"
-	// entryHook is the run templates' own template that runs a hook of
-	// either kind, chosen by its kind parameter.
-	entryHook = "hook"
 	// Workflow parameters of the run templates beside the steps' own
-	// (<step>-<parameter>): which hook kind runs, whether verify and rotate
-	// run, and the DAG's targets.
-	paramHookKind = "kind"
-	ParamTargets  = "targets"
-	paramEnabled  = "true"
+	// (<step>-<parameter>): the DAG's targets; a switch's value that turns
+	// verify and rotate on (a hook's switch holds its kind).
+	ParamTargets = "targets"
+	paramEnabled = "true"
 )
 
 func workflowParam(name string) string { return fmt.Sprintf("{{workflow.parameters.%s}}", name) }
@@ -69,32 +66,90 @@ func withStorage(step string, fixed map[string]string) map[string]string {
 	return fixed
 }
 
-// hookRunTemplate runs a hook of the kind its kind parameter names, exec or
-// container; its inputs are those of both hook templates.
-func hookRunTemplate(opts Options) wfv1.Template {
-	exec, container := execHookTemplate(opts), containerHookTemplate()
-	inputs := []wfv1.Parameter{param(paramHookKind)}
-	for _, p := range slices.Concat(exec.Inputs.Parameters, container.Inputs.Parameters) {
-		if !slices.ContainsFunc(inputs, func(q wfv1.Parameter) bool { return q.Name == p.Name }) {
-			inputs = append(inputs, p)
+// hookRunTemplate is the run template's own template for one hook step:
+// it runs the exec or the container hook (local copies, see localStep), as
+// the hook's Workflow parameter says.
+func hookRunTemplate(hook string) wfv1.Template {
+	step := func(kind string) wfv1.WorkflowStep {
+		return wfv1.WorkflowStep{Name: kind, Template: localStepName(hook, kind), When: fmt.Sprintf("'%s' == '%s'", workflowParam(hook), kind)}
+	}
+	return wfv1.Template{Name: hook, Steps: []wfv1.ParallelSteps{{Steps: []wfv1.WorkflowStep{step(hookKindExec), step(hookKindContainer)}}}}
+}
+
+// localStepName names the run template's copy of the stage template a step
+// (and for a hook, its kind) runs.
+func localStepName(step string, kind ...string) string {
+	return strings.Join(append([]string{"step", step}, kind...), "-")
+}
+
+// localStep is the run template's own copy of a stage template for one
+// step. A Workflow that references a ClusterWorkflowTemplate may name any of
+// its templates as its entrypoint (Argo allows spec.entrypoint beside a
+// workflowTemplateRef), and its arguments then fill that template's inputs:
+// so every input is replaced by the run template's value for it (runValues)
+// but those an earlier step's outputs feed (the DAG passes them), and the
+// copy takes nothing else from a Workflow but its parameters. For the same
+// reason a Strict cluster must not have the stage templates installed (the
+// chart leaves them out): a Workflow could reference backflow-dump itself
+// and fill its image and pod-spec-patch.
+func localStep(name string, t wfv1.Template, values map[string]string) (wfv1.Template, []wfv1.Parameter) {
+	var kept, args []wfv1.Parameter
+	for _, p := range t.Inputs.Parameters {
+		if strings.Contains(values[p.Name], "{{tasks.") {
+			kept = append(kept, p)
+			args = append(args, value(p.Name, values[p.Name]))
 		}
 	}
-	step := func(t wfv1.Template, kind string) wfv1.WorkflowStep {
-		s := wfv1.WorkflowStep{
-			Name:        kind,
-			TemplateRef: &wfv1.TemplateRef{Name: TemplateHook, Template: t.Name, ClusterScope: true},
-			When:        fmt.Sprintf("'%s' == '%s'", in(paramHookKind), kind),
-		}
-		for _, p := range t.Inputs.Parameters {
-			s.Arguments.Parameters = append(s.Arguments.Parameters, value(p.Name, in(p.Name)))
-		}
-		return s
+	t.Name, t.Inputs.Parameters = name, kept
+	data, err := json.Marshal(t)
+	if err != nil {
+		panic(err) // only plain API types: cannot fail
 	}
-	return wfv1.Template{
-		Name:   entryHook,
-		Inputs: wfv1.Inputs{Parameters: inputs},
-		Steps:  []wfv1.ParallelSteps{{Steps: []wfv1.WorkflowStep{step(exec, hookKindExec), step(container, hookKindContainer)}}},
+	text := string(data)
+	for name, v := range values {
+		if slices.ContainsFunc(kept, func(p wfv1.Parameter) bool { return p.Name == name }) {
+			continue
+		}
+		quoted, _ := json.Marshal(v)
+		text = strings.ReplaceAll(text, in(name), string(quoted[1:len(quoted)-1]))
 	}
+	var local wfv1.Template
+	if err := json.Unmarshal([]byte(text), &local); err != nil {
+		panic(err) // JSON-quoted values in JSON strings: cannot fail
+	}
+	return local, args
+}
+
+// runValues are the values a run template gives a stage template's inputs
+// for one step: the fixed ones, the backflow image, the pod spec patch it
+// builds itself (with the checked image), and for every other input the
+// step's Workflow parameter, which declare declares.
+func runValues(step string, t wfv1.Template, fixed map[string]string, opts Options, declare func(string, *wfv1.AnyString, []string)) map[string]string {
+	values := map[string]string{}
+	for _, p := range t.Inputs.Parameters {
+		v, ok := fixed[p.Name]
+		switch {
+		case ok:
+		case p.Name == ParamBackflowImage:
+			v = opts.Image
+		case p.Name == ParamImage:
+			// The pod spec patch sets the image it checked; the container's
+			// own stands for it until then.
+			v = opts.Image
+			declare(stepParam(step, ParamImage), wfv1.AnyStringPtr(opts.Image), opts.RunImages())
+		case p.Name == ParamPodSpecPatch:
+			fields := stagePodFields[t.Name]
+			v = podSpecPatchExpr(step, fields, opts)
+			for _, name := range fields.params() {
+				declare(stepParam(step, name), nil, nil)
+			}
+		default:
+			v = workflowParam(stepParam(step, p.Name))
+			declare(stepParam(step, p.Name), p.Default, nil)
+		}
+		values[p.Name] = v
+	}
+	return values
 }
 
 const (
@@ -107,58 +162,69 @@ const (
 // parameters, which default to the stage templates' defaults.
 func (t runTable) clusterTemplate(opts Options) *wfv1.ClusterWorkflowTemplate {
 	var params []wfv1.Parameter
-	declare := func(name string, def *wfv1.AnyString) {
+	declare := func(name string, def *wfv1.AnyString, enum []string) {
+		if slices.ContainsFunc(params, func(p wfv1.Parameter) bool { return p.Name == name }) {
+			return
+		}
 		p := wfv1.Parameter{Name: name, Value: wfv1.AnyStringPtr("")}
 		if def != nil {
 			p.Value = def
 		}
+		for _, e := range enum {
+			p.Enum = append(p.Enum, wfv1.AnyString(e))
+		}
 		params = append(params, p)
 	}
 	dag := &wfv1.DAGTemplate{}
+	templates := []wfv1.Template{{Name: t.entrypoint, DAG: dag}}
 	for _, s := range t.steps {
 		task := wfv1.DAGTask{Name: s.name, Depends: t.strictDepends(s), When: t.strictWhen(s)}
-		var inputs []wfv1.Parameter
 		switch {
 		case s.isHook():
-			task.Template = entryHook
-			inputs = hookRunTemplate(opts).Inputs.Parameters
-			declare(s.name, nil)
-		case s.skippable():
-			declare(s.name, wfv1.AnyStringPtr("false"))
-			fallthrough
-		default:
-			ref := s.stage.ref
-			task.TemplateRef = &ref
-			inputs = s.stage.template(opts).Inputs.Parameters
-		}
-		for _, p := range inputs {
-			v, ok := s.fixed[p.Name]
-			if !ok {
-				v = workflowParam(stepParam(s.name, p.Name))
-				declare(stepParam(s.name, p.Name), p.Default)
+			declare(s.name, nil, []string{"", hookKindExec, hookKindContainer})
+			task.Template = s.name
+			templates = append(templates, hookRunTemplate(s.name))
+			for _, kind := range []struct {
+				name     string
+				template wfv1.Template
+			}{{hookKindExec, execHookTemplate(opts)}, {hookKindContainer, containerHookTemplate()}} {
+				local, _ := localStep(localStepName(s.name, kind.name), kind.template, runValues(s.name, kind.template, s.fixed, opts, declare))
+				templates = append(templates, local)
 			}
-			task.Arguments.Parameters = append(task.Arguments.Parameters, value(p.Name, v))
+		default:
+			if s.skippable() {
+				declare(s.name, wfv1.AnyStringPtr("false"), []string{"false", paramEnabled})
+			}
+			t := s.stage.template(opts)
+			local, args := localStep(localStepName(s.name), t, runValues(s.name, t, s.fixed, opts, declare))
+			task.Template, task.Arguments.Parameters = local.Name, args
+			templates = append(templates, local)
 		}
 		dag.Tasks = append(dag.Tasks, task)
+	}
+	for _, name := range podWideParams {
+		declare(name, nil, nil)
 	}
 	// The end a compiled Workflow's DAG may have (plan.inline); it runs
 	// only when the targets name it.
 	dag.Tasks = append(dag.Tasks, wfv1.DAGTask{Name: stepEnd, Template: stepEnd, Depends: finished(t.steps[len(t.steps)-1].name)})
-	declare(ParamTargets, wfv1.AnyStringPtr(strings.Join(t.names(), " ")))
+	declare(ParamTargets, wfv1.AnyStringPtr(strings.Join(t.names(), " ")), nil)
 	dag.Target = workflowParam(ParamTargets)
 	ws := workflowSpec("", nil, nil, opts)
 	ws.Entrypoint = t.entrypoint
 	ws.Arguments = wfv1.Arguments{Parameters: params}
-	ws.Templates = []wfv1.Template{{Name: t.entrypoint, DAG: dag}, hookRunTemplate(opts), endTemplate()}
+	ws.Templates = append(templates, endTemplate())
 	return clusterWorkflowTemplate(t.runTemplate, t.description, *ws)
 }
 
 // referencing turns an inline Workflow spec into the Strict one: the run
 // template by reference, and as arguments what the inline DAG passes its
-// tasks, which steps it has and its targets. What the inline spec sets for
-// every pod (service account, placement, security context) moves into each
-// step's pod spec patch, since Argo refuses it beside a reference.
-func (t runTable) referencing(inline *wfv1.WorkflowSpec, opts Options) (*wfv1.WorkflowSpec, error) {
+// tasks, which steps it has and its targets. Each step's pod patch
+// (patches, by step) goes field by field into the run template's
+// parameters, and what the inline spec sets for every pod (service
+// account, placement, security context) into the run's, since Argo refuses
+// it beside a reference.
+func (t runTable) referencing(inline *wfv1.WorkflowSpec, patches map[string]*podPatch, opts Options) (*wfv1.WorkflowSpec, error) {
 	if inline.PodMetadata != nil {
 		return nil, fmt.Errorf("spec.pod.labels and spec.pod.annotations cannot be applied: the controller runs with template referencing %s, and Argo refuses pod metadata on a Workflow that references its template", TemplateReferencingStrict)
 	}
@@ -189,7 +255,6 @@ func (t runTable) referencing(inline *wfv1.WorkflowSpec, opts Options) (*wfv1.Wo
 		if !ok {
 			return nil, fmt.Errorf("run template %s has no step %s", t.runTemplate, task.Name)
 		}
-		fixed := s.fixed
 		switch {
 		case task.TemplateRef.Template == EntryExecHook:
 			if err := set(task.Name, hookKindExec); err != nil {
@@ -204,25 +269,24 @@ func (t runTable) referencing(inline *wfv1.WorkflowSpec, opts Options) (*wfv1.Wo
 				return nil, err
 			}
 		}
-		patch := ""
 		for _, p := range task.Arguments.Parameters {
-			if _, ok := fixed[p.Name]; ok {
-				continue
-			}
-			if p.Name == ParamPodSpecPatch {
-				patch = p.Value.String()
+			if _, ok := s.fixed[p.Name]; ok || p.Name == ParamBackflowImage || p.Name == ParamPodSpecPatch {
 				continue
 			}
 			if err := set(stepParam(task.Name, p.Name), p.Value.String()); err != nil {
 				return nil, err
 			}
 		}
-		patch, err := withPodFields(patch, inline, task.TemplateRef.Template == EntryExecHook)
-		if err != nil {
-			return nil, err
-		}
-		if err := set(stepParam(task.Name, ParamPodSpecPatch), patch); err != nil {
-			return nil, err
+		if patch := patches[task.Name]; patch != nil {
+			fields, err := patch.strictArguments()
+			if err != nil {
+				return nil, err
+			}
+			for _, name := range slices.Sorted(maps.Keys(fields)) {
+				if err := set(stepParam(task.Name, name), fields[name]); err != nil {
+					return nil, err
+				}
+			}
 		}
 		if s.isHook() {
 			onError := "Fail"
@@ -230,6 +294,17 @@ func (t runTable) referencing(inline *wfv1.WorkflowSpec, opts Options) (*wfv1.Wo
 				onError = "Continue"
 			}
 			if err := set(stepParam(task.Name, ParamHookOnError), onError); err != nil {
+				return nil, err
+			}
+		}
+	}
+	podWide, err := podWideArguments(inline)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range podWideParams {
+		if v := podWide[name]; v != "" {
+			if err := set(name, v); err != nil {
 				return nil, err
 			}
 		}
@@ -244,34 +319,4 @@ func (t runTable) referencing(inline *wfv1.WorkflowSpec, opts Options) (*wfv1.Wo
 		PodGC:                 inline.PodGC,
 		TTLStrategy:           inline.TTLStrategy,
 	}, nil
-}
-
-// withPodFields adds the pod-wide fields of an inline Workflow spec to a
-// step's pod spec patch. The exec hook keeps its template's account
-// (HookServiceAccount, with its token): a patch applies after it and would
-// give the hook the resource's account instead.
-func withPodFields(patch string, ws *wfv1.WorkflowSpec, execHook bool) (string, error) {
-	fields := map[string]any{}
-	if patch != "" {
-		if err := json.Unmarshal([]byte(patch), &fields); err != nil {
-			return "", fmt.Errorf("reading a pod spec patch: %w", err)
-		}
-	}
-	if !execHook {
-		fields["serviceAccountName"] = ws.ServiceAccountName
-	}
-	if len(ws.NodeSelector) > 0 {
-		fields["nodeSelector"] = ws.NodeSelector
-	}
-	if len(ws.Tolerations) > 0 {
-		fields["tolerations"] = ws.Tolerations
-	}
-	if ws.SecurityContext != nil {
-		fields["securityContext"] = ws.SecurityContext
-	}
-	if ws.PodPriorityClassName != "" {
-		fields["priorityClassName"] = ws.PodPriorityClassName
-	}
-	data, err := json.Marshal(fields)
-	return string(data), err
 }

@@ -238,6 +238,11 @@ func (r *Reconciler) resolve(ctx context.Context, rs *v1.Restore) (*source, erro
 
 // start resolves the Restore and creates its Workflow.
 func (r *Reconciler) start(ctx context.Context, rs *v1.Restore) (ctrl.Result, error) {
+	// An image outside the allow-list fails at once, without waiting for
+	// the backup to restore.
+	if err := compiler.CheckRestoreImages(rs.Spec, r.Compiler); err != nil {
+		return ctrl.Result{}, r.setFailed(ctx, rs, compiler.FailureReason(err), err.Error())
+	}
 	if err := r.Accounts.Provide(ctx, rs.Namespace); err != nil {
 		if reason, ok := namespace.Reason(err); ok {
 			return ctrl.Result{}, r.setFailed(ctx, rs, reason, err.Error())

@@ -123,6 +123,8 @@ func readyCondition(s *v1.BackupSchedule, cron *wfv1.CronWorkflow, err error) (m
 		reason, ready.Message = accountsReason, err.Error()
 	} else {
 		switch {
+		case errors.Is(err, compiler.ErrImageNotAllowed):
+			reason, ready.Message = v1.ReasonImageNotAllowed, err.Error()
 		case errors.Is(err, errInvalidSpec):
 			reason, ready.Message = compiler.FailureReason(err), err.Error()
 		case err != nil:
@@ -144,6 +146,9 @@ var errInvalidSpec = errors.New("invalid spec")
 func (r *Reconciler) reconcileCronWorkflow(ctx context.Context, s *v1.BackupSchedule, suspend bool) (*wfv1.CronWorkflow, error) {
 	if _, err := parseSchedule(s.Spec.Schedule, s.Spec.Timezone); err != nil {
 		return nil, fmt.Errorf("%w: spec.schedule: %v", errInvalidSpec, err)
+	}
+	if err := compiler.CheckBackupImages("spec.template.spec.", s.Spec.Template.Spec, r.Compiler); err != nil {
+		return nil, fmt.Errorf("%w: %w", errInvalidSpec, err)
 	}
 	access, err := storageref.Resolve(ctx, r.Client, s.Spec.Template.Spec.Storage.StorageReference, s.Namespace)
 	if errors.Is(err, storageref.ErrForbidden) {

@@ -383,6 +383,18 @@ func (s *Stack) InstallWorkflowTemplates() error {
 	return nil
 }
 
+// InstallCompiledTemplates installs the ClusterWorkflowTemplates the
+// compiler makes for opts, as the chart renders them for its images
+// (test/chart checks that they are the same).
+func (s *Stack) InstallCompiledTemplates(opts compiler.Options) error {
+	for _, cwt := range compiler.ClusterWorkflowTemplates(opts) {
+		if err := s.Client.Create(context.Background(), cwt); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // StorageName is the BackupStorage, and its credentials Secret, that
 // NewNamespace makes in each namespace.
 const StorageName = "minio"
@@ -418,6 +430,23 @@ func (s *Stack) NewNamespace(t testing.TB, minio *servers.MinIO) string {
 		}
 	}
 	return ns.Name
+}
+
+// OwnAccounts creates in a namespace, as a user running Workflows of their
+// own does, the executor's account that backflow's templates name and its
+// token Secret. They are not backflow's: the controller, which removes its
+// own from a namespace without backflow resources, leaves them.
+func (s *Stack) OwnAccounts(t testing.TB, ns string) {
+	t.Helper()
+	for _, obj := range []client.Object{
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: compiler.ExecutorServiceAccount}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: namespace.TokenSecret,
+			Annotations: map[string]string{corev1.ServiceAccountNameKey: compiler.ExecutorServiceAccount}}, Type: corev1.SecretTypeServiceAccountToken},
+	} {
+		if err := s.Client.Create(context.Background(), obj); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // StartManager runs the backflow controller in this process against the

@@ -4,14 +4,17 @@
 package chart
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/backflow-dev/backflow/controller/compiler"
 	"github.com/backflow-dev/backflow/test/argotest"
 	"github.com/backflow-dev/backflow/test/envtest"
 	"github.com/backflow-dev/backflow/test/tools"
@@ -98,6 +101,9 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		{"workflow.namespaces=null", "namespaces"},
 		{"workflow.namespaceSelector.matchExpressions[0].operator=Maybe", "/workflow/namespaceSelector/matchExpressions/0"},
 		{"workflow.namespaceSelector.matchNames={apps}", "matchNames"},
+		// The run templates write images into expressions and YAML.
+		{"workflow.allowedImages={evil`+\"x}", "/workflow/allowedImages/0"},
+		{"clientImages.mysql=mysql:8 --privileged", "/clientImages/mysql"},
 	} {
 		out, err := run(t, tool(t, "helm"), "template", "backflow", chartDir, "--set", c.set)
 		if err == nil || !strings.Contains(out, c.want) {
@@ -156,6 +162,95 @@ func TestRenderedObjectsValidate(t *testing.T) {
 			t.Errorf("values %v: the apiserver rejects the chart:\n%s", values, out)
 		}
 	}
+}
+
+// The ClusterWorkflowTemplates the chart renders are the compiler's for
+// the same images: the run templates accept exactly the chart's backflow
+// image, client images and workflow.allowedImages, as the controller does
+// with the flags the chart gives it.
+func TestRenderedWorkflowTemplatesAreTheCompilers(t *testing.T) {
+	for _, c := range []struct {
+		values []string
+		opts   func(*compiler.Options)
+	}{
+		{nil, func(*compiler.Options) {}},
+		{
+			[]string{"--set", "image.tag=v9.9.9", "--set", "workflow.allowedImages={busybox,registry.example.com/acme/exporter:2.4.1}",
+				"--set", "clientImages.postgresql=registry.example.com/pg:17", "--set", "clientImages.mysql=docker.io/library/mariadb:11.4"},
+			func(o *compiler.Options) {
+				o.Image = "ghcr.io/backflow-dev/backflow:v9.9.9"
+				o.AllowedImages = []string{"busybox", "registry.example.com/acme/exporter:2.4.1"}
+				o.ClientImages["postgresql"] = "registry.example.com/pg:17"
+				o.ClientImages["mysql"] = "docker.io/library/mariadb:11.4"
+			},
+		},
+		// Strict: the run templates alone (see the chart's template).
+		{[]string{"--set", "workflow.templateReferencing=Strict"}, func(o *compiler.Options) { o.TemplateReferencing = compiler.TemplateReferencingStrict }},
+	} {
+		opts := compiler.DefaultOptions()
+		var chart chartValues
+		if err := yaml.Unmarshal([]byte(readFile(t, filepath.Join(chartDir, "Chart.yaml"))), &chart); err != nil {
+			t.Fatal(err)
+		}
+		opts.Image = "ghcr.io/backflow-dev/backflow:" + chart.AppVersion
+		c.opts(&opts)
+		rendered := map[string]string{}
+		for _, doc := range strings.Split(render(t, c.values...), "\n---") {
+			var cwt wfv1.ClusterWorkflowTemplate
+			if err := yaml.Unmarshal([]byte(doc), &cwt); err != nil {
+				t.Fatal(err)
+			}
+			if cwt.Kind == "ClusterWorkflowTemplate" {
+				data, _ := yaml.Marshal(cwt)
+				rendered[cwt.Name] = string(data)
+			}
+		}
+		var want []*wfv1.ClusterWorkflowTemplate
+		for _, cwt := range compiler.ClusterWorkflowTemplates(opts) {
+			if opts.TemplateReferencing != compiler.TemplateReferencingStrict || strings.HasSuffix(cwt.Name, "-run") {
+				want = append(want, cwt)
+			}
+		}
+		if len(rendered) != len(want) {
+			t.Errorf("values %v: %d ClusterWorkflowTemplates rendered, want %d", c.values, len(rendered), len(want))
+		}
+		for _, cwt := range want {
+			data, _ := yaml.Marshal(cwt)
+			if rendered[cwt.Name] != string(data) {
+				t.Errorf("values %v: %s differs from the compiler's:\n%s", c.values, cwt.Name, firstDifference(string(data), rendered[cwt.Name]))
+			}
+		}
+	}
+}
+
+type chartValues struct {
+	AppVersion string `json:"appVersion"`
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+func firstDifference(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	for i := range max(len(w), len(g)) {
+		var a, b string
+		if i < len(w) {
+			a = w[i]
+		}
+		if i < len(g) {
+			b = g[i]
+		}
+		if a != b {
+			return fmt.Sprintf("line %d:\n- %s\n+ %s", i+1, a, b)
+		}
+	}
+	return ""
 }
 
 // The PrometheusRule's rules fire and stay quiet as promtool's unit tests

@@ -71,7 +71,9 @@ func run(m *testing.M) int {
 	}
 	defer stack.Stop()
 	stack.Driver.DefaultOutputs = argotest.StepOutputs
-	if err := stack.InstallWorkflowTemplates(); err != nil {
+	// The templates for the controllers' images: the run templates accept
+	// no other.
+	if err := stack.InstallCompiledTemplates(compilerOptions(compiler.TemplateReferencingStrict)); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -81,6 +83,16 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "--- workflow-controller log (tail) ---\n"+logs[max(0, len(logs)-4000):])
 	}
 	return code
+}
+
+// compilerOptions are the controllers' of a mode; busybox, which the
+// commands and container hooks run, is the allowed user image.
+func compilerOptions(mode compiler.TemplateReferencing) compiler.Options {
+	opts := compiler.DefaultOptions()
+	opts.Image = "backflow.test/backflow:dev"
+	opts.TemplateReferencing = mode
+	opts.AllowedImages = []string{"busybox"}
+	return opts
 }
 
 // A cell is one combination of a Backup's choices, one mode, and the steps
@@ -309,10 +321,7 @@ func TestHooksKeepTheirPromiseInEveryCombination(t *testing.T) {
 		namespaces[i] = shared[group]
 	}
 	for mode, watched := range byMode {
-		opts := compiler.DefaultOptions()
-		opts.Image = "backflow.test/backflow:dev"
-		opts.TemplateReferencing = mode
-		stop, err := stack.StartManager(controller.Options{Compiler: opts, Workflows: argotest.Workflows(), Namespaces: watched, MetricsAddr: "0", ProbeAddr: "0",
+		stop, err := stack.StartManager(controller.Options{Compiler: compilerOptions(mode), Workflows: argotest.Workflows(), Namespaces: watched, MetricsAddr: "0", ProbeAddr: "0",
 			StorageCheckInterval: time.Minute, AllowRestart: true})
 		if err != nil {
 			t.Fatal(err)

@@ -58,13 +58,13 @@ func run(m *testing.M) int {
 	}
 	defer stack.Stop()
 	stack.Driver.DefaultOutputs = argotest.StepOutputs
-	if err := stack.InstallWorkflowTemplates(); err != nil {
+	opts := compilerOptions()
+	// All of them, the stage templates too, which a Strict cluster must not
+	// have (TestStrictArgoRunsAnyTemplateOfAReferencedTemplate shows why).
+	if err := stack.InstallCompiledTemplates(opts); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	opts := compiler.DefaultOptions()
-	opts.Image = "backflow.test/backflow:dev"
-	opts.TemplateReferencing = compiler.TemplateReferencingStrict
 	stop, err := stack.StartManager(controller.Options{Compiler: opts, Workflows: argotest.Workflows(), MetricsAddr: "0", ProbeAddr: "0", StorageCheckInterval: time.Minute})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -78,6 +78,18 @@ func run(m *testing.M) int {
 	}
 	return code
 }
+
+// compilerOptions are the controller's: Strict, with busybox, which the
+// tests' commands and hooks run, as the one allowed user image.
+func compilerOptions() compiler.Options {
+	opts := compiler.DefaultOptions()
+	opts.Image = "backflow.test/backflow:dev"
+	opts.TemplateReferencing = compiler.TemplateReferencingStrict
+	opts.AllowedImages = []string{allowedImage}
+	return opts
+}
+
+const allowedImage = "busybox"
 
 func ptr[T any](v T) *T { return &v }
 
