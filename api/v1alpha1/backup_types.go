@@ -47,6 +47,7 @@ type BackupStorageTarget struct {
 	// +kubebuilder:validation:MaxLength=1024
 	// +kubebuilder:validation:XValidation:rule="!self.startsWith('/')",message="storage.path must be relative to the storage prefix: remove the leading '/'"
 	// +kubebuilder:validation:XValidation:rule="!self.split('/').exists(s, s.trim() == '..')",message="storage.path must not contain a '..' segment"
+	// +kubebuilder:validation:XValidation:rule=`self.matches('^(?:[^{]|\\{[^{])*(?:\\{\\{\\s*(?:[-.$("/][^{}]*|[A-Za-z_][A-Za-z0-9_]*\\s[^{}]*|(?:end|else|now|break|continue)\\s*)\\}\\}(?:[^{]|\\{[^{])*)*\\{?$')`,message="storage.path: each {{ }} must be a Go template action on the path's data, such as {{ .Namespace }} or {{ .Timestamp | date \"2006\" }}, without braces inside; an action Argo would substitute itself ({{workflow.name}}, {{inputs.parameters.x}}, {{= expr }}) is refused"
 	Path string `json:"path,omitempty"`
 }
 
@@ -201,6 +202,7 @@ type BackupSpec struct {
 	// pods/exec. Defaults to the controller's workflow service account.
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
 	ServiceAccountName string `json:"serviceAccountName,omitempty"`
 	// Overrides for the step pods.
 	// +optional

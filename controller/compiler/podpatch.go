@@ -102,14 +102,14 @@ func (p *podPatch) String() string {
 	if p.volumes == nil && isEmptyContainer(p.main, empty) {
 		return defaultPodSpecPatch
 	}
-	data, err := json.Marshal(struct {
+	data, err := argoJSON(struct {
 		Containers []corev1.Container `json:"containers"`
 		Volumes    []corev1.Volume    `json:"volumes,omitempty"`
 	}{[]corev1.Container{p.main}, p.volumes})
 	if err != nil {
 		panic(err) // only plain API types: cannot fail
 	}
-	return string(data)
+	return data
 }
 
 func isEmptyContainer(a, b corev1.Container) bool {

@@ -1,7 +1,6 @@
 package compiler
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"github.com/argoproj/argo-workflows/v3/pkg/apis/workflow"
@@ -30,7 +29,10 @@ type RestoreInput struct {
 // sees a byte) -> restore -> post-hook.
 func Restore(in RestoreInput, opts Options) (*wfv1.Workflow, error) {
 	r := in.Restore
-	target, err := json.Marshal(r.Spec.Target)
+	if err := checkArgoLiterals(r.Spec.Pod, r.Spec.Hooks); err != nil {
+		return nil, err
+	}
+	target, err := argoJSON(r.Spec.Target)
 	if err != nil {
 		return nil, err
 	}
@@ -76,7 +78,7 @@ func Restore(in RestoreInput, opts Options) (*wfv1.Workflow, error) {
 				TemplateRef: &wfv1.TemplateRef{Name: TemplateRestore, Template: EntryRestore, ClusterScope: true},
 				Arguments: wfv1.Arguments{Parameters: concat(in.Storage.params(), stepArgs(image, patch, defaultRetries, deadline(EntryRestore, deadlines.Restore), opts),
 					value(ParamKey, in.Key), value(ParamExpectChecksum, in.Checksum),
-					value(ParamTarget, string(target)), value(ParamNamespace, r.Namespace),
+					value(ParamTarget, target), value(ParamNamespace, r.Namespace),
 					// The verify step has read the object whole; the restore still
 					// checks the checksums as it streams and holds back the end
 					// until they match.
