@@ -47,7 +47,7 @@ type BackupStorageTarget struct {
 	// +kubebuilder:validation:MaxLength=1024
 	// +kubebuilder:validation:XValidation:rule="!self.startsWith('/')",message="storage.path must be relative to the storage prefix: remove the leading '/'"
 	// +kubebuilder:validation:XValidation:rule="!self.split('/').exists(s, s.trim() == '..')",message="storage.path must not contain a '..' segment"
-	// +kubebuilder:validation:XValidation:rule=`self.matches('^(?:[^{]|\\{[^{])*(?:\\{\\{\\s*(?:[-.$("/][^{}]*|[A-Za-z_][A-Za-z0-9_]*\\s[^{}]*|(?:end|else|now|break|continue)\\s*)\\}\\}(?:[^{]|\\{[^{])*)*\\{?$')`,message="storage.path: each {{ }} must be a Go template action on the path's data, such as {{ .Namespace }} or {{ .Timestamp | date \"2006\" }}, without braces inside; an action Argo would substitute itself ({{workflow.name}}, {{inputs.parameters.x}}, {{= expr }}) is refused"
+	// +kubebuilder:validation:XValidation:rule=`self.matches('^(?:[^{]|\\{[^{])*(?:\\{\\{\\s*(?:[-.$("/][^{}]*|[A-Za-z_][A-Za-z0-9_]*\\s+[^{}\\s][^{}]*|(?:end|else|now|break|continue)\\s*)\\}\\}(?:[^{]|\\{[^{])*)*\\{?$')`,message="storage.path: each {{ }} must be a Go template action on the path's data, such as {{ .Namespace }} or {{ .Timestamp | date \"2006\" }}, without braces inside; an action Argo would substitute itself ({{workflow.name}}, {{inputs.parameters.x}}, {{= expr }}) is refused"
 	Path string `json:"path,omitempty"`
 }
 

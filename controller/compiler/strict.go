@@ -257,6 +257,6 @@ func withPodFields(patch string, ws *wfv1.WorkflowSpec) (string, error) {
 	if ws.PodPriorityClassName != "" {
 		fields["priorityClassName"] = ws.PodPriorityClassName
 	}
-	data, err := json.Marshal(fields)
-	return string(data), err
+	// Re-marshalled as argoJSON: the patch carries the spec's strings.
+	return argoJSON(fields)
 }
