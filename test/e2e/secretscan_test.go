@@ -28,7 +28,7 @@ import (
 
 // scannedNamespaces are the namespaces the suite's resources, Workflows and
 // step pods live in, and the controller's and Argo's own.
-var scannedNamespaces = []string{nsPostgreSQL, nsFailure, nsFiles, nsSchedule, nsWiki, nsMongoDB, "backflow-system", "argo"}
+var scannedNamespaces = []string{nsPostgreSQL, nsFailure, nsFiles, nsSchedule, nsWiki, nsMongoDB, nsAlice, nsMallory, "backflow-system", "argo"}
 
 // podCollector keeps every pod spec and container log of the scanned
 // namespaces as the suite runs: Argo deletes a step's pod once it
@@ -217,10 +217,19 @@ func scanForSecrets(c *podCollector) ([]string, int, error) {
 	for k, v := range c.specs {
 		documents["pod "+k+" (as it ran)"] = v
 	}
+	stepLogs := 0
 	for k, v := range c.logs {
 		documents["log of "+k] = v.Bytes()
+		if strings.HasSuffix(k, "/main") && v.Len() > 0 {
+			stepLogs++
+		}
 	}
 	c.mu.Unlock()
+	// A scan that saw nothing would pass: it must have read step logs and
+	// have secrets to look for.
+	if stepLogs == 0 || len(secrets) == 0 {
+		return nil, 0, fmt.Errorf("the scan would prove nothing: %d step logs collected, %d secret values to look for", stepLogs, len(secrets))
+	}
 	var hits []string
 	for where, data := range documents {
 		for value, from := range secrets {
