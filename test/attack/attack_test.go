@@ -635,3 +635,31 @@ func TestNoCopyOfAlicesSecretInMallory(t *testing.T) {
 		}
 	}
 }
+
+// Mallory's Backup takes alice's series name, and its rotate step is run as
+// mallory's pod would run it (namespace mallory, the storage's ID), over
+// the directory of alice's series, even with the bucket's own credentials:
+// rotate deletes only backups whose manifests name mallory's series.
+func TestRotateAlicesSeries(t *testing.T) {
+	ctx := context.Background()
+	backend, err := storage.NewS3Backend(storage.S3Config{Endpoint: s3.Endpoint, Bucket: s3.Bucket, PathStyle: true,
+		Credentials: storage.Credentials{AccessKeyID: s3.AccessKey, SecretAccessKey: s3.SecretKey}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"", aliceKeys[2]} {
+		res, err := stages.Rotate(ctx, stages.RotateConfig{Storage: backend, Scope: alice + "/" + aliceSeries + "/", Namespace: mallory,
+			Series: aliceSeries, StorageID: alice + "/" + sharedStorage, Key: key, Rules: retention.Rules{KeepLast: ptr(1)}})
+		switch {
+		case key == "" && err != nil:
+			t.Fatalf("rotate of mallory's (empty) series: %v", err)
+		case key != "" && err == nil:
+			t.Errorf("rotate accepted alice's %s as the backup mallory's series just wrote", key)
+		case res != nil && res.Foreign == 0:
+			t.Errorf("rotate saw none of alice's objects below %s/%s/: the test proves nothing", alice, aliceSeries)
+		case res != nil && res.Deleted > 0:
+			t.Errorf("rotate as mallory deleted %d of alice's objects", res.Deleted)
+		}
+	}
+	aliceIntact(t)
+}

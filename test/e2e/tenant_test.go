@@ -82,8 +82,7 @@ spec:
 		t.Error("a command in mallory's namespace read the bucket-wide secret key of alice's storage from its container")
 	}
 	if strings.Contains(string(found), "eyJ") || strings.Contains(string(found), "token ->") || strings.Contains(string(found), " token\n") {
-		t.Errorf("a command in mallory's namespace found a service account token:\n%s", tail(string(found), 600))
+		// Not printed: the token is a credential.
+		t.Error("a command in mallory's namespace found a service account token in /var/run/secrets/kubernetes.io/serviceaccount")
 	}
 }
-
-func tail(s string, n int) string { return s[max(0, len(s)-n):] }

@@ -658,3 +658,50 @@ func checkTemplates(t *testing.T, name string, templates []wfv1.Template) {
 		}
 	}
 }
+
+// TestNamesAndLabels: a payload as the name or in a label of any kind is
+// refused by the apiserver's own checks, naming metadata.name or
+// metadata.labels; one in an annotation is accepted and never reaches the
+// Workflow.
+func TestNamesAndLabels(t *testing.T) {
+	for _, k := range kinds {
+		for _, p := range payloads {
+			obj := k.base(t, 0, strings.ToLower(k.name)+"-meta")
+			meta := obj["metadata"].(map[string]any)
+			meta["name"] = p
+			if _, refused := dryRun(t, obj); !hasField(refused, "metadata.name") {
+				t.Errorf("%s named %q is not refused naming metadata.name: %v", k.name, p, refused)
+			}
+			obj = k.base(t, 0, strings.ToLower(k.name)+"-meta")
+			obj["metadata"].(map[string]any)["labels"] = map[string]any{"app": p}
+			if _, refused := dryRun(t, obj); !hasField(refused, "metadata.labels") {
+				t.Errorf("%s labelled app=%q is not refused naming metadata.labels: %v", k.name, p, refused)
+			}
+			obj = k.base(t, 0, strings.ToLower(k.name)+"-meta")
+			obj["metadata"].(map[string]any)["annotations"] = map[string]any{"note": marker(p, 0)}
+			u, refused := dryRun(t, obj)
+			if refused != nil {
+				t.Fatalf("%s annotated %q: %v", k.name, p, refused)
+			}
+			objs, err := compile(t, k, u)
+			if err != nil {
+				t.Fatalf("%s: %v", k.name, err)
+			}
+			for _, o := range objs {
+				data, _ := json.Marshal(o)
+				if strings.Contains(string(data), "~0") {
+					t.Errorf("%s's annotation reaches the compiled %T", k.name, o)
+				}
+			}
+		}
+	}
+}
+
+func hasField(refused map[string]string, prefix string) bool {
+	for f := range refused {
+		if strings.HasPrefix(f, prefix) {
+			return true
+		}
+	}
+	return false
+}
