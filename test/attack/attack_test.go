@@ -230,7 +230,7 @@ func waitFailed(t *testing.T, obj client.Object, status func() *v1.RunStatus) me
 		return false, fmt.Sprintf("phase %q, message %q", st.Phase, st.Message)
 	})
 	if st := status(); st.Phase != v1.PhaseFailed {
-		t.Errorf("%s %s/%s ran: phase %s, key %v", obj.GetObjectKind().GroupVersionKind().Kind, obj.GetNamespace(), obj.GetName(), st.Phase, st.Location)
+		t.Errorf("%T %s/%s ran: phase %s, key %v", obj, obj.GetNamespace(), obj.GetName(), st.Phase, st.Location)
 	}
 	return cond
 }

@@ -246,6 +246,19 @@ func asAPIStatus(err error, into *apierrors.APIStatus) bool {
 	return ok
 }
 
+// siblings says whether another injected leaf than l lies below the
+// refused field f, which then may be what f was refused for.
+func siblings(all []leaf, accepted map[string]bool, f string, l leaf) bool {
+	nf := bracketKey.ReplaceAllString(f, ".$1")
+	for _, o := range all {
+		p := bracketKey.ReplaceAllString(o.path, ".$1")
+		if o.path != l.path && accepted[o.path] && (p == nf || strings.HasPrefix(p, nf+".") || strings.HasPrefix(p, nf+"[")) {
+			return true
+		}
+	}
+	return false
+}
+
 var defaultedBases sync.Map // kind/index -> *unstructured.Unstructured
 
 // defaultedBase is base i of kind k as the apiserver defaults it, failing
@@ -353,7 +366,7 @@ func injectInto(t *testing.T, k kind, i int, p string, keys bool) {
 				continue
 			}
 			f, ok := refusedBy(l, values[l.path], refused)
-			if ok && f != l.path {
+			if ok && f != l.path && siblings(all, accepted, f, l) {
 				// Refused through the object or list that holds it: the
 				// leaf alone must be refused too, not one beside it.
 				single := clone(base)
