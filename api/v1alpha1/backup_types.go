@@ -41,6 +41,10 @@ type BackupStorageTarget struct {
 	// from run to run (its scope: "apps/nightly/" for the default) and
 	// rotates the backups whose manifests name the series, so several series
 	// may share a directory, and one may spread over dated directories.
+	// Each {{ }} must be an action on this data ({{ .Name }}, {{ .Timestamp |
+	// date "2006" }}, a function with arguments, end or else): Argo
+	// substitutes its own tags in a Workflow's parameters, and a path it
+	// would read ({{workflow.name}}, {{= ... }}) is refused.
 	// +optional
 	// +kubebuilder:default=`{{ .Namespace }}/{{ .Series }}/{{ .Timestamp | date "20060102T150405Z" }}{{ .Extension }}`
 	// +kubebuilder:validation:MinLength=1
