@@ -46,11 +46,16 @@ type BackupStorageTarget struct {
 	// "{{ .Namespace }}/"); the controller checks it before anything runs.
 	// Defaults to that prefix followed by
 	// {{ .Series }}/{{ .Timestamp | date "20060102T150405Z" }}{{ .Extension }}.
+	// Each {{ }} must be an action on this data ({{ .Name }}, {{ .Timestamp |
+	// date "2006" }}, a function with arguments, end or else): Argo
+	// substitutes its own tags in a Workflow's parameters, and a path it
+	// would read ({{workflow.name}}, {{= ... }}) is refused.
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=1024
 	// +kubebuilder:validation:XValidation:rule="!self.startsWith('/')",message="storage.path must be relative to the storage prefix: remove the leading '/'"
 	// +kubebuilder:validation:XValidation:rule="!self.split('/').exists(s, s.trim() == '..')",message="storage.path must not contain a '..' segment"
+	// +kubebuilder:validation:XValidation:rule=`self.matches('^(?:[^{]|\\{[^{])*(?:\\{\\{\\s*(?:[-.$("/][^{}]*|[A-Za-z_][A-Za-z0-9_]*\\s+[^{}\\s][^{}]*|(?:end|else|now|break|continue)\\s*)\\}\\}(?:[^{]|\\{[^{])*)*\\{?$')`,message="storage.path: each {{ }} must be a Go template action on the path's data, such as {{ .Namespace }} or {{ .Timestamp | date \"2006\" }}, without braces inside; an action Argo would substitute itself ({{workflow.name}}, {{inputs.parameters.x}}, {{= expr }}) is refused"
 	Path string `json:"path,omitempty"`
 }
 
@@ -207,6 +212,7 @@ type BackupSpec struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:XValidation:rule="self != 'backflow-hook'",message="serviceAccountName: backflow-hook is the exec hooks' own account; name another one"
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
 	ServiceAccountName string `json:"serviceAccountName,omitempty"`
 	// Overrides for the step pods.
 	// +optional

@@ -140,10 +140,12 @@ type ConfigMapKeySelector struct {
 	// Name of the ConfigMap.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
 	Name string `json:"name"`
 	// Key inside the ConfigMap.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
 	Key string `json:"key"`
 }
 
@@ -155,15 +157,18 @@ type S3Credentials struct {
 	// +optional
 	// +kubebuilder:default=AWS_ACCESS_KEY_ID
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
 	AccessKeyIDKey string `json:"accessKeyIDKey,omitempty"`
 	// Key holding the secret access key.
 	// +optional
 	// +kubebuilder:default=AWS_SECRET_ACCESS_KEY
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
 	SecretAccessKeyKey string `json:"secretAccessKeyKey,omitempty"`
 	// Key holding a session token, for temporary credentials.
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
 	SessionTokenKey string `json:"sessionTokenKey,omitempty"`
 }
 

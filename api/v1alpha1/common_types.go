@@ -10,6 +10,7 @@ type LocalObjectReference struct {
 	// Name of the object.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
 	Name string `json:"name"`
 }
 
@@ -18,10 +19,12 @@ type SecretKeySelector struct {
 	// Name of the Secret.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
 	Name string `json:"name"`
 	// Key inside the Secret.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
 	Key string `json:"key"`
 }
 
@@ -167,6 +170,7 @@ type PostgreSQLSource struct {
 	// tools works.
 	// +optional
 	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:XValidation:rule="!self.contains('{{')",message="image must not contain '{{': Argo would read it as its own template tag or expression"
 	Image string `json:"image,omitempty"`
 }
 
@@ -209,6 +213,7 @@ type MySQLSource struct {
 	// flavor.
 	// +optional
 	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:XValidation:rule="!self.contains('{{')",message="image must not contain '{{': Argo would read it as its own template tag or expression"
 	Image string `json:"image,omitempty"`
 }
 
@@ -283,6 +288,7 @@ type CommandSource struct {
 	// Image to run. The backflow binary is copied into it.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:XValidation:rule="!self.contains('{{')",message="image must not contain '{{': Argo would read it as its own template tag or expression"
 	Image string `json:"image"`
 	// Command and its arguments.
 	// +kubebuilder:validation:MinItems=1
@@ -407,6 +413,7 @@ type ExecHook struct {
 	// Name of the pod.
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
 	PodName string `json:"podName,omitempty"`
 	// Label selector choosing the pod.
 	// +optional
@@ -414,6 +421,7 @@ type ExecHook struct {
 	// Container of the pod. Defaults to its first container.
 	// +optional
 	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	Container string `json:"container,omitempty"`
 	// Command and its arguments.
 	// +kubebuilder:validation:MinItems=1
@@ -427,6 +435,7 @@ type ContainerHook struct {
 	// Image to run.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:XValidation:rule="!self.contains('{{')",message="image must not contain '{{': Argo would read it as its own template tag or expression"
 	Image string `json:"image"`
 	// Command and its arguments.
 	// +kubebuilder:validation:MinItems=1
@@ -455,6 +464,7 @@ type PodOverrides struct {
 	// Tolerations of the step pods.
 	// +optional
 	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:XValidation:rule="self.all(t, [has(t.key) ? t.key : '', has(t.operator) ? t.operator : '', has(t.value) ? t.value : '', has(t.effect) ? t.effect : ''].all(s, !s.contains('{{')))",message="pod.tolerations must not contain '{{': Argo would read it as its own template tag or expression"
 	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
 	// Pod security context of the step pods.
 	// +optional
@@ -462,6 +472,7 @@ type PodOverrides struct {
 	// Priority class of the step pods.
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
 	PriorityClassName string `json:"priorityClassName,omitempty"`
 	// Labels added to the step pods.
 	// +optional

@@ -30,6 +30,7 @@ type StoredObject struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=1024
 	// +kubebuilder:validation:XValidation:rule="!self.startsWith('/') && !self.split('/').exists(s, s == '..')",message="object.key must be relative to the storage prefix and must not contain '..'"
+	// +kubebuilder:validation:XValidation:rule="!self.contains('{{')",message="object.key must not contain '{{': Argo would read it as its own template tag or expression"
 	Key string `json:"key"`
 }
 
@@ -49,6 +50,7 @@ type PostgreSQLTarget struct {
 	// Image with psql and pg_restore.
 	// +optional
 	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:XValidation:rule="!self.contains('{{')",message="image must not contain '{{': Argo would read it as its own template tag or expression"
 	Image string `json:"image,omitempty"`
 }
 
@@ -69,6 +71,7 @@ type MySQLTarget struct {
 	// Image with the client tools.
 	// +optional
 	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:XValidation:rule="!self.contains('{{')",message="image must not contain '{{': Argo would read it as its own template tag or expression"
 	Image string `json:"image,omitempty"`
 }
 
@@ -127,6 +130,7 @@ type CommandTarget struct {
 	// Image to run. The backflow binary is copied into it.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:XValidation:rule="!self.contains('{{')",message="image must not contain '{{': Argo would read it as its own template tag or expression"
 	Image string `json:"image"`
 	// Command and its arguments.
 	// +kubebuilder:validation:MinItems=1
@@ -197,6 +201,7 @@ type RestoreSpec struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:XValidation:rule="self != 'backflow-hook'",message="serviceAccountName: backflow-hook is the exec hooks' own account; name another one"
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
 	ServiceAccountName string `json:"serviceAccountName,omitempty"`
 	// Overrides for the step pods.
 	// +optional

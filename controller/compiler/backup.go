@@ -2,7 +2,6 @@ package compiler
 
 import (
 	"cmp"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -127,10 +126,13 @@ func backupWorkflowSpec(namespace string, spec v1.BackupSpec, series, timezone s
 	if err != nil {
 		return nil, err
 	}
+	if err := checkArgoLiterals(spec.Pod, spec.Hooks); err != nil {
+		return nil, err
+	}
 	if err := engine.CheckSource(spec.Source); err != nil {
 		return nil, fmt.Errorf("spec.source.%w", err)
 	}
-	sourceJSON, err := json.Marshal(spec.Source)
+	sourceJSON, err := argoJSON(spec.Source)
 	if err != nil {
 		return nil, err
 	}
@@ -155,7 +157,6 @@ func backupWorkflowSpec(namespace string, spec v1.BackupSpec, series, timezone s
 	}
 
 	dumpPatch := newPodPatch()
-	dumpPatch.storageCA(st)
 	dumpPatch.resources(spec.Pod)
 	dumpPatch.recipientsSecret = recipientsSecret
 	dumpPod := engine.DumpPod(spec.Source)
@@ -185,7 +186,7 @@ func backupWorkflowSpec(namespace string, spec v1.BackupSpec, series, timezone s
 			return wfv1.DAGTask{
 				TemplateRef: &wfv1.TemplateRef{Name: TemplateDump, Template: EntryDump, ClusterScope: true},
 				Arguments: wfv1.Arguments{Parameters: concat(st.params(namespace, StepDump), stepArgs(image, dumpPatch, retries, deadline(EntryDump, deadlines.Dump), opts),
-					value(ParamSource, string(sourceJSON)), value(ParamPath, path), value(ParamNamespace, namespace),
+					value(ParamSource, sourceJSON), value(ParamPath, path), value(ParamNamespace, namespace),
 					name, value(ParamSeries, series), value(ParamStorageID, st.ID()), value(ParamCompression, compression), value(ParamLevel, level),
 					value(ParamRecipients, strings.Join(recipients, "\n")),
 				)},
@@ -194,17 +195,16 @@ func backupWorkflowSpec(namespace string, spec v1.BackupSpec, series, timezone s
 		StepVerify: func() (wfv1.DAGTask, error) {
 			verifyPatch := newPodPatch()
 			patches[StepVerify] = verifyPatch
-			verifyPatch.storageCA(st)
 			verifyPatch.resources(spec.Pod)
 			verifyPatch.identity(identity)
 			verifyImage, restoreTest, scratchEngine := opts.Image, "", ""
 			if spec.Verify != nil && spec.Verify.RestoreTest != nil {
 				rt := spec.Verify.RestoreTest
-				data, err := json.Marshal(rt)
+				data, err := argoJSON(rt)
 				if err != nil {
 					return wfv1.DAGTask{}, err
 				}
-				restoreTest = string(data)
+				restoreTest = data
 				verifyImage = image
 				if rt.Connection != nil {
 					tester, ok := engine.(source.RestoreTester)
@@ -236,7 +236,6 @@ func backupWorkflowSpec(namespace string, spec v1.BackupSpec, series, timezone s
 			}
 			rotatePatch := newPodPatch()
 			patches[StepRotate] = rotatePatch
-			rotatePatch.storageCA(st)
 			return wfv1.DAGTask{
 				TemplateRef: &wfv1.TemplateRef{Name: TemplateRotate, Template: EntryRotate, ClusterScope: true},
 				Arguments: wfv1.Arguments{Parameters: concat(st.params(namespace, StepRotate), stepArgs(opts.Image, rotatePatch, retries, deadline(EntryRotate, deadlines.Rotate), opts),
@@ -344,7 +343,8 @@ func hookTask(h *v1.Hook, retries string, opts Options) (wfv1.DAGTask, *podPatch
 	timeout := cmp.Or(h.TimeoutSeconds, defaultHookTimeout)
 	var task wfv1.DAGTask
 	if e := h.Exec; e != nil {
-		command, _ := json.Marshal(e.Command)
+		// A []string always marshals.
+		command, _ := argoJSON(e.Command)
 		selector := ""
 		if e.PodSelector != nil {
 			selector = metav1.FormatLabelSelector(e.PodSelector)
@@ -353,7 +353,7 @@ func hookTask(h *v1.Hook, retries string, opts Options) (wfv1.DAGTask, *podPatch
 		task.Arguments.Parameters = []wfv1.Parameter{
 			value(ParamImage, opts.Image), value(ParamBackflowImage, opts.Image),
 			value(ParamHookPod, e.PodName), value(ParamHookSelector, selector), value(ParamHookContainer, e.Container),
-			value(ParamHookCommand, string(command)), value(ParamTimeout, strconv.Itoa(int(timeout))), value(ParamHookOnError, string(cmp.Or(string(h.OnError), "Fail"))),
+			value(ParamHookCommand, command), value(ParamTimeout, strconv.Itoa(int(timeout))), value(ParamHookOnError, string(cmp.Or(string(h.OnError), "Fail"))),
 			value(ParamRetries, retries), value(ParamDeadline, strconv.Itoa(int(timeout+hookDeadlineMargin))),
 		}
 		return task, nil

@@ -29,9 +29,6 @@ type podPatch struct {
 	recipientsSecret *v1.SecretKeySelector
 	// identity is the age identity (verify, restore).
 	identitySecret *v1.SecretKeySelector
-	// ca mounts the storage's CA bundle from the run Secret
-	// (RunCredentialsSecret, RunCAKey).
-	ca bool
 	// volume is the data volume an engine mounts at VolumeRoot.
 	volume         *corev1.VolumeSource
 	volumeReadOnly bool
@@ -96,9 +93,6 @@ func connectionKeys(ref *v1.ConnectionSecretRef) []struct{ env, param, key strin
 // identity mounts the age identity; only verify and restore steps get it.
 func (p *podPatch) identity(sel *v1.SecretKeySelector) { p.identitySecret = sel }
 
-// storageCA mounts the storage's CA bundle, which the run Secret holds,
-// where the storage URL expects it.
-func (p *podPatch) storageCA(st StorageAccess) { p.ca = st.HasCA() }
 
 // The volumes of a step, in the order the patch lists them.
 func identityVolumeSource(secret, key string) corev1.VolumeSource {
@@ -119,11 +113,6 @@ func (p *podPatch) main() (corev1.Container, []corev1.Volume) {
 	mount := func(v corev1.Volume, mountPath string, readOnly bool) {
 		volumes = append(volumes, v)
 		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: v.Name, MountPath: mountPath, ReadOnly: readOnly})
-	}
-	if p.ca {
-		mount(corev1.Volume{Name: caVolume, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-			SecretName: RunCredentialsSecret, Items: []corev1.KeyToPath{{Key: RunCAKey, Path: RunCAKey}},
-		}}}, CADir, true)
 	}
 	if p.resourceReqs != nil {
 		c.Resources = *p.resourceReqs
@@ -148,20 +137,26 @@ func (p *podPatch) main() (corev1.Container, []corev1.Volume) {
 	return c, volumes
 }
 
-// String is the patch as JSON; "{}" when it changes nothing.
+// String is the patch as JSON, "{}" when it changes nothing, with every
+// "{{" of the spec's strings escaped (argoJSON).
 func (p *podPatch) String() string {
-	c, volumes := p.main()
-	if volumes == nil && isEmptyContainer(c, corev1.Container{Name: mainContainer}) {
-		return defaultPodSpecPatch
-	}
-	data, err := json.Marshal(struct {
-		Containers []corev1.Container `json:"containers"`
-		Volumes    []corev1.Volume    `json:"volumes,omitempty"`
-	}{[]corev1.Container{c}, volumes})
+	data, err := argoJSON(p.fields())
 	if err != nil {
 		panic(err) // only plain API types: cannot fail
 	}
-	return string(data)
+	return data
+}
+
+// fields is the patch as an object to marshal; nil when it changes nothing.
+func (p *podPatch) fields() any {
+	c, volumes := p.main()
+	if volumes == nil && isEmptyContainer(c, corev1.Container{Name: mainContainer}) {
+		return map[string]any{}
+	}
+	return struct {
+		Containers []corev1.Container `json:"containers"`
+		Volumes    []corev1.Volume    `json:"volumes,omitempty"`
+	}{[]corev1.Container{c}, volumes}
 }
 
 func isEmptyContainer(a, b corev1.Container) bool {
@@ -182,11 +177,11 @@ func secretRef(name, key string, optional bool) *corev1.EnvVarSource {
 // pod spec patch again when it creates the pod, and a tag there (from a
 // Secret name, an env var, a hook's command) could write past its field. In
 // Strict mode the run template refuses it too, with a less clear message.
-// The one tag the compiler itself writes, the run Secret's name
-// (RunCredentialsSecret, for the CA bundle), is Argo's to fill in.
 func checkPatches(patches map[string]*podPatch) error {
 	for _, step := range slices.Sorted(maps.Keys(patches)) {
-		if p := patches[step]; p != nil && strings.Contains(strings.ReplaceAll(p.String(), RunCredentialsSecret, ""), "{{") {
+		if p := patches[step]; p == nil {
+			continue
+		} else if data, _ := json.Marshal(p.fields()); strings.Contains(string(data), "{{") {
 			return fmt.Errorf("the %s step's pod: a Secret or key name, an env var, a command or an argument holds \"{{\", which Argo would evaluate as a template tag in the pod spec patch", step)
 		}
 	}

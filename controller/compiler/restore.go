@@ -2,7 +2,6 @@ package compiler
 
 import (
 	"cmp"
-	"encoding/json"
 	"fmt"
 
 	"github.com/argoproj/argo-workflows/v3/pkg/apis/workflow"
@@ -45,12 +44,14 @@ func Restore(in RestoreInput, opts Options) (*wfv1.Workflow, error) {
 	if err := checkExecHooks(r.Spec.Hooks, opts); err != nil {
 		return nil, err
 	}
-	target, err := json.Marshal(r.Spec.Target)
+	if err := checkArgoLiterals(r.Spec.Pod, r.Spec.Hooks); err != nil {
+		return nil, err
+	}
+	target, err := argoJSON(r.Spec.Target)
 	if err != nil {
 		return nil, err
 	}
 	patch := newPodPatch()
-	patch.storageCA(in.Storage)
 	patch.resources(r.Spec.Pod)
 	patch.identity(in.Identity)
 	engine, err := source.ForTarget(r.Spec.Target)
@@ -79,7 +80,6 @@ func Restore(in RestoreInput, opts Options) (*wfv1.Workflow, error) {
 		StepVerify: func() wfv1.DAGTask {
 			verifyPatch := newPodPatch()
 			patches[StepVerify] = verifyPatch
-			verifyPatch.storageCA(in.Storage)
 			verifyPatch.identity(in.Identity)
 			return wfv1.DAGTask{
 				TemplateRef: &wfv1.TemplateRef{Name: TemplateVerify, Template: EntryVerify, ClusterScope: true},
@@ -96,7 +96,7 @@ func Restore(in RestoreInput, opts Options) (*wfv1.Workflow, error) {
 				TemplateRef: &wfv1.TemplateRef{Name: TemplateRestore, Template: EntryRestore, ClusterScope: true},
 				Arguments: wfv1.Arguments{Parameters: concat(in.Storage.params(r.Namespace, StepRestore), stepArgs(image, patch, defaultRetries, deadline(EntryRestore, deadlines.Restore), opts),
 					value(ParamKey, in.Key), value(ParamExpectChecksum, in.Checksum),
-					value(ParamTarget, string(target)), value(ParamNamespace, r.Namespace),
+					value(ParamTarget, target), value(ParamNamespace, r.Namespace),
 					// The verify step has read the object whole; the restore still
 					// checks the checksums as it streams and holds back the end
 					// until they match.

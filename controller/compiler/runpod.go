@@ -67,7 +67,7 @@ var podWideParams = []string{ParamServiceAccountName, ParamNodeSelector, ParamTo
 // podFields says which fields of the pod a stage template's step may have
 // set, and so which parameters the run template has for it.
 type podFields struct {
-	ca, resources, recipients, identity, connection, env, claim, command bool
+	resources, recipients, identity, connection, env, claim, command bool
 	// ownAccount: the step runs as its template's account (the exec hook's
 	// HookServiceAccount, with its token), never the run's: a patch applies
 	// after the template and would replace it.
@@ -82,7 +82,6 @@ func (f podFields) params() []string {
 			out = append(out, names...)
 		}
 	}
-	add(f.ca, paramCA)
 	add(f.resources, paramResources)
 	add(f.identity, paramIdentitySecret, paramIdentityKey)
 	add(f.recipients, paramRecipientsSecret, paramRecipientsKey)
@@ -96,10 +95,10 @@ func (f podFields) params() []string {
 // stagePodFields are the fields each stage template's steps set (see the
 // podPatch calls in backup.go, restore.go and hookTask).
 var stagePodFields = map[string]podFields{
-	EntryDump:          {ca: true, resources: true, recipients: true, connection: true, env: true, claim: true},
-	EntryVerify:        {ca: true, resources: true, identity: true, connection: true},
-	EntryRestore:       {ca: true, resources: true, identity: true, connection: true, env: true, claim: true},
-	EntryRotate:        {ca: true},
+	EntryDump:          {resources: true, recipients: true, connection: true, env: true, claim: true},
+	EntryVerify:        {resources: true, identity: true, connection: true},
+	EntryRestore:       {resources: true, identity: true, connection: true, env: true, claim: true},
+	EntryRotate:        {},
 	EntryExecHook:      {ownAccount: true},
 	EntryContainerHook: {env: true, command: true},
 }
@@ -121,9 +120,6 @@ func (p *podPatch) strictArguments() (map[string]string, error) {
 		data, err := json.Marshal(v)
 		args[name] = string(data)
 		return err
-	}
-	if p.ca {
-		set(paramCA, "true")
 	}
 	if s := p.identitySecret; s != nil {
 		set(paramIdentitySecret, s.Name)
@@ -255,14 +251,6 @@ func podSpecPatchExpr(step string, f podFields, opts Options) string {
 	var env, mounts, volumes []string
 	mount := func(name, path string, readOnly string) string {
 		return list(object("name", lit(name), "mountPath", lit(path), "readOnly", readOnly))
-	}
-	if f.ca {
-		// The run Secret's name, RunCredentialsSecret, as an expression:
-		// a tag cannot stand inside one.
-		runSecret := lit(strings.TrimSuffix(RunCredentialsSecret, "{{workflow.uid}}")) + " + string(workflow.uid)"
-		items := list(object("key", lit(RunCAKey), "path", lit(RunCAKey)))
-		volumes = append(volumes, ifSet(p(paramCA), list(object("name", lit(caVolume), "secret", object("secretName", runSecret, "items", items))), "[]"))
-		mounts = append(mounts, ifSet(p(paramCA), mount(caVolume, CADir, "true"), "[]"))
 	}
 	if f.identity {
 		volumes = append(volumes, ifSet(p(paramIdentitySecret), list(object("name", lit(identityVolume), "secret", object(

@@ -175,12 +175,28 @@ func outputs(names ...string) wfv1.Outputs {
 	return o
 }
 
+// storageStepTemplate is the stepTemplate of a stage that reads or writes
+// storage: the credentials come from the storage Secret (storageEnv), and
+// so does the storage's CA bundle, under RunCAKey. Its volume is optional: a
+// Secret without that key mounts an empty directory, and the storage URL
+// names the CA file only for a storage with a CA. Nothing of it is a pod
+// spec patch, so that no Argo tag has to pass through one (the run Secret's
+// name is RunCredentialsSecret).
+func storageStepTemplate(opts Options, name string, params []wfv1.Parameter, args ...string) wfv1.Template {
+	t := stepTemplate(opts, name, params, storageEnv(), args...)
+	t.Volumes = append(t.Volumes, corev1.Volume{Name: caVolume, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+		SecretName: in(ParamStorageSecret), Items: []corev1.KeyToPath{{Key: RunCAKey, Path: RunCAKey}}, Optional: ptr(true),
+	}}})
+	t.Container.VolumeMounts = append(t.Container.VolumeMounts, corev1.VolumeMount{Name: caVolume, MountPath: CADir, ReadOnly: true})
+	return t
+}
+
 func dumpTemplate(opts Options) wfv1.Template {
 	params := append(storageParams(),
 		param(ParamSource), param(ParamPath, DefaultPath), param(ParamNamespace, "{{workflow.namespace}}"),
 		param(ParamName), param(ParamSeries), param(ParamStorageID, ""), param(ParamCompression, defaultCompression), param(ParamLevel, defaultCompressLevel),
 		param(ParamRecipients, ""))
-	t := stepTemplate(opts, EntryDump, params, storageEnv(), storageArgs("dump",
+	t := storageStepTemplate(opts, EntryDump, params, storageArgs("dump",
 		cliFlag("source", ParamSource), cliFlag("path", ParamPath),
 		cliFlag("namespace", ParamNamespace), cliFlag("name", ParamName), cliFlag("series", ParamSeries), cliFlag("storage-id", ParamStorageID),
 		cliFlag("compression", ParamCompression), cliFlag("level", ParamLevel), cliFlag("recipient", ParamRecipients),
@@ -192,7 +208,7 @@ func dumpTemplate(opts Options) wfv1.Template {
 func verifyTemplate(opts Options) wfv1.Template {
 	params := append(storageParams(), param(ParamKey), param(ParamRestoreTest, ""), param(ParamEngine, ""),
 		param(ParamNamespace, "{{workflow.namespace}}"), param(ParamExpectChecksum, ""), param(ParamMarkVerified, "true"))
-	t := stepTemplate(opts, EntryVerify, params, storageEnv(), storageArgs("verify",
+	t := storageStepTemplate(opts, EntryVerify, params, storageArgs("verify",
 		cliFlag("key", ParamKey), cliFlag("restore-test", ParamRestoreTest), cliFlag("engine", ParamEngine),
 		cliFlag("namespace", ParamNamespace), cliFlag("expect-checksum", ParamExpectChecksum), cliFlag("mark-verified", ParamMarkVerified),
 		"--identity-dir="+IdentityDir, "--outputs-dir="+OutputsDir)...)
@@ -203,7 +219,7 @@ func verifyTemplate(opts Options) wfv1.Template {
 func restoreTemplate(opts Options) wfv1.Template {
 	params := append(storageParams(), param(ParamKey), param(ParamTarget), param(ParamVerifyFirst, "true"),
 		param(ParamNamespace, "{{workflow.namespace}}"), param(ParamExpectChecksum, ""))
-	t := stepTemplate(opts, EntryRestore, params, storageEnv(), storageArgs("restore",
+	t := storageStepTemplate(opts, EntryRestore, params, storageArgs("restore",
 		cliFlag("key", ParamKey), cliFlag("target", ParamTarget), cliFlag("verify-first", ParamVerifyFirst),
 		cliFlag("namespace", ParamNamespace), cliFlag("expect-checksum", ParamExpectChecksum), "--identity-dir="+IdentityDir, "--volume-root="+VolumeRoot, "--outputs-dir="+OutputsDir)...)
 	t.Outputs = outputs(OutputKey, OutputSize, OutputRawSize, OutputChecksum)
@@ -223,7 +239,7 @@ func rotateTemplate(opts Options) wfv1.Template {
 		params = append(params, param(name, noRule))
 		args = append(args, cliFlag(name, name))
 	}
-	t := stepTemplate(opts, EntryRotate, params, storageEnv(), append(args, "--outputs-dir="+OutputsDir)...)
+	t := storageStepTemplate(opts, EntryRotate, params, append(args, "--outputs-dir="+OutputsDir)...)
 	t.Outputs = outputs(OutputRotation)
 	return t
 }

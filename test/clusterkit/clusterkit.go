@@ -238,7 +238,7 @@ func (s *Stack) StoredKey(t testing.TB, b *v1.Backup) string {
 		t.Fatalf("%s: status has no location: %+v", b.Name, b.Status)
 	}
 	var storage v1.BackupStorage
-	if err := s.Kube.Get(context.Background(), client.ObjectKey{Namespace: b.Namespace, Name: b.Spec.Storage.Name}, &storage); err != nil {
+	if err := s.Kube.Get(context.Background(), client.ObjectKey{Namespace: b.Spec.Storage.StorageNamespace(b.Namespace), Name: b.Spec.Storage.Name}, &storage); err != nil {
 		t.Fatal(err)
 	}
 	return path.Join(storage.Spec.S3.Prefix, b.Status.Location.Key)

@@ -29,7 +29,30 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	st = s
-	os.Exit(m.Run())
+	collector, err := startPodCollector(s.Env["KUBECONFIG"])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: collecting pod logs:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	// The secret scan runs after every scenario, over what they all left
+	// and every step pod's log.
+	collector.stop()
+	hits, documents, err := scanForSecrets(collector)
+	switch {
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "e2e: secret scan:", err)
+		code = 1
+	case len(hits) > 0:
+		fmt.Fprintf(os.Stderr, "e2e: secret scan: %d secret values found in Workflows, Events, pod specs or logs:\n", len(hits))
+		for _, h := range hits {
+			fmt.Fprintln(os.Stderr, "  "+h)
+		}
+		code = 1
+	default:
+		fmt.Printf("e2e: secret scan: no secret value in %d documents (Workflows, CronWorkflows, Events, backflow resources, ConfigMaps, pod specs, container logs)\n", documents)
+	}
+	os.Exit(code)
 }
 
 // appPod runs an application pod the hooks exec into; its hooks leave marker
