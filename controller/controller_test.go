@@ -27,6 +27,7 @@ import (
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
 	"github.com/backflow-dev/backflow/controller"
 	"github.com/backflow-dev/backflow/controller/compiler"
+	"github.com/backflow-dev/backflow/controller/namespace"
 	"github.com/backflow-dev/backflow/controller/metrics"
 	"github.com/backflow-dev/backflow/controller/storageref"
 	"github.com/backflow-dev/backflow/health"
@@ -389,7 +390,9 @@ func TestStorageInAnotherNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range copies.Items {
-		if s.Name != argotest.StorageName {
+		// The executor's token Secret belongs to the namespace's accounts
+		// (controller/namespace), not to the storage.
+		if s.Name != argotest.StorageName && s.Name != namespace.TokenSecret {
 			t.Errorf("Secret %s in the Backup's namespace after the run", s.Name)
 		}
 	}

@@ -312,13 +312,15 @@ func TestRestoreFromAnotherNamespace(t *testing.T) {
 	waitForSecretGone(t, mallory, secret.Name)
 
 	restore("theirs", aliceKey)
-	argotest.WaitFor(t, "the Restore of alice's object to wait", 30*time.Second, func() (bool, string) {
+	// Refused before any credentials are asked for: the key lies outside
+	// mallory's prefix (RestoreGrants would mint none for it either).
+	argotest.WaitFor(t, "the Restore of alice's object to fail", 30*time.Second, func() (bool, string) {
 		var rs v1.Restore
 		if err := stack.Client.Get(ctx, client.ObjectKey{Namespace: mallory, Name: "theirs"}, &rs); err != nil {
 			return false, err.Error()
 		}
 		c := meta.FindStatusCondition(rs.Status.Conditions, v1.ConditionSucceeded)
-		return c != nil && c.Reason == string(v1.ReasonCredentialsNotMinted) && rs.Status.WorkflowName == "", fmt.Sprintf("%+v", rs.Status)
+		return c != nil && c.Reason == string(v1.ReasonKeyOutsidePrefix) && rs.Status.WorkflowName == "", fmt.Sprintf("%+v", rs.Status)
 	})
 	if err := stack.Client.Get(ctx, client.ObjectKey{Namespace: mallory, Name: "theirs"}, &wfv1.Workflow{}); !apierrors.IsNotFound(err) {
 		t.Errorf("a Workflow for the Restore of alice's object: %v", err)

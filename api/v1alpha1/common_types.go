@@ -66,37 +66,44 @@ type ConnectionSecretRef struct {
 	// Name of the Secret, in the namespace of the resource.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
 	Name string `json:"name"`
 	// Key holding the host name.
 	// +optional
 	// +kubebuilder:default=host
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
 	HostKey string `json:"hostKey,omitempty"`
 	// Key holding the port.
 	// +optional
 	// +kubebuilder:default=port
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
 	PortKey string `json:"portKey,omitempty"`
 	// Key holding the user name.
 	// +optional
 	// +kubebuilder:default=username
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
 	UsernameKey string `json:"usernameKey,omitempty"`
 	// Key holding the password.
 	// +optional
 	// +kubebuilder:default=password
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
 	PasswordKey string `json:"passwordKey,omitempty"`
 	// Key holding the database name.
 	// +optional
 	// +kubebuilder:default=database
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
 	DatabaseKey string `json:"databaseKey,omitempty"`
 	// Key holding a complete connection URI (postgresql://, mysql://,
 	// mongodb://). When set, the URI is the connection and the other keys are
 	// used only to fill in what the URI leaves out.
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
 	URIKey string `json:"uriKey,omitempty"`
 }
 
@@ -271,6 +278,7 @@ type PVCSource struct {
 	// Name of the PersistentVolumeClaim, in the namespace of the Backup.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
 	ClaimName string `json:"claimName"`
 	// Paths inside the volume to archive, relative to its root. Defaults to the
 	// whole volume.

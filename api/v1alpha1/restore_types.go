@@ -116,6 +116,7 @@ type PVCTarget struct {
 	// Name of the PersistentVolumeClaim, in the namespace of the Restore.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
 	ClaimName string `json:"claimName"`
 	// Directory inside the volume to extract into, relative to its root.
 	// Defaults to the root. Entries that would land outside it are refused.

@@ -126,7 +126,11 @@ func backupWorkflowSpec(namespace string, spec v1.BackupSpec, series, timezone s
 	if err != nil {
 		return nil, err
 	}
-	if err := checkArgoLiterals(spec.Pod, spec.Hooks); err != nil {
+	var sourceEnv map[string]any
+	if c := spec.Source.Command; c != nil {
+		sourceEnv = map[string]any{"source.command.env": c.Env}
+	}
+	if err := checkArgoLiterals(spec.Pod, spec.Hooks, sourceEnv); err != nil {
 		return nil, err
 	}
 	if err := engine.CheckSource(spec.Source); err != nil {

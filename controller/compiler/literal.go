@@ -19,17 +19,31 @@ const argoTag = "{{"
 // substitute: maps and Kubernetes' own types, whose strings the CRD cannot
 // bound and so cannot check within CEL's cost budget. (Strings the CRD
 // bounds are refused at admission; a spec's strings inside JSON parameters
-// are escaped by argoJSON.)
-func checkArgoLiterals(pod *v1.PodOverrides, hooks *v1.Hooks) error {
-	fields := map[string]any{}
+// are escaped by argoJSON.) A step's pod spec patch is one of them too,
+// though escaped: Argo evaluates a pod spec patch once more as it creates the
+// pod, and the Strict run templates parse its fields back before that, so
+// what lands in a pod (a command's or a hook's environment, a container
+// hook's command and arguments, resources) is refused here, by field, before
+// the patch's own check (checkPatches) would refuse it without naming one.
+// more holds further fields of the spec by name (a source's or target's
+// environment).
+func checkArgoLiterals(pod *v1.PodOverrides, hooks *v1.Hooks, more map[string]any) error {
+	fields := maps.Clone(more)
+	if fields == nil {
+		fields = map[string]any{}
+	}
 	if pod != nil {
 		fields["pod.nodeSelector"], fields["pod.labels"], fields["pod.annotations"] = pod.NodeSelector, pod.Labels, pod.Annotations
-		fields["pod.securityContext"] = pod.SecurityContext
+		fields["pod.securityContext"], fields["pod.resources"] = pod.SecurityContext, pod.Resources
 	}
 	if hooks != nil {
 		for name, h := range map[string]*v1.Hook{"hooks.pre": hooks.Pre, "hooks.post": hooks.Post} {
 			if h != nil && h.Exec != nil {
 				fields[name+".exec.podSelector"] = h.Exec.PodSelector
+			}
+			if h != nil && h.Container != nil {
+				c := h.Container
+				fields[name+".container.command"], fields[name+".container.args"], fields[name+".container.env"] = c.Command, c.Args, c.Env
 			}
 		}
 	}

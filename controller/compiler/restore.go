@@ -44,7 +44,11 @@ func Restore(in RestoreInput, opts Options) (*wfv1.Workflow, error) {
 	if err := checkExecHooks(r.Spec.Hooks, opts); err != nil {
 		return nil, err
 	}
-	if err := checkArgoLiterals(r.Spec.Pod, r.Spec.Hooks); err != nil {
+	var targetEnv map[string]any
+	if c := r.Spec.Target.Command; c != nil {
+		targetEnv = map[string]any{"target.command.env": c.Env}
+	}
+	if err := checkArgoLiterals(r.Spec.Pod, r.Spec.Hooks, targetEnv); err != nil {
 		return nil, err
 	}
 	target, err := argoJSON(r.Spec.Target)

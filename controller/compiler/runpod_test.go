@@ -380,7 +380,8 @@ func TestRunTemplateExpressionsAreWellFormed(t *testing.T) {
 }
 
 // A resource whose pod patch would hold "{{" does not compile, in either
-// mode: Argo evaluates the pod spec patch again when it creates the pod.
+// mode, naming the field: Argo evaluates the pod spec patch again when it
+// creates the pod.
 func TestTemplateTagsInThePodAreRefused(t *testing.T) {
 	st := exampleStorage(t, examples(t))
 	tag := "{{=sprig.b64dec('eCJ9XSwidm9sdW1lcyI6W3siaG9zdFBhdGgiOnt9fV0=')}}"
@@ -391,12 +392,12 @@ func TestTemplateTagsInThePodAreRefused(t *testing.T) {
 			Source: v1.BackupSource{Command: &v1.CommandSource{Image: "busybox", Command: []string{"cat"}, Env: []corev1.EnvVar{{Name: "X", Value: tag}}}},
 		}}
 		b.Name, b.Namespace = "b", "apps"
-		if _, err := Backup(BackupInput{Backup: b, Storage: st}, opts); err == nil || !strings.Contains(err.Error(), `the dump step's pod`) {
+		if _, err := Backup(BackupInput{Backup: b, Storage: st}, opts); err == nil || !strings.HasPrefix(err.Error(), `spec.source.command.env must not contain '{{'`) {
 			t.Errorf("%q: a tag in a command's env: %v", mode, err)
 		}
 		b.Spec.Source.Command.Env = nil
 		b.Spec.Hooks = &v1.Hooks{Post: &v1.Hook{Container: &v1.ContainerHook{Image: "busybox", Command: []string{"echo", "{{workflow.name}}"}}}}
-		if _, err := Backup(BackupInput{Backup: b, Storage: st}, opts); err == nil || !strings.Contains(err.Error(), `the post-hook step's pod`) {
+		if _, err := Backup(BackupInput{Backup: b, Storage: st}, opts); err == nil || !strings.HasPrefix(err.Error(), `spec.hooks.post.container.command must not contain '{{'`) {
 			t.Errorf("%q: a tag in a hook's command: %v", mode, err)
 		}
 	}

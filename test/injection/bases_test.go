@@ -212,7 +212,7 @@ const fromObject = `
   from:
     object:
       storage: {name: shared, namespace: alice}
-      key: mallory/db/20261101T030000Z.pgdump.zst
+      key: default/db/20261101T030000Z.pgdump.zst
 `
 
 var restoreSpecs = []string{
@@ -288,5 +288,7 @@ var storageSpecs = []string{
       caConfigMapRef: {name: ca, key: ca.crt}
     credentials:
       secretRef: {name: minio}
+  namespacePrefix: "{{ .Namespace }}/"
+  sharing: BucketCredentials
 `,
 }
