@@ -93,7 +93,6 @@ func connectionKeys(ref *v1.ConnectionSecretRef) []struct{ env, param, key strin
 // identity mounts the age identity; only verify and restore steps get it.
 func (p *podPatch) identity(sel *v1.SecretKeySelector) { p.identitySecret = sel }
 
-
 // The volumes of a step, in the order the patch lists them.
 func identityVolumeSource(secret, key string) corev1.VolumeSource {
 	// Readable by the step whatever user its image runs as (the backflow
