@@ -183,15 +183,9 @@ func stagePhases(b *v1.Backup) map[string]string {
 
 func events(t *testing.T, ns, name string) map[string]string {
 	t.Helper()
-	var list corev1.EventList
-	if err := stack.Client.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
-		t.Fatal(err)
-	}
 	out := map[string]string{}
-	for _, e := range list.Items {
-		if e.InvolvedObject.Name == name {
-			out[e.Reason] = e.Type + ": " + e.Message
-		}
+	for reason, e := range stack.Events(t, ns, name) {
+		out[reason] = e.Type + ": " + e.Message
 	}
 	return out
 }

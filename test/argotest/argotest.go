@@ -432,6 +432,23 @@ func (s *Stack) NewNamespace(t testing.TB, minio *servers.MinIO) string {
 	return ns.Name
 }
 
+// Events are the Events of the object name in namespace ns, by reason (the
+// latest of each).
+func (s *Stack) Events(t testing.TB, ns, name string) map[string]corev1.Event {
+	t.Helper()
+	var list corev1.EventList
+	if err := s.Client.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]corev1.Event{}
+	for _, e := range list.Items {
+		if e.InvolvedObject.Name == name {
+			out[e.Reason] = e
+		}
+	}
+	return out
+}
+
 // OwnAccounts creates in a namespace, as a user running Workflows of their
 // own does, the executor's account that backflow's templates name and its
 // token Secret. They are not backflow's: the controller, which removes its

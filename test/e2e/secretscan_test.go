@@ -179,6 +179,11 @@ func secretValues(ctx context.Context) (map[string]string, error) {
 				continue // the chart's values, which hold no secret
 			}
 			for k, v := range s.Data {
+				// A service-account token Secret's namespace and ca.crt are
+				// public: only its token is a secret.
+				if s.Type == corev1.SecretTypeServiceAccountToken && k != corev1.ServiceAccountTokenKey {
+					continue
+				}
 				if isSecretKey(k) {
 					add(string(v), fmt.Sprintf("Secret %s/%s key %s", ns, s.Name, k))
 				}

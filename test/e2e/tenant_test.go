@@ -27,6 +27,10 @@ const (
 // it, the service account token directory) stores what it found: a real
 // pod, so the test sees what a hostile command would. It must find no
 // bucket-wide secret key and no service account token.
+// tokenDirMarker separates, in what the command stores, its environment
+// from what it found where Kubernetes mounts a service-account token.
+const tokenDirMarker = "BACKFLOW-E2E-TOKEN-DIRECTORY"
+
 func TestTenantCommandFindsNoKeyOrToken(t *testing.T) {
 	t.Parallel()
 	for _, ns := range []string{nsAlice, nsMallory} {
@@ -59,7 +63,7 @@ spec:
   source:
     command:
       image: `+st.Env["BACKFLOW_CLUSTER_IMAGE_CLIENTS"]+`
-      command: [sh, -c, 'for f in /proc/[0-9]*/environ; do tr "\0" "\n" < "$f"; done; ls -la /var/run/secrets/kubernetes.io/serviceaccount/ 2>&1; cat /var/run/secrets/kubernetes.io/serviceaccount/token 2>&1; true']
+      command: [sh, -c, 'for f in /proc/[0-9]*/environ; do tr "\0" "\n" < "$f"; done; echo `+tokenDirMarker+`; ls -la /var/run/secrets/kubernetes.io/serviceaccount/ 2>&1; cat /var/run/secrets/kubernetes.io/serviceaccount/token 2>&1; true']
   storage: {name: shared, namespace: `+nsAlice+`}
   compression: {algorithm: none}
 `)
@@ -81,7 +85,11 @@ spec:
 	if strings.Contains(string(found), st.Env["BACKFLOW_CLUSTER_MINIO_PASSWORD"]) {
 		t.Error("a command in mallory's namespace read the bucket-wide secret key of alice's storage from its container")
 	}
-	if strings.Contains(string(found), "eyJ") || strings.Contains(string(found), "token ->") || strings.Contains(string(found), " token\n") {
+	// The environment holds the step's own session token (a JWT from
+	// MinIO's STS, scoped to mallory's prefix): only what the command found
+	// in the token directory counts.
+	_, tokenDir, _ := strings.Cut(string(found), tokenDirMarker)
+	if strings.Contains(tokenDir, "eyJ") || strings.Contains(tokenDir, "token ->") || strings.Contains(tokenDir, " token\n") {
 		// Not printed: the token is a credential.
 		t.Error("a command in mallory's namespace found a service account token in /var/run/secrets/kubernetes.io/serviceaccount")
 	}
