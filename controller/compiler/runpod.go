@@ -38,11 +38,8 @@ const (
 	paramRecipientsKey    = "recipients-key"
 	paramIdentitySecret   = "identity-secret"
 	paramIdentityKey      = "identity-key"
-	// paramCA is "true" when the step mounts the storage's CA bundle from
-	// the run Secret, whose name the run template fixes.
-	paramCA            = "ca"
-	paramClaimName     = "claim-name"
-	paramClaimReadOnly = "claim-read-only"
+	paramClaimName        = "claim-name"
+	paramClaimReadOnly    = "claim-read-only"
 	// paramEnv, paramResources, paramMainCommand and paramMainArgs hold
 	// JSON: a list of EnvVar, a ResourceRequirements, a list of strings.
 	paramEnv         = "env"
