@@ -7,11 +7,6 @@
 // plays the node) and a real MinIO with its STS. Each attempt must fail
 // with a clear message, and every object under alice's prefix must be
 // byte-identical afterwards.
-//
-// The suite is written against the tenancy contracts of issue 15 (confined
-// keys, per-Workflow STS credentials): the names it uses for them (reasons,
-// the run Secret) are written out here, so that it builds before they
-// exist.
 package attack_test
 
 import (
@@ -43,19 +38,12 @@ import (
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
 	"github.com/backflow-dev/backflow/controller"
 	"github.com/backflow-dev/backflow/controller/compiler"
+	"github.com/backflow-dev/backflow/controller/storageref"
 	"github.com/backflow-dev/backflow/stages"
 	"github.com/backflow-dev/backflow/stages/retention"
 	"github.com/backflow-dev/backflow/stages/storage"
 	"github.com/backflow-dev/backflow/test/argotest"
 	"github.com/backflow-dev/backflow/test/servers"
-)
-
-// The tenancy contracts the suite holds the controller to.
-const (
-	reasonKeyOutsidePrefix = "KeyOutsidePrefix"
-	// runSecretPrefix + a Workflow's UID names the Secret with the
-	// credentials minted for that Workflow's steps.
-	runSecretPrefix = "backflow-storage-"
 )
 
 const (
@@ -256,8 +244,8 @@ func TestPathIntoAlicesPrefix(t *testing.T) {
 			b.Spec.Storage.Path = path
 			create(t, b)
 			cond := waitFailed(t, b, func() *v1.RunStatus { return &b.Status.RunStatus })
-			if cond.Reason != reasonKeyOutsidePrefix || !strings.Contains(cond.Message, mallory+"/") {
-				t.Errorf("Succeeded is %s %q, want reason %s and a message naming mallory's prefix %s/", cond.Reason, cond.Message, reasonKeyOutsidePrefix, mallory)
+			if cond.Reason != string(v1.ReasonKeyOutsidePrefix) || !strings.Contains(cond.Message, mallory+"/") {
+				t.Errorf("Succeeded is %s %q, want reason %s and a message naming mallory's prefix %s/", cond.Reason, cond.Message, v1.ReasonKeyOutsidePrefix, mallory)
 			}
 			noWorkflow(t, mallory, b.Name)
 			aliceIntact(t)
@@ -292,8 +280,8 @@ func TestObjectKeyIntoAlicesPrefix(t *testing.T) {
 	}}
 	create(t, r)
 	cond := waitFailed(t, r, func() *v1.RunStatus { return &r.Status.RunStatus })
-	if cond.Reason != reasonKeyOutsidePrefix || !strings.Contains(cond.Message, aliceKeys[0]) {
-		t.Errorf("Succeeded is %s %q, want reason %s naming the key %s", cond.Reason, cond.Message, reasonKeyOutsidePrefix, aliceKeys[0])
+	if cond.Reason != string(v1.ReasonKeyOutsidePrefix) || !strings.Contains(cond.Message, aliceKeys[0]) {
+		t.Errorf("Succeeded is %s %q, want reason %s naming the key %s", cond.Reason, cond.Message, v1.ReasonKeyOutsidePrefix, aliceKeys[0])
 	}
 	noWorkflow(t, mallory, r.Name)
 	aliceIntact(t)
@@ -413,7 +401,7 @@ func TestForgedStepOutputs(t *testing.T) {
 	}}
 	create(t, r)
 	cond := waitFailed(t, r, func() *v1.RunStatus { return &r.Status.RunStatus })
-	if cond.Reason != reasonKeyOutsidePrefix {
+	if cond.Reason != string(v1.ReasonKeyOutsidePrefix) {
 		t.Errorf("a Restore of a Backup naming alice's key %s is not refused before it runs: %s %q", aliceKeys[1], cond.Reason, cond.Message)
 	}
 	noWorkflow(t, mallory, r.Name)
@@ -464,7 +452,7 @@ func runCredentials(t *testing.T, ns, workflow string) *corev1.Secret {
 		return err == nil, fmt.Sprint(err)
 	})
 	var s corev1.Secret
-	name := runSecretPrefix + string(wf.UID)
+	name := storageref.RunSecretName(wf.UID)
 	argotest.WaitFor(t, "the run Secret "+name, 30*time.Second, func() (bool, string) {
 		err := stack.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &s)
 		return err == nil, fmt.Sprint(err)
@@ -483,8 +471,9 @@ func TestMintedCredentialsAgainstAlice(t *testing.T) {
 	secret := runCredentials(t, mallory, b.Name)
 	ctx := context.Background()
 	steps := 0
-	for _, step := range []string{"dump", "verify", "restore", "rotate"} {
-		id, key := string(secret.Data[step+"-access-key-id"]), string(secret.Data[step+"-secret-access-key"])
+	for _, step := range []string{compiler.StepDump, compiler.StepVerify, compiler.StepRestore, compiler.StepRotate} {
+		idKey, secretKey, tokenKey := compiler.CredentialKeys(step)
+		id, key, token := string(secret.Data[idKey]), string(secret.Data[secretKey]), string(secret.Data[tokenKey])
 		if id == "" {
 			continue
 		}
@@ -493,7 +482,7 @@ func TestMintedCredentialsAgainstAlice(t *testing.T) {
 			t.Errorf("the %s step of a run in mallory holds the bucket's own credentials", step)
 		}
 		c, err := minio.New(strings.TrimPrefix(s3.Endpoint, "http://"), &minio.Options{
-			Creds: credentials.NewStaticV4(id, key, string(secret.Data[step+"-session-token"]))})
+			Creds: credentials.NewStaticV4(id, key, token)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -514,7 +503,7 @@ func TestMintedCredentialsAgainstAlice(t *testing.T) {
 		denied(t, step+" delete", c.RemoveObject(ctx, s3.Bucket, aliceKeys[0], minio.RemoveObjectOptions{}))
 		if step == "rotate" {
 			backend, err := storage.NewS3Backend(storage.S3Config{Endpoint: s3.Endpoint, Bucket: s3.Bucket, PathStyle: true,
-				Credentials: storage.Credentials{AccessKeyID: id, SecretAccessKey: key, SessionToken: string(secret.Data[step+"-session-token"])}})
+				Credentials: storage.Credentials{AccessKeyID: id, SecretAccessKey: key, SessionToken: token}})
 			if err != nil {
 				t.Fatal(err)
 			}
