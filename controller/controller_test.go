@@ -80,16 +80,10 @@ func zapLevel() zapcore.Level {
 	return zapcore.ErrorLevel
 }
 
-func compilerOptions() compiler.Options {
-	o := compiler.DefaultOptions()
-	o.Image = "backflow.test/backflow:dev"
-	return o
-}
-
 // startManager runs the controller in this process and returns its stop.
 func startManager() func() {
 	stop, err := stack.StartManager(controller.Options{
-		Compiler: compilerOptions(), Workflows: argotest.Workflows(), MetricsAddr: "0", ProbeAddr: "0", AllowRestart: true,
+		Compiler: argotest.CompilerOptions(), Workflows: argotest.Workflows(), MetricsAddr: "0", ProbeAddr: "0", AllowRestart: true,
 		StorageCheckInterval: 2 * time.Second,
 		// Short, so that the finalizer gives up on a storage that never
 		// answers within a test.

@@ -503,11 +503,11 @@ func TestRunsAdoptTheirWorkflowAfterALostStatusPatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	backupWf, err := compiler.Backup(compiler.BackupInput{Backup: b, Storage: access}, compilerOptions())
+	backupWf, err := compiler.Backup(compiler.BackupInput{Backup: b, Storage: access}, argotest.CompilerOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
-	restoreWf, err := compiler.Restore(compiler.RestoreInput{Restore: rs, Storage: access, Key: key}, compilerOptions())
+	restoreWf, err := compiler.Restore(compiler.RestoreInput{Restore: rs, Storage: access, Key: key}, argotest.CompilerOptions())
 	if err != nil {
 		t.Fatal(err)
 	}

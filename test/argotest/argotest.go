@@ -432,6 +432,14 @@ func (s *Stack) NewNamespace(t testing.TB, minio *servers.MinIO) string {
 	return ns.Name
 }
 
+// CompilerOptions are the compiler's default options with the tests' own
+// backflow image, which the stack's templates are installed for.
+func CompilerOptions() compiler.Options {
+	opts := compiler.DefaultOptions()
+	opts.Image = "backflow.test/backflow:dev"
+	return opts
+}
+
 // Events are the Events of the object name in namespace ns, by reason (the
 // latest of each).
 func (s *Stack) Events(t testing.TB, ns, name string) map[string]corev1.Event {

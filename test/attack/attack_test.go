@@ -83,9 +83,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	opts := compiler.DefaultOptions()
-	opts.Image = "backflow.test/backflow:dev"
-	stop, err := stack.StartManager(controller.Options{Compiler: opts, Workflows: argotest.Workflows(), MetricsAddr: "0", ProbeAddr: "0",
+	stop, err := stack.StartManager(controller.Options{Compiler: argotest.CompilerOptions(), Workflows: argotest.Workflows(), MetricsAddr: "0", ProbeAddr: "0",
 		StorageCheckInterval: 2 * time.Second, StorageTimeout: 3 * time.Second, DeleteTimeout: 2 * time.Second})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

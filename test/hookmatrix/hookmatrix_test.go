@@ -88,8 +88,7 @@ func run(m *testing.M) int {
 // compilerOptions are the controllers' of a mode; busybox, which the
 // commands and container hooks run, is the allowed user image.
 func compilerOptions(mode compiler.TemplateReferencing) compiler.Options {
-	opts := compiler.DefaultOptions()
-	opts.Image = "backflow.test/backflow:dev"
+	opts := argotest.CompilerOptions()
 	opts.TemplateReferencing = mode
 	opts.AllowedImages = []string{"busybox"}
 	return opts

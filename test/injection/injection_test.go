@@ -399,8 +399,7 @@ func injectInto(t *testing.T, k kind, i int, p string, keys bool) {
 }
 
 func compilerOptions() compiler.Options {
-	o := compiler.DefaultOptions()
-	o.Image = "backflow.test/backflow:dev"
+	o := argotest.CompilerOptions()
 	// The bases' own images, which Strict mode allows only from the list.
 	o.AllowedImages = []string{"busybox", "mariadb:11", "mysql:8", "postgres:17"}
 	return o

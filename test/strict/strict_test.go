@@ -82,8 +82,7 @@ func run(m *testing.M) int {
 // compilerOptions are the controller's: Strict, with busybox, which the
 // tests' commands and hooks run, as the one allowed user image.
 func compilerOptions() compiler.Options {
-	opts := compiler.DefaultOptions()
-	opts.Image = "backflow.test/backflow:dev"
+	opts := argotest.CompilerOptions()
 	opts.TemplateReferencing = compiler.TemplateReferencingStrict
 	opts.AllowedImages = []string{allowedImage}
 	return opts
