@@ -98,45 +98,25 @@ func Rotate(ctx context.Context, cfg RotateConfig) (*RotateResult, error) {
 	if cfg.Key != "" && !strings.HasPrefix(cfg.Key, cfg.Scope) {
 		return nil, fmt.Errorf("the backup just written, %s, lies outside the scope %q rotate lists; nothing was deleted (the path template rotate was given is not the dump's)", cfg.Key, cfg.Scope)
 	}
-	objects, err := cfg.Storage.List(ctx, cfg.Scope)
+	listing, err := ReadManifestsBelow(ctx, cfg.Storage, cfg.Scope)
 	if err != nil {
 		return nil, err
 	}
-	data := map[string]storage.ObjectInfo{}
-	var manifestKeys []string
-	for _, o := range objects {
-		if IsManifestKey(o.Key) {
-			manifestKeys = append(manifestKeys, strings.TrimSuffix(o.Key, ManifestSuffix))
-		} else {
-			data[o.Key] = o
-		}
-	}
-	res := &RotateResult{DryRun: cfg.DryRun}
+	// Manifests this backflow cannot read are not ours to judge.
+	res := &RotateResult{DryRun: cfg.DryRun, Foreign: len(listing.Unreadable)}
 	var backups []retention.Backup
 	var halfDeleted []retention.Decision
-	hasManifest := map[string]bool{}
-	for _, key := range manifestKeys {
-		hasManifest[key] = true
-		m, err := ReadManifest(ctx, cfg.Storage, key)
-		switch {
-		case errors.Is(err, storage.ErrNotFound):
-			continue // deleted by a concurrent rotation
-		case errors.Is(err, ErrInvalidManifest):
-			res.Foreign++ // not one this backflow wrote or can read: not ours to judge
-			continue
-		case err != nil:
-			return nil, err
-		}
-		if !cfg.owns(m) {
+	for _, l := range listing.Manifests {
+		if !cfg.owns(l.Manifest) {
 			res.Foreign++
 			continue
 		}
-		if _, ok := data[key]; !ok {
-			halfDeleted = append(halfDeleted, retention.Decision{Key: key, Time: m.StartedAt, Verified: m.VerifiedAt != nil, Kind: retention.KindManifest,
+		if l.ObjectMissing {
+			halfDeleted = append(halfDeleted, retention.Decision{Key: l.Key, Time: l.StartedAt, Verified: l.VerifiedAt != nil, Kind: retention.KindManifest,
 				Action: retention.ActionDeleted, Reasons: []string{"manifest without its object (a deletion was interrupted)"}})
 			continue
 		}
-		backups = append(backups, retention.Backup{Key: key, Time: m.StartedAt, Verified: m.VerifiedAt != nil})
+		backups = append(backups, retention.Backup{Key: l.Key, Time: l.StartedAt, Verified: l.VerifiedAt != nil})
 	}
 	if cfg.Key != "" && !containsBackup(backups, cfg.Key) {
 		return nil, fmt.Errorf("the backup just written, %s, is not a backup of series %s/%s in storage %q below %q; nothing was deleted", cfg.Key, cfg.Namespace, cfg.Series, cfg.StorageID, cfg.Scope)
@@ -151,7 +131,7 @@ func Rotate(ctx context.Context, cfg RotateConfig) (*RotateResult, error) {
 			break
 		}
 	}
-	orphans, foreign, err := cfg.orphans(ctx, data, hasManifest, newestVerified, now)
+	orphans, foreign, err := cfg.orphans(ctx, listing.WithoutManifest, newestVerified, now)
 	if err != nil {
 		return nil, err
 	}
@@ -200,13 +180,10 @@ func (cfg RotateConfig) owns(m *Manifest) bool {
 // OrphanGrace and than the newest verified backup, and kept before; the
 // others are counted as foreign, unread when they are too young to be
 // deleted anyway.
-func (cfg RotateConfig) orphans(ctx context.Context, data map[string]storage.ObjectInfo, hasManifest map[string]bool, newestVerified, now time.Time) ([]retention.Decision, int, error) {
+func (cfg RotateConfig) orphans(ctx context.Context, data map[string]storage.ObjectInfo, newestVerified, now time.Time) ([]retention.Decision, int, error) {
 	var out []retention.Decision
 	foreign := 0
 	for key, o := range data {
-		if hasManifest[key] {
-			continue
-		}
 		oldEnough := !newestVerified.IsZero() && o.LastModified.Before(newestVerified) && now.Sub(o.LastModified) > OrphanGrace
 		if !oldEnough {
 			foreign++
