@@ -34,6 +34,8 @@ func newRootCommand() *cobra.Command {
 		newVerifyCommand(),
 		newRestoreCommand(),
 		newRotateCommand(),
+		newListCommand(),
+		newShowCommand(),
 		newHookCommand(),
 		newInstallCommand(),
 		newWorkflowTemplatesCommand(),

@@ -265,6 +265,7 @@ func newVerifyCommand() *cobra.Command {
 		outputsDir  string
 		expect      string
 		mark        bool
+		latest      latestFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "verify",
@@ -279,6 +280,11 @@ func newVerifyCommand() *cobra.Command {
 			identities, err := ids.read()
 			if err != nil {
 				return err
+			}
+			if latest.latest {
+				if key, expect, err = latest.resolve(cmd, st, backend, expect); err != nil {
+					return err
+				}
 			}
 			cfg := stages.VerifyConfig{
 				Storage: backend, Key: key, KeyPrefix: st.keyPrefix, Identities: identities, ExpectChecksum: expect, ReadOnly: !mark,
@@ -318,7 +324,7 @@ func newVerifyCommand() *cobra.Command {
 	f.BoolVar(&mark, "mark-verified", true, "record in the manifest that the backup was verified (needs write access; off for a read-only check)")
 	f.StringVar(&namespace, "namespace", "default", "namespace, for Service host names")
 	f.StringVar(&outputsDir, "outputs-dir", "", "directory to write Argo output parameters into")
-	_ = cmd.MarkFlagRequired("key")
+	latest.register(cmd)
 	return cmd
 }
 
@@ -333,6 +339,7 @@ func newRestoreCommand() *cobra.Command {
 		namespace   string
 		volumeRoot  string
 		expect      string
+		latest      latestFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "restore",
@@ -354,6 +361,11 @@ checked in a first pass, before the target sees a byte.`,
 			identities, err := ids.read()
 			if err != nil {
 				return err
+			}
+			if latest.latest {
+				if key, expect, err = latest.resolve(cmd, st, backend, expect); err != nil {
+					return err
+				}
 			}
 			m, err := stages.Restore(cmd.Context(), stages.RestoreConfig{
 				Storage: backend, Key: key, KeyPrefix: st.keyPrefix, Identities: identities, Target: target, VerifyFirst: verifyFirst, ExpectChecksum: expect,
@@ -377,7 +389,7 @@ checked in a first pass, before the target sees a byte.`,
 	f.StringVar(&namespace, "namespace", "default", "namespace, for Service host names")
 	f.StringVar(&volumeRoot, "volume-root", compiler.VolumeRoot, "where the PVC of a pvc target is mounted")
 	f.StringVar(&outputsDir, "outputs-dir", "", "directory to write Argo output parameters into")
-	_ = cmd.MarkFlagRequired("key")
+	latest.register(cmd)
 	_ = cmd.MarkFlagRequired("target")
 	return cmd
 }
