@@ -255,6 +255,9 @@ type BackupStatus struct {
 	// What the rotate step decided for the series, once it ran.
 	// +optional
 	Rotation *RotationStatus `json:"rotation,omitempty"`
+	// Encryption says what the backup was encrypted to, from its Workflow.
+	// +optional
+	Encryption *EncryptionStatus `json:"encryption,omitempty"`
 }
 
 // RotationStatus is what retention did to a Backup's series after it.

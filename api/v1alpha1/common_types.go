@@ -352,7 +352,8 @@ type Encryption struct {
 
 // AgeEncryption lists the age recipients the stream is encrypted to and the
 // identity that decrypts it for verify and restore.
-// +kubebuilder:validation:XValidation:rule="(has(self.recipients) && size(self.recipients) > 0) || has(self.recipientsSecretRef)",message="encryption.age: set recipients or recipientsSecretRef"
+// +kubebuilder:validation:XValidation:rule="(has(self.recipients) && size(self.recipients) > 0) || has(self.recipientsSecretRef) || has(self.generate)",message="encryption.age: set recipients, recipientsSecretRef or generate"
+// +kubebuilder:validation:XValidation:rule="!has(self.generate) || !has(self.identitySecretRef)",message="encryption.age: set generate or identitySecretRef, not both: generate's Secret holds the identity that verify and restore use"
 type AgeEncryption struct {
 	// Public keys (age1...) to encrypt to.
 	// +optional
@@ -368,6 +369,13 @@ type AgeEncryption struct {
 	// only into the verify and restore steps, never into the dump step.
 	// +optional
 	IdentitySecretRef *SecretKeySelector `json:"identitySecretRef,omitempty"`
+	// Generate has the controller create an age identity in a Secret of the
+	// resource's namespace when that Secret does not exist, and encrypt to
+	// its recipient (besides recipients and recipientsSecretRef). An existing
+	// Secret is never changed: its identity is used. The Secret outlives the
+	// resource; without it the backups cannot be decrypted.
+	// +optional
+	Generate *AgeGenerate `json:"generate,omitempty"`
 }
 
 // HookErrorPolicy says what a failing hook does to the run.

@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
+	"github.com/backflow-dev/backflow/controller/agekeys"
 	"github.com/backflow-dev/backflow/controller/compiler"
 	"github.com/backflow-dev/backflow/controller/metrics"
 	"github.com/backflow-dev/backflow/controller/namespace"
@@ -188,7 +189,13 @@ func (r *Reconciler) reconcileMissingWorkflow(ctx context.Context, b *v1.Backup)
 	if err != nil {
 		return status.StorageProblem(ctx, r.Client, r.Recorder, b, err)
 	}
-	wf, err := compiler.Backup(compiler.BackupInput{Backup: b, Storage: access}, r.Compiler)
+	recipient, err := agekeys.Ensure(ctx, r.Client, r.Recorder, b, "Backup", "spec.encryption.age.generate.secretName", b.Spec.Encryption)
+	if reason, ok := agekeys.Reason(err); ok {
+		return ctrl.Result{}, r.fail(ctx, b, reason, err.Error())
+	} else if err != nil {
+		return ctrl.Result{}, err
+	}
+	wf, err := compiler.Backup(compiler.BackupInput{Backup: b, Storage: access, AgeRecipient: recipient}, r.Compiler)
 	if err != nil {
 		return ctrl.Result{}, r.fail(ctx, b, compiler.FailureReason(err), err.Error())
 	}

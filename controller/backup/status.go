@@ -35,6 +35,7 @@ func (r *Reconciler) mirror(ctx context.Context, b *v1.Backup, wf *wfv1.Workflow
 	bucket := r.storageBucket(ctx, b)
 	changed, err := status.Patch(ctx, r.Client, b, func() {
 		setStatus(b, wf.Name, run, bucket)
+		setEncryption(b, wf)
 		b.Status.WorkflowUID = wf.UID
 	})
 	if err != nil || !changed {
@@ -68,6 +69,22 @@ func setStatus(b *v1.Backup, workflow string, run *runstatus.Run, bucket string)
 	runstatus.Mirror(&st.RunStatus, b.Generation, workflow, run, summary)
 	setVerified(b, run)
 	setRotation(b, run)
+}
+
+// setEncryption sets what the Workflow encrypts the backup to: the
+// recipients its dump step is given, and the Secret of the generated
+// identity that decrypts it.
+func setEncryption(b *v1.Backup, wf *wfv1.Workflow) {
+	recipients := compiler.DumpRecipients(wf)
+	if len(recipients) == 0 {
+		b.Status.Encryption = nil
+		return
+	}
+	enc := &v1.EncryptionStatus{Recipients: recipients}
+	if e := b.Spec.Encryption; e != nil && e.Age != nil && e.Age.Generate != nil {
+		enc.IdentitySecret = e.Age.Generate.SecretName
+	}
+	b.Status.Encryption = enc
 }
 
 // setRotation sets what the rotate step reports it decided, once it did. An

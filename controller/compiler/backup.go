@@ -3,6 +3,7 @@ package compiler
 import (
 	"cmp"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -81,6 +82,9 @@ func stepCredentials(step string) map[string]string {
 type BackupInput struct {
 	Backup  *v1.Backup
 	Storage StorageAccess
+	// AgeRecipient is the recipient of the identity in the Secret of
+	// spec.encryption.age.generate, which the reconciler found or created.
+	AgeRecipient string
 }
 
 // WorkflowName is the name of the Workflow that runs a Backup or Restore:
@@ -96,7 +100,7 @@ func Backup(in BackupInput, opts Options) (*wfv1.Workflow, error) {
 	}
 	// A one-shot Backup has no schedule whose time zone its retention's
 	// calendar could follow: it uses UTC.
-	spec, err := backupWorkflowSpec(b.Namespace, b.Spec, b.SeriesName(), defaultTimezone, value(ParamName, b.Name), in.Storage, opts)
+	spec, err := backupWorkflowSpec(b.Namespace, b.Spec, b.SeriesName(), defaultTimezone, value(ParamName, b.Name), in.Storage, in.AgeRecipient, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -117,8 +121,9 @@ func Backup(in BackupInput, opts Options) (*wfv1.Workflow, error) {
 // backupWorkflowSpec is the DAG pre-hook -> dump -> verify -> post-hook ->
 // rotate, with the steps the spec does not need left out. name is the
 // backup-name argument: the Backup's name, or {{workflow.name}} in a
-// CronWorkflow; timezone is the one of retention's calendar.
-func backupWorkflowSpec(namespace string, spec v1.BackupSpec, series, timezone string, name wfv1.Parameter, st StorageAccess, opts Options) (*wfv1.WorkflowSpec, error) {
+// CronWorkflow; timezone is the one of retention's calendar; ageRecipient
+// the recipient of encryption.age.generate's identity.
+func backupWorkflowSpec(namespace string, spec v1.BackupSpec, series, timezone string, name wfv1.Parameter, st StorageAccess, ageRecipient string, opts Options) (*wfv1.WorkflowSpec, error) {
 	if err := checkExecHooks(spec.Hooks, opts); err != nil {
 		return nil, err
 	}
@@ -157,7 +162,15 @@ func backupWorkflowSpec(namespace string, spec v1.BackupSpec, series, timezone s
 	var recipientsSecret *v1.SecretKeySelector
 	var identity *v1.SecretKeySelector
 	if e := spec.Encryption; e != nil && e.Age != nil {
-		recipients, recipientsSecret, identity = e.Age.Recipients, e.Age.RecipientsSecretRef, e.Age.IdentitySecretRef
+		recipients, recipientsSecret, identity = e.Age.Recipients, e.Age.RecipientsSecretRef, e.Age.Identity()
+		if e.Age.Generate != nil {
+			// Only the public half reaches the dump: the identity stays in
+			// its Secret, which verify (and a Restore) mount.
+			if ageRecipient == "" {
+				return nil, fmt.Errorf("spec.encryption.age.generate: the recipient of Secret %s was not resolved", e.Age.Generate.SecretName)
+			}
+			recipients = append(slices.Clone(recipients), ageRecipient)
+		}
 	}
 
 	dumpPatch := newPodPatch()

@@ -16,6 +16,8 @@ import (
 type ScheduleInput struct {
 	Schedule *v1.BackupSchedule
 	Storage  StorageAccess
+	// AgeRecipient is as BackupInput's, for the template's encryption.
+	AgeRecipient string
 }
 
 // Schedule compiles a BackupSchedule into an Argo CronWorkflow. Each Workflow
@@ -29,7 +31,7 @@ func Schedule(in ScheduleInput, opts Options) (*wfv1.CronWorkflow, error) {
 	// Retention's calendar is the schedule's: keepDaily's days are the days
 	// the cron expression counts in.
 	ws, err := backupWorkflowSpec(s.Namespace, s.Spec.Template.Spec, s.Name, cmp.Or(s.Spec.Timezone, defaultTimezone),
-		value(ParamName, "{{workflow.name}}"), in.Storage, opts)
+		value(ParamName, "{{workflow.name}}"), in.Storage, in.AgeRecipient, opts)
 	var ke *KeyError
 	if errors.As(err, &ke) {
 		// The Backup spec is the schedule's template.

@@ -230,8 +230,8 @@ func (r *Reconciler) resolve(ctx context.Context, rs *v1.Restore) (*source, erro
 	src := &source{storage: b.Spec.Storage.StorageReference, key: b.Status.Location.Key, keyField: fmt.Sprintf("status.location.key of Backup %s", b.Name),
 		backup: b.Name, identity: rs.Spec.IdentitySecretRef,
 		size: b.Status.Size, checksum: b.Status.Checksum}
-	if src.identity == nil && b.Spec.Encryption != nil && b.Spec.Encryption.Age != nil {
-		src.identity = b.Spec.Encryption.Age.IdentitySecretRef
+	if src.identity == nil && b.Spec.Encryption != nil {
+		src.identity = b.Spec.Encryption.Age.Identity()
 	}
 	return src, nil
 }

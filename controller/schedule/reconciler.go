@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
+	"github.com/backflow-dev/backflow/controller/agekeys"
 	"github.com/backflow-dev/backflow/controller/compiler"
 	"github.com/backflow-dev/backflow/controller/metrics"
 	"github.com/backflow-dev/backflow/controller/namespace"
@@ -121,6 +122,8 @@ func readyCondition(s *v1.BackupSchedule, cron *wfv1.CronWorkflow, err error) (m
 		reason, ready.Message = storageReason, err.Error()
 	} else if accountsReason, ok := namespace.Reason(err); ok {
 		reason, ready.Message = accountsReason, err.Error()
+	} else if keyReason, ok := agekeys.Reason(err); ok {
+		reason, ready.Message = keyReason, err.Error()
 	} else {
 		switch {
 		case errors.Is(err, compiler.ErrImageNotAllowed):
@@ -157,7 +160,11 @@ func (r *Reconciler) reconcileCronWorkflow(ctx context.Context, s *v1.BackupSche
 	if err != nil {
 		return nil, err
 	}
-	want, err := compiler.Schedule(compiler.ScheduleInput{Schedule: s, Storage: access}, r.Compiler)
+	recipient, err := agekeys.Ensure(ctx, r.Client, r.Recorder, s, "BackupSchedule", "spec.template.spec.encryption.age.generate.secretName", s.Spec.Template.Spec.Encryption)
+	if err != nil {
+		return nil, err
+	}
+	want, err := compiler.Schedule(compiler.ScheduleInput{Schedule: s, Storage: access, AgeRecipient: recipient}, r.Compiler)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errInvalidSpec, err)
 	}
