@@ -214,4 +214,22 @@ func TestScheduleWithGeneratedAgeIdentity(t *testing.T) {
 	if !meta.IsStatusConditionTrue(run.Status.Conditions, v1.ConditionVerified) {
 		t.Errorf("the run was not verified: %+v", run.Status.Conditions)
 	}
+
+	// A schedule whose Secret holds no identity is not Ready and has no
+	// CronWorkflow.
+	if err := stack.Client.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "empty"}, Data: map[string][]byte{"other": []byte("x")}}); err != nil {
+		t.Fatal(err)
+	}
+	refused := &v1.BackupSchedule{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "refused"}, Spec: v1.BackupScheduleSpec{
+		Schedule: "0 3 * * *", Template: v1.BackupTemplate{Spec: generating("empty")}}}
+	if err := stack.Client.Create(ctx, refused); err != nil {
+		t.Fatal(err)
+	}
+	argotest.WaitFor(t, "the refused schedule's Ready condition", 30*time.Second, func() (bool, string) {
+		_ = stack.Client.Get(ctx, client.ObjectKeyFromObject(refused), refused)
+		c := meta.FindStatusCondition(refused.Status.Conditions, v1.ConditionReady)
+		return c != nil && c.Status == metav1.ConditionFalse && c.Reason == string(v1.ReasonAgeIdentityInvalid) &&
+			strings.Contains(c.Message, "spec.template.spec.encryption.age.generate.secretName"), fmt.Sprintf("%+v", refused.Status.Conditions)
+	})
+	noWorkflow(t, ns, "refused", &wfv1.CronWorkflow{})
 }

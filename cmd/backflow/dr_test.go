@@ -82,7 +82,7 @@ func TestRestoreWithoutACluster(t *testing.T) {
 	query("postgres", "CREATE DATABASE shop")
 	query("postgres", "CREATE DATABASE billing")
 	query("shop", "CREATE TABLE orders (id int PRIMARY KEY, sku text NOT NULL, qty int NOT NULL); "+
-		"INSERT INTO orders SELECT i, 'sku-' || (i % 97), i % 13 FROM generate_series(1, 20000) i")
+		"INSERT INTO orders SELECT i, 'sku-' || (i % 97), i % 13 FROM generate_series(1, 200000) i")
 	query("billing", "CREATE TABLE orders (id int PRIMARY KEY, sku text NOT NULL, qty int NOT NULL); INSERT INTO orders VALUES (1, 'invoice', 1)")
 
 	identityFile, recipient, err := servers.AgeIdentity(t.TempDir())
@@ -116,7 +116,7 @@ func TestRestoreWithoutACluster(t *testing.T) {
 		return &m
 	}
 	dump("shop", "nightly-1", "shop", true)
-	query("shop", "UPDATE orders SET qty = qty + 1 WHERE id % 7 = 0; DELETE FROM orders WHERE id > 19000")
+	query("shop", "UPDATE orders SET qty = qty + 1 WHERE id % 7 = 0; DELETE FROM orders WHERE id > 190000")
 	want := digest("shop")
 	second := dump("shop", "nightly-2", "shop", true)
 	query("shop", "DELETE FROM orders WHERE id > 100")
@@ -133,6 +133,7 @@ func TestRestoreWithoutACluster(t *testing.T) {
 	t.Logf("backflow list --storage %s\n%s%s", url, table, ignored)
 	jsonOut, _ := mustBackflow(t, "list", "--storage", url, "--namespace", "shop", "-o", "json")
 	shown, _ := mustBackflow(t, "show", "--storage", url, "--key", second.Key)
+	t.Logf("backflow show --key %s\n%s", second.Key, shown)
 	_, _, ambiguous := backflow(t, "restore", "--storage", url, "--latest", "--series", "nightly", "--identity-file", identityFile, "--target", connection("shop_restored"))
 	_, chose := mustBackflow(t, "restore", "--storage", url, "--latest", "--series", "nightly", "--namespace", "shop",
 		"--identity-file", identityFile, "--target", connection("shop_restored"))
