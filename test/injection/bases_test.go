@@ -132,6 +132,11 @@ const storageRef = `
   retention: {keepLast: 3}
 ` + podOverrides
 
+// storageRefGenerated is storageRef with an identity the controller
+// generates (the compile below passes the recipient it would resolve).
+var storageRefGenerated = strings.Replace(storageRef, "      identitySecretRef: {name: identity, key: identity.txt}\n",
+	"      generate: {secretName: generated-age}\n", 1)
+
 // Backup specs, without the apiVersion, kind and metadata.
 var backupSpecs = []string{
 	`
@@ -176,7 +181,7 @@ var backupSpecs = []string{
 	`
   source:
     pvc: {claimName: uploads, paths: [files]}
-` + storageRef,
+` + storageRefGenerated,
 	`
   source:
     command:
@@ -187,10 +192,11 @@ var backupSpecs = []string{
 ` + storageRef,
 }
 
-// scheduleSpecs run the first Backup spec on a schedule.
+// scheduleSpecs run the first Backup spec, and the one with a generated
+// identity, on a schedule.
 var scheduleSpecs = func() []string {
 	var out []string
-	for _, b := range backupSpecs[:1] {
+	for _, b := range []string{backupSpecs[0], backupSpecs[6]} {
 		out = append(out, `
   schedule: "0 3 * * *"
   timezone: Europe/Berlin

@@ -428,6 +428,10 @@ func decode(t *testing.T, u *unstructured.Unstructured, into any) {
 	}
 }
 
+// generatedRecipient is what the controller resolves for a base's
+// encryption.age.generate: the recipient of the identity in its Secret.
+const generatedRecipient = "age1yng9s9l0m2m4g38qca3ga5qul620vjkvwmmhthg7jupr6f3vgp0qepxhw3"
+
 // compile compiles a resource of the table in both modes.
 func compile(t *testing.T, k kind, u *unstructured.Unstructured) ([]any, error) {
 	t.Helper()
@@ -443,12 +447,12 @@ func compile(t *testing.T, k kind, u *unstructured.Unstructured) ([]any, error) 
 			var b v1.Backup
 			decode(t, u, &b)
 			withoutPodMetadata(strict, b.Spec.Pod)
-			obj, err = compiler.Backup(compiler.BackupInput{Backup: &b, Storage: access(fixedStorage(t))}, opts)
+			obj, err = compiler.Backup(compiler.BackupInput{Backup: &b, Storage: access(fixedStorage(t)), AgeRecipient: generatedRecipient}, opts)
 		case "BackupSchedule":
 			var s v1.BackupSchedule
 			decode(t, u, &s)
 			withoutPodMetadata(strict, s.Spec.Template.Spec.Pod)
-			obj, err = compiler.Schedule(compiler.ScheduleInput{Schedule: &s, Storage: access(fixedStorage(t))}, opts)
+			obj, err = compiler.Schedule(compiler.ScheduleInput{Schedule: &s, Storage: access(fixedStorage(t)), AgeRecipient: generatedRecipient}, opts)
 		case "Restore":
 			var r v1.Restore
 			decode(t, u, &r)
@@ -466,7 +470,7 @@ func compile(t *testing.T, k kind, u *unstructured.Unstructured) ([]any, error) 
 			var b v1.Backup
 			decode(t, &unstructured.Unstructured{Object: kinds[0].base(t, 0, "uses-storage")}, &b)
 			withoutPodMetadata(strict, b.Spec.Pod)
-			obj, err = compiler.Backup(compiler.BackupInput{Backup: &b, Storage: access(&st)}, opts)
+			obj, err = compiler.Backup(compiler.BackupInput{Backup: &b, Storage: access(&st), AgeRecipient: generatedRecipient}, opts)
 		}
 		if err != nil {
 			return nil, err
