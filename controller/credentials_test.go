@@ -29,12 +29,20 @@ import (
 // shareStorage lets namespace other use the storage of namespace owner.
 func shareStorage(t *testing.T, owner string, allowed ...string) {
 	t.Helper()
+	updateStorage(t, owner, func(st *v1.BackupStorage) { st.Spec.AllowedNamespaces = allowed })
+}
+
+// updateStorage applies change to the newest version of the namespace's
+// storage: the controller updates it too (its finalizer), so a plain
+// Get-then-Update races it.
+func updateStorage(t *testing.T, ns string, change func(*v1.BackupStorage)) {
+	t.Helper()
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		var st v1.BackupStorage
-		if err := stack.Client.Get(context.Background(), client.ObjectKey{Namespace: owner, Name: argotest.StorageName}, &st); err != nil {
+		if err := stack.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: argotest.StorageName}, &st); err != nil {
 			return err
 		}
-		st.Spec.AllowedNamespaces = allowed
+		change(&st)
 		return stack.Client.Update(context.Background(), &st)
 	})
 	if err != nil {
@@ -231,17 +239,9 @@ func withStorageCA(t *testing.T, ns, pem string) {
 	if err := stack.Client.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ca"}, StringData: map[string]string{"bundle.pem": pem}}); err != nil {
 		t.Fatal(err)
 	}
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		var st v1.BackupStorage
-		if err := stack.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: argotest.StorageName}, &st); err != nil {
-			return err
-		}
+	updateStorage(t, ns, func(st *v1.BackupStorage) {
 		st.Spec.S3.TLS = &v1.StorageTLS{CASecretRef: &v1.SecretKeySelector{Name: "ca", Key: "bundle.pem"}}
-		return stack.Client.Update(ctx, &st)
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }
 
 // The steps' pods, as Argo makes them from the compiled Workflow, read their

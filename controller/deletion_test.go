@@ -250,14 +250,9 @@ func TestFinalizerGivesUp(t *testing.T) {
 		}, "the credentials of BackupStorage %s/minio are gone"},
 		{"unreachable", func(t *testing.T, ns string) {
 			hole := startBlackhole(t)
-			var st v1.BackupStorage
-			if err := stack.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: argotest.StorageName}, &st); err != nil {
-				t.Fatal(err)
-			}
-			st.Spec.S3.Endpoint, st.Spec.S3.Region = "http://"+hole.Addr().String(), "us-east-1"
-			if err := stack.Client.Update(ctx, &st); err != nil {
-				t.Fatal(err)
-			}
+			updateStorage(t, ns, func(st *v1.BackupStorage) {
+				st.Spec.S3.Endpoint, st.Spec.S3.Region = "http://"+hole.Addr().String(), "us-east-1"
+			})
 		}, "did not answer within"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
