@@ -81,6 +81,10 @@ func stepCredentials(step string) map[string]string {
 type BackupInput struct {
 	Backup  *v1.Backup
 	Storage StorageAccess
+	// ExpectedSize is the raw size of the series' previous verified
+	// backup, which the dump's progress counts against; 0 when there is
+	// none (the dump asks the source for an estimate).
+	ExpectedSize int64
 }
 
 // WorkflowName is the name of the Workflow that runs a Backup or Restore:
@@ -96,7 +100,7 @@ func Backup(in BackupInput, opts Options) (*wfv1.Workflow, error) {
 	}
 	// A one-shot Backup has no schedule whose time zone its retention's
 	// calendar could follow: it uses UTC.
-	spec, err := backupWorkflowSpec(b.Namespace, b.Spec, b.SeriesName(), defaultTimezone, value(ParamName, b.Name), in.Storage, opts)
+	spec, err := backupWorkflowSpec(b.Namespace, b.Spec, b.SeriesName(), defaultTimezone, value(ParamName, b.Name), in.Storage, in.ExpectedSize, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -117,8 +121,9 @@ func Backup(in BackupInput, opts Options) (*wfv1.Workflow, error) {
 // backupWorkflowSpec is the DAG pre-hook -> dump -> verify -> post-hook ->
 // rotate, with the steps the spec does not need left out. name is the
 // backup-name argument: the Backup's name, or {{workflow.name}} in a
-// CronWorkflow; timezone is the one of retention's calendar.
-func backupWorkflowSpec(namespace string, spec v1.BackupSpec, series, timezone string, name wfv1.Parameter, st StorageAccess, opts Options) (*wfv1.WorkflowSpec, error) {
+// CronWorkflow; timezone is the one of retention's calendar; expectedSize
+// the dump's expected raw size (0 for none).
+func backupWorkflowSpec(namespace string, spec v1.BackupSpec, series, timezone string, name wfv1.Parameter, st StorageAccess, expectedSize int64, opts Options) (*wfv1.WorkflowSpec, error) {
 	if err := checkExecHooks(spec.Hooks, opts); err != nil {
 		return nil, err
 	}
@@ -161,6 +166,7 @@ func backupWorkflowSpec(namespace string, spec v1.BackupSpec, series, timezone s
 	}
 
 	dumpPatch := newPodPatch()
+	dumpPatch.progress = true
 	dumpPatch.resources(spec.Pod)
 	dumpPatch.recipientsSecret = recipientsSecret
 	dumpPod := engine.DumpPod(spec.Source)
@@ -192,12 +198,13 @@ func backupWorkflowSpec(namespace string, spec v1.BackupSpec, series, timezone s
 				Arguments: wfv1.Arguments{Parameters: concat(st.params(namespace, StepDump), stepArgs(image, dumpPatch, retries, deadline(EntryDump, deadlines.Dump), opts),
 					value(ParamSource, sourceJSON), value(ParamPath, path), value(ParamNamespace, namespace),
 					name, value(ParamSeries, series), value(ParamStorageID, st.ID()), value(ParamCompression, compression), value(ParamLevel, level),
-					value(ParamRecipients, strings.Join(recipients, "\n")),
+					value(ParamRecipients, strings.Join(recipients, "\n")), value(ParamExpectedSize, strconv.FormatInt(max(expectedSize, 0), 10)),
 				)},
 			}, nil
 		},
 		StepVerify: func() (wfv1.DAGTask, error) {
 			verifyPatch := newPodPatch()
+			verifyPatch.progress = true
 			patches[StepVerify] = verifyPatch
 			verifyPatch.resources(spec.Pod)
 			verifyPatch.identity(identity)

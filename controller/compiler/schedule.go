@@ -16,6 +16,10 @@ import (
 type ScheduleInput struct {
 	Schedule *v1.BackupSchedule
 	Storage  StorageAccess
+	// ExpectedSize is the raw size of the schedule's newest verified run,
+	// for the dump's progress; 0 when it has none. The controller updates
+	// the CronWorkflow when a newer run is verified.
+	ExpectedSize int64
 }
 
 // Schedule compiles a BackupSchedule into an Argo CronWorkflow. Each Workflow
@@ -29,7 +33,7 @@ func Schedule(in ScheduleInput, opts Options) (*wfv1.CronWorkflow, error) {
 	// Retention's calendar is the schedule's: keepDaily's days are the days
 	// the cron expression counts in.
 	ws, err := backupWorkflowSpec(s.Namespace, s.Spec.Template.Spec, s.Name, cmp.Or(s.Spec.Timezone, defaultTimezone),
-		value(ParamName, "{{workflow.name}}"), in.Storage, opts)
+		value(ParamName, "{{workflow.name}}"), in.Storage, in.ExpectedSize, opts)
 	var ke *KeyError
 	if errors.As(err, &ke) {
 		// The Backup spec is the schedule's template.
