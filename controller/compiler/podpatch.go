@@ -40,7 +40,7 @@ type podPatch struct {
 	command, args []string
 	// progress: the step reports its progress (dump, verify, restore), and
 	// Argo's executor in the wait container passes it on every
-	// ProgressReportInterval (progressEnv).
+	// ProgressReportInterval (progressContainer).
 	progress bool
 }
 
