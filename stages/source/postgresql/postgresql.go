@@ -97,10 +97,7 @@ func (Engine) EstimateSize(ctx context.Context, src v1.BackupSource, opts source
 	if err != nil {
 		return 0, err
 	}
-	return source.Process{
-		Args: []string{"psql", noPassword, "--no-psqlrc", "--set=ON_ERROR_STOP=1", "--tuples-only", "--no-align", "--command=" + TableSizeQuery},
-		Env:  libpqEnv(conn),
-	}.Int64Output(ctx)
+	return psqlQuery(conn, TableSizeQuery).Int64Output(ctx)
 }
 
 // TableSizeQuery sums pg_table_size (the rows, TOAST included, without
@@ -210,10 +207,15 @@ func checkQueryProcess(t *v1.PostgreSQLTarget, query string, opts source.Options
 	if err != nil {
 		return source.Process{}, err
 	}
+	return psqlQuery(conn, query), nil
+}
+
+// psqlQuery runs a query with psql and prints its rows, one per line.
+func psqlQuery(conn source.Connection, query string) source.Process {
 	return source.Process{
 		Args: []string{"psql", noPassword, "--no-psqlrc", "--set=ON_ERROR_STOP=1", "--tuples-only", "--no-align", "--command=" + query},
 		Env:  libpqEnv(conn),
-	}, nil
+	}
 }
 
 // ChecksArchive: pg_restore reads the table of contents of the custom and
