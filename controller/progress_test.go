@@ -3,6 +3,7 @@ package controller_test
 import (
 	"context"
 	"fmt"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
 	"github.com/backflow-dev/backflow/controller/compiler"
 	"github.com/backflow-dev/backflow/test/argotest"
+	"github.com/backflow-dev/backflow/test/tools"
 )
 
 // The Backup's status says how far its dump is, from the progress Argo's
@@ -42,6 +44,21 @@ func TestBackupStatusFollowsTheDumpsProgress(t *testing.T) {
 			return ok, fmt.Sprintf("%q %+v", b.Status.Progress, sp)
 		})
 	}
+	// kubectl shows it in the Progress column of -o wide, as the CRD's
+	// printer columns say.
+	kubectl, err := tools.Binary("kubectl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig, err := stack.WriteKubeconfig(t.TempDir(), ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	table, err := exec.Command(kubectl, "--kubeconfig", kubeconfig, "get", "backups", "-o", "wide", "-n", ns).CombinedOutput()
+	if err != nil || !strings.Contains(string(table), "PROGRESS") || !strings.Contains(string(table), b.Status.Progress) {
+		t.Errorf("kubectl get backups -o wide: %v\n%s\nwant the progress %q", err, table, b.Status.Progress)
+	}
+	t.Logf("kubectl get backups -o wide:\n%s", table)
 	if wf := stack.Workflow(t, ns, "slow"); wf.Status.Progress == "" || !strings.Contains(string(wf.Status.Progress), "/") {
 		t.Errorf("the Workflow's own progress %q", wf.Status.Progress)
 	}
