@@ -115,7 +115,7 @@ spec:
 			t.Fatal(err)
 		}
 		dump, ok := dumpPod(&wf)
-		if ok && dump.Phase != wfv1.NodeRunning {
+		if ok && dump.Fulfilled() {
 			break
 		}
 		if ok && (len(seen) == 0 || seen[len(seen)-1] != dump.Progress) {
