@@ -48,6 +48,10 @@ type DumpConfig struct {
 	RecipientNames []string
 	// ProgressFile receives Argo progress; empty for none.
 	ProgressFile string
+	// ExpectedSize is the raw size the dump expects, for progress: the
+	// series' previous verified backup's; 0 asks the source for an
+	// estimate (see expectedSize).
+	ExpectedSize int64
 	// Version of backflow, recorded in the manifest.
 	Version string
 	// Stderr receives the source's diagnostics. Defaults to os.Stderr.
@@ -111,7 +115,7 @@ func Dump(ctx context.Context, cfg DumpConfig) (*Manifest, error) {
 		return nil, err
 	}
 
-	progress := StartProgress(cfg.ProgressFile, engine.SizeHint(cfg.Source, cfg.SourceOptions))
+	progress := StartProgress(cfg.ProgressFile, expectedSize(ctx, engine, cfg))
 	producer, err := engine.StartDump(ctx, cfg.Source, cfg.SourceOptions, cfg.Stderr)
 	if err != nil {
 		progress.Finish(false)

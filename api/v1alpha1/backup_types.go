@@ -285,6 +285,7 @@ const MaxRotationKeys = 20
 // +kubebuilder:resource:shortName=bk,categories=backflow
 // +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Size",type=string,JSONPath=`.status.displaySize`
+// +kubebuilder:printcolumn:name="Progress",type=string,JSONPath=`.status.progress`,priority=1
 // +kubebuilder:printcolumn:name="Storage",type=string,JSONPath=`.spec.storage.name`,priority=1
 // +kubebuilder:printcolumn:name="Schedule",type=string,JSONPath=`.metadata.labels.backflow\.dev/schedule`,priority=1
 // +kubebuilder:printcolumn:name="Checksum",type=string,JSONPath=`.status.checksum`,priority=1

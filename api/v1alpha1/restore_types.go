@@ -239,6 +239,7 @@ type RestoreStatus struct {
 // +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Backup",type=string,JSONPath=`.status.backupName`
 // +kubebuilder:printcolumn:name="Size",type=string,JSONPath=`.status.displaySize`
+// +kubebuilder:printcolumn:name="Progress",type=string,JSONPath=`.status.progress`,priority=1
 // +kubebuilder:printcolumn:name="Key",type=string,JSONPath=`.status.location.key`,priority=1
 // +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.message`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

@@ -49,9 +49,17 @@ type RunStatus struct {
 	// Steps of the Workflow and their states, in DAG order.
 	// +optional
 	Stages []StageStatus `json:"stages,omitempty"`
-	// Progress as Argo reports it, such as 2/5.
+	// Progress of the step that moves the data (a Backup's dump or verify,
+	// a Restore's verify or restore) for people: its share done, the bytes
+	// and the time left, such as "dump 37% (1.2GiB of 3.3GiB), about 4m
+	// left"; "100%" once the run succeeded. The same as numbers in
+	// stepProgress.
 	// +optional
 	Progress string `json:"progress,omitempty"`
+	// StepProgress is how far the step that moves the data is, as Argo's
+	// executor last reported it.
+	// +optional
+	StepProgress *StepProgress `json:"stepProgress,omitempty"`
 	// Human-readable summary; on failure, the failing step and why.
 	// +optional
 	Message string `json:"message,omitempty"`

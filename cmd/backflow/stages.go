@@ -170,6 +170,7 @@ func newDumpCommand() *cobra.Command {
 		volumeRoot     string
 		outputsDir     string
 		allowEmpty     bool
+		expectedSize   int64
 	)
 	cmd := &cobra.Command{
 		Use:   "dump",
@@ -222,7 +223,7 @@ BACKFLOW_DB_USERNAME, BACKFLOW_DB_PASSWORD, BACKFLOW_DB_DATABASE and BACKFLOW_DB
 				Namespace: namespace, Name: name, Series: series, StorageID: storageID,
 				Compression: pipeline.Algorithm(compression), Level: level,
 				Recipients: rs, RecipientNames: names,
-				ProgressFile: os.Getenv("ARGO_PROGRESS_FILE"), Version: version,
+				ProgressFile: os.Getenv("ARGO_PROGRESS_FILE"), ExpectedSize: expectedSize, Version: version,
 				Stderr: cmd.ErrOrStderr(),
 			})
 			if err != nil {
@@ -249,6 +250,7 @@ BACKFLOW_DB_USERNAME, BACKFLOW_DB_PASSWORD, BACKFLOW_DB_DATABASE and BACKFLOW_DB
 	f.StringVar(&volumeRoot, "volume-root", compiler.VolumeRoot, "where the PVC of a pvc source is mounted")
 	f.StringVar(&outputsDir, "outputs-dir", "", "directory to write Argo output parameters into")
 	f.BoolVar(&allowEmpty, "allow-empty", false, "accept a dump of zero bytes")
+	f.Int64Var(&expectedSize, "expected-size", 0, "raw size in bytes the dump expects, for Argo progress (the series' previous verified backup's); 0 asks the source for an estimate")
 	_ = cmd.MarkFlagRequired("source")
 	_ = cmd.MarkFlagRequired("name")
 	return cmd

@@ -85,6 +85,10 @@ type BackupInput struct {
 	// AgeRecipient is the recipient of the identity in the Secret of
 	// spec.encryption.age.generate, which the reconciler found or created.
 	AgeRecipient string
+	// ExpectedSize is the raw size of the series' previous verified
+	// backup, which the dump's progress counts against; 0 when there is
+	// none (the dump asks the source for an estimate).
+	ExpectedSize int64
 }
 
 // WorkflowName is the name of the Workflow that runs a Backup or Restore:
@@ -100,7 +104,7 @@ func Backup(in BackupInput, opts Options) (*wfv1.Workflow, error) {
 	}
 	// A one-shot Backup has no schedule whose time zone its retention's
 	// calendar could follow: it uses UTC.
-	spec, err := backupWorkflowSpec(b.Namespace, b.Spec, b.SeriesName(), defaultTimezone, value(ParamName, b.Name), in.Storage, in.AgeRecipient, opts)
+	spec, err := backupWorkflowSpec(b.Namespace, b.Spec, b.SeriesName(), defaultTimezone, value(ParamName, b.Name), in.Storage, in.AgeRecipient, in.ExpectedSize, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -122,8 +126,9 @@ func Backup(in BackupInput, opts Options) (*wfv1.Workflow, error) {
 // rotate, with the steps the spec does not need left out. name is the
 // backup-name argument: the Backup's name, or {{workflow.name}} in a
 // CronWorkflow; timezone is the one of retention's calendar; ageRecipient
-// the recipient of encryption.age.generate's identity.
-func backupWorkflowSpec(namespace string, spec v1.BackupSpec, series, timezone string, name wfv1.Parameter, st StorageAccess, ageRecipient string, opts Options) (*wfv1.WorkflowSpec, error) {
+// the recipient of encryption.age.generate's identity; expectedSize the
+// dump's expected raw size (0 for none).
+func backupWorkflowSpec(namespace string, spec v1.BackupSpec, series, timezone string, name wfv1.Parameter, st StorageAccess, ageRecipient string, expectedSize int64, opts Options) (*wfv1.WorkflowSpec, error) {
 	if err := checkExecHooks(spec.Hooks, opts); err != nil {
 		return nil, err
 	}
@@ -174,6 +179,7 @@ func backupWorkflowSpec(namespace string, spec v1.BackupSpec, series, timezone s
 	}
 
 	dumpPatch := newPodPatch()
+	dumpPatch.progress = true
 	dumpPatch.resources(spec.Pod)
 	dumpPatch.recipientsSecret = recipientsSecret
 	dumpPod := engine.DumpPod(spec.Source)
@@ -205,12 +211,13 @@ func backupWorkflowSpec(namespace string, spec v1.BackupSpec, series, timezone s
 				Arguments: wfv1.Arguments{Parameters: concat(st.params(namespace, StepDump), stepArgs(image, dumpPatch, retries, deadline(EntryDump, deadlines.Dump), opts),
 					value(ParamSource, sourceJSON), value(ParamPath, path), value(ParamNamespace, namespace),
 					name, value(ParamSeries, series), value(ParamStorageID, st.ID()), value(ParamCompression, compression), value(ParamLevel, level),
-					value(ParamRecipients, strings.Join(recipients, "\n")),
+					value(ParamRecipients, strings.Join(recipients, "\n")), value(ParamExpectedSize, strconv.FormatInt(max(expectedSize, 0), 10)),
 				)},
 			}, nil
 		},
 		StepVerify: func() (wfv1.DAGTask, error) {
 			verifyPatch := newPodPatch()
+			verifyPatch.progress = true
 			patches[StepVerify] = verifyPatch
 			verifyPatch.resources(spec.Pod)
 			verifyPatch.identity(identity)

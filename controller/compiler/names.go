@@ -75,6 +75,7 @@ const (
 	ParamCompression     = "compression"
 	ParamLevel           = "level"
 	ParamRecipients      = "recipients"
+	ParamExpectedSize    = "expected-size"
 	ParamKey             = "key"
 	ParamRestoreTest     = "restore-test"
 	ParamEngine          = "engine"
@@ -113,6 +114,7 @@ const (
 	CADir                = "/backflow/ca"
 	CAFile               = CADir + "/" + RunCAKey
 	mainContainer        = "main"
+	waitContainer        = "wait"
 	binaryVolume         = "backflow-bin"
 	identityVolume       = "age-identity"
 	caVolume             = "storage-ca"

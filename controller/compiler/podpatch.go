@@ -38,7 +38,33 @@ type podPatch struct {
 	resourceReqs *corev1.ResourceRequirements
 	// command and args are a container hook's.
 	command, args []string
+	// progress: the step reports its progress (dump, verify, restore), and
+	// Argo's executor in the wait container passes it on every
+	// ProgressReportInterval (progressContainer).
+	progress bool
 }
+
+// ProgressReportInterval is how often Argo's executor reports the progress
+// of a step that moves data, instead of its default of once a minute: its
+// wait container reads ARGO_PROGRESS_PATCH_TICK_DURATION, which Argo's
+// workflow-controller sets from its own environment on every container of
+// a step's pod, beside ARGO_PROGRESS_FILE_TICK_DURATION (3s by default). A
+// workflow-controller that turns progress off (either duration 0) sets
+// neither, and the executor then monitors nothing whatever this one says.
+const ProgressReportInterval = "5s"
+
+const envProgressPatchTick = "ARGO_PROGRESS_PATCH_TICK_DURATION"
+
+// progressContainer is the pod patch's wait container of a step that
+// reports progress: the pod spec patch applies after Argo added its own
+// variables, so this value replaces the controller's.
+func progressContainer() corev1.Container {
+	return corev1.Container{Name: waitContainer, Env: []corev1.EnvVar{{Name: envProgressPatchTick, Value: ProgressReportInterval}}}
+}
+
+// progressPodSpecPatch is the default pod-spec-patch of the stage templates
+// that report progress, for Workflows of one's own that call them.
+func progressPodSpecPatch() string { return (&podPatch{progress: true}).String() }
 
 func newPodPatch() *podPatch { return &podPatch{} }
 
@@ -149,13 +175,18 @@ func (p *podPatch) String() string {
 // fields is the patch as an object to marshal; nil when it changes nothing.
 func (p *podPatch) fields() any {
 	c, volumes := p.main()
-	if volumes == nil && isEmptyContainer(c, corev1.Container{Name: mainContainer}) {
+	empty := volumes == nil && isEmptyContainer(c, corev1.Container{Name: mainContainer})
+	if empty && !p.progress {
 		return map[string]any{}
+	}
+	containers := []corev1.Container{c}
+	if p.progress {
+		containers = append(containers, progressContainer())
 	}
 	return struct {
 		Containers []corev1.Container `json:"containers"`
 		Volumes    []corev1.Volume    `json:"volumes,omitempty"`
-	}{[]corev1.Container{c}, volumes}
+	}{containers, volumes}
 }
 
 func isEmptyContainer(a, b corev1.Container) bool {

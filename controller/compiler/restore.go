@@ -56,6 +56,7 @@ func Restore(in RestoreInput, opts Options) (*wfv1.Workflow, error) {
 		return nil, err
 	}
 	patch := newPodPatch()
+	patch.progress = true
 	patch.resources(r.Spec.Pod)
 	patch.identity(in.Identity)
 	engine, err := source.ForTarget(r.Spec.Target)
@@ -83,6 +84,7 @@ func Restore(in RestoreInput, opts Options) (*wfv1.Workflow, error) {
 		StepPostHook: func() wfv1.DAGTask { return hook(StepPostHook) },
 		StepVerify: func() wfv1.DAGTask {
 			verifyPatch := newPodPatch()
+			verifyPatch.progress = true
 			patches[StepVerify] = verifyPatch
 			verifyPatch.identity(in.Identity)
 			return wfv1.DAGTask{

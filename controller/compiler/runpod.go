@@ -65,6 +65,8 @@ var podWideParams = []string{ParamServiceAccountName, ParamNodeSelector, ParamTo
 // set, and so which parameters the run template has for it.
 type podFields struct {
 	resources, recipients, identity, connection, env, claim, command bool
+	// progress: the step reports progress (progressContainer).
+	progress bool
 	// ownAccount: the step runs as its template's account (the exec hook's
 	// HookServiceAccount, with its token), never the run's: a patch applies
 	// after the template and would replace it.
@@ -92,9 +94,9 @@ func (f podFields) params() []string {
 // stagePodFields are the fields each stage template's steps set (see the
 // podPatch calls in backup.go, restore.go and hookTask).
 var stagePodFields = map[string]podFields{
-	EntryDump:          {resources: true, recipients: true, connection: true, env: true, claim: true},
-	EntryVerify:        {resources: true, identity: true, connection: true},
-	EntryRestore:       {resources: true, identity: true, connection: true, env: true, claim: true},
+	EntryDump:          {resources: true, recipients: true, connection: true, env: true, claim: true, progress: true},
+	EntryVerify:        {resources: true, identity: true, connection: true, progress: true},
+	EntryRestore:       {resources: true, identity: true, connection: true, env: true, claim: true, progress: true},
 	EntryRotate:        {},
 	EntryExecHook:      {ownAccount: true},
 	EntryContainerHook: {env: true, command: true},
@@ -290,7 +292,13 @@ func podSpecPatchExpr(step string, f podFields, opts Options) string {
 			"args", ifSet(p(paramMainArgs), parsed(p(paramMainArgs)), "[]"))
 		omit = append(omit, "command", p(paramMainCommand), "args", p(paramMainArgs))
 	}
-	pod := []string{"containers", list(omitUnset(object(main...), omit...))}
+	containers := []string{omitUnset(object(main...), omit...)}
+	if f.progress {
+		wait := progressContainer()
+		containers = append(containers, object("name", lit(wait.Name),
+			"env", list(object("name", lit(wait.Env[0].Name), "value", lit(wait.Env[0].Value)))))
+	}
+	pod := []string{"containers", list(containers...)}
 	if len(volumes) > 0 {
 		pod = append(pod, "volumes", concatLists(volumes))
 	}

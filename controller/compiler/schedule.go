@@ -18,6 +18,10 @@ type ScheduleInput struct {
 	Storage  StorageAccess
 	// AgeRecipient is as BackupInput's, for the template's encryption.
 	AgeRecipient string
+	// ExpectedSize is the raw size of the schedule's newest verified run,
+	// for the dump's progress; 0 when it has none. The controller updates
+	// the CronWorkflow when a newer run is verified.
+	ExpectedSize int64
 }
 
 // Schedule compiles a BackupSchedule into an Argo CronWorkflow. Each Workflow
@@ -31,7 +35,7 @@ func Schedule(in ScheduleInput, opts Options) (*wfv1.CronWorkflow, error) {
 	// Retention's calendar is the schedule's: keepDaily's days are the days
 	// the cron expression counts in.
 	ws, err := backupWorkflowSpec(s.Namespace, s.Spec.Template.Spec, s.Name, cmp.Or(s.Spec.Timezone, defaultTimezone),
-		value(ParamName, "{{workflow.name}}"), in.Storage, in.AgeRecipient, opts)
+		value(ParamName, "{{workflow.name}}"), in.Storage, in.AgeRecipient, in.ExpectedSize, opts)
 	var ke *KeyError
 	if errors.As(err, &ke) {
 		// The Backup spec is the schedule's template.

@@ -195,13 +195,26 @@ func dumpTemplate(opts Options) wfv1.Template {
 	params := append(storageParams(),
 		param(ParamSource), param(ParamPath, DefaultPath), param(ParamNamespace, "{{workflow.namespace}}"),
 		param(ParamName), param(ParamSeries), param(ParamStorageID, ""), param(ParamCompression, defaultCompression), param(ParamLevel, defaultCompressLevel),
-		param(ParamRecipients, ""))
+		param(ParamRecipients, ""), param(ParamExpectedSize, "0"))
 	t := storageStepTemplate(opts, EntryDump, params, storageArgs("dump",
 		cliFlag("source", ParamSource), cliFlag("path", ParamPath),
 		cliFlag("namespace", ParamNamespace), cliFlag("name", ParamName), cliFlag("series", ParamSeries), cliFlag("storage-id", ParamStorageID),
 		cliFlag("compression", ParamCompression), cliFlag("level", ParamLevel), cliFlag("recipient", ParamRecipients),
-		"--recipients-env="+envRecipients, "--volume-root="+VolumeRoot, "--outputs-dir="+OutputsDir)...)
+		cliFlag("expected-size", ParamExpectedSize), "--recipients-env="+envRecipients, "--volume-root="+VolumeRoot, "--outputs-dir="+OutputsDir)...)
 	t.Outputs = outputs(OutputKey, OutputSize, OutputRawSize, OutputChecksum, OutputRawChecksum)
+	return reportsProgress(t)
+}
+
+// reportsProgress makes the default pod spec patch of a stage template
+// that moves data the one that has Argo's executor report its progress
+// every ProgressReportInterval; backflow's own Workflows pass a patch that
+// does the same.
+func reportsProgress(t wfv1.Template) wfv1.Template {
+	for i, p := range t.Inputs.Parameters {
+		if p.Name == ParamPodSpecPatch {
+			t.Inputs.Parameters[i].Default = wfv1.AnyStringPtr(progressPodSpecPatch())
+		}
+	}
 	return t
 }
 
@@ -213,7 +226,7 @@ func verifyTemplate(opts Options) wfv1.Template {
 		cliFlag("namespace", ParamNamespace), cliFlag("expect-checksum", ParamExpectChecksum), cliFlag("mark-verified", ParamMarkVerified),
 		"--identity-dir="+IdentityDir, "--outputs-dir="+OutputsDir)...)
 	t.Outputs = outputs(OutputKey, OutputSize, OutputRawSize, OutputChecksum, OutputRawChecksum)
-	return t
+	return reportsProgress(t)
 }
 
 func restoreTemplate(opts Options) wfv1.Template {
@@ -223,7 +236,7 @@ func restoreTemplate(opts Options) wfv1.Template {
 		cliFlag("key", ParamKey), cliFlag("target", ParamTarget), cliFlag("verify-first", ParamVerifyFirst),
 		cliFlag("namespace", ParamNamespace), cliFlag("expect-checksum", ParamExpectChecksum), "--identity-dir="+IdentityDir, "--volume-root="+VolumeRoot, "--outputs-dir="+OutputsDir)...)
 	t.Outputs = outputs(OutputKey, OutputSize, OutputRawSize, OutputChecksum)
-	return t
+	return reportsProgress(t)
 }
 
 // retentionParams are the rotate step's rules, one parameter each, named

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
 	"github.com/argoproj/argo-workflows/v3/workflow/packer"
@@ -28,7 +29,9 @@ type Run struct {
 	Phase       v1.RunPhase
 	StartedAt   *metav1.Time
 	CompletedAt *metav1.Time
-	Progress    string
+	// dataProgress is what Argo says of the progress of the steps that
+	// move data, in DAG order (see ProgressAt).
+	dataProgress []stepProgress
 	// Stages are the steps in DAG order, those that exist in the Workflow.
 	Stages []v1.StageStatus
 	// Outputs are the output parameters of each step, by step name.
@@ -85,7 +88,8 @@ func Mirror(st *v1.RunStatus, generation int64, workflow string, run *Run, summa
 	if run.CompletedAt != nil {
 		st.CompletedAt = run.CompletedAt
 	}
-	st.Stages, st.Progress = run.Stages, run.Progress
+	st.Stages = run.Stages
+	st.Progress, st.StepProgress = run.ProgressAt(st.Progress, st.StepProgress, time.Now())
 	switch run.Phase {
 	case v1.PhaseSucceeded:
 		st.SetAsSucceeded(generation, summary)
@@ -117,7 +121,7 @@ func FromWorkflow(wf *wfv1.Workflow, steps []string, results []TaskResult) (*Run
 	if wf.Status.IsOffloadNodeStatus() && len(wf.Status.Nodes) == 0 {
 		return nil, fmt.Errorf("workflow %s has its node status offloaded to Argo's database, which backflow cannot read; disable nodeStatusOffLoad for backflow's namespaces", wf.Name)
 	}
-	run := &Run{Phase: phaseOf(wf.Status.Phase), Progress: string(wf.Status.Progress), Outputs: map[string]map[string]string{}}
+	run := &Run{Phase: phaseOf(wf.Status.Phase), Outputs: map[string]map[string]string{}}
 	if !wf.Status.StartedAt.IsZero() {
 		run.StartedAt = &wf.Status.StartedAt
 	}
@@ -147,6 +151,10 @@ func FromWorkflow(wf *wfv1.Workflow, steps []string, results []TaskResult) (*Run
 			stage.FinishedAt = ptr(node.FinishedAt)
 		}
 		run.Stages = append(run.Stages, stage)
+		if dataSteps[name] {
+			attempt := newestAttempt(wf.Status.Nodes, node)
+			run.dataProgress = append(run.dataProgress, stepProgress{step: name, phase: node.Phase, progress: attempt.Progress, startedAt: attempt.StartedAt.Time})
+		}
 		outputs := node.Outputs
 		if outputs == nil || len(outputs.Parameters) == 0 {
 			outputs = resultsByNode[node.ID]

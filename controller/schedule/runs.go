@@ -145,6 +145,26 @@ func (r *Reconciler) deleteRun(ctx context.Context, s *v1.BackupSchedule, b *v1.
 	return client.IgnoreNotFound(r.Delete(ctx, b, client.Preconditions{UID: &b.UID}))
 }
 
+// lastVerifiedRawSize is the raw size of the newest verified run (by when
+// it completed), which the next dump's progress counts against; 0 when no
+// run the history limits kept is verified.
+func lastVerifiedRawSize(backups []v1.Backup) int64 {
+	var newest *v1.Backup
+	for i := range backups {
+		b := &backups[i]
+		if b.Status.RawSize == nil || b.Status.CompletedAt == nil || !meta.IsStatusConditionTrue(b.Status.Conditions, v1.ConditionVerified) {
+			continue
+		}
+		if newest == nil || b.Status.CompletedAt.After(newest.Status.CompletedAt.Time) {
+			newest = b
+		}
+	}
+	if newest == nil {
+		return 0
+	}
+	return *newest.Status.RawSize
+}
+
 func newer(a, b *v1.Backup) bool {
 	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
 		return a.CreationTimestamp.After(b.CreationTimestamp.Time)

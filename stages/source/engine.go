@@ -65,9 +65,12 @@ type Runner interface {
 	// and connection Secret, for path templates; empty when it dumps several
 	// or none.
 	DatabaseName(src v1.BackupSource, opts Options) string
-	// SizeHint is the expected size of the raw stream, for progress; 0 when
-	// it is not known beforehand.
-	SizeHint(src v1.BackupSource, opts Options) int64
+	// EstimateSize is the source's own estimate of the raw stream's size,
+	// for progress when the series has no verified backup yet: the
+	// database's size as its server reports it, the files of a volume. 0
+	// when the engine has none. An error is no failure of the dump: the dump
+	// says so and runs without an expected size.
+	EstimateSize(ctx context.Context, src v1.BackupSource, opts Options) (int64, error)
 	// StartDump starts the dump of a source. Its diagnostics go to stderr.
 	StartDump(ctx context.Context, src v1.BackupSource, opts Options, stderr io.Writer) (*Producer, error)
 	// Accepts says whether the engine can restore a stream of the format.

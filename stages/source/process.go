@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -208,4 +209,27 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, " | ")
+}
+
+// Int64Output runs a process that prints one integer, such as a query's
+// single value, and parses it; an empty output (SQL's NULL) is 0.
+func (p Process) Int64Output(ctx context.Context) (int64, error) {
+	var out bytes.Buffer
+	p.Stdout = &out
+	running, err := p.Start(ctx, io.Discard)
+	if err != nil {
+		return 0, err
+	}
+	if err := running.Wait(); err != nil {
+		return 0, err
+	}
+	text := strings.TrimSpace(out.String())
+	if text == "" || text == "NULL" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(text, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s printed %q, not a number", p.Args[0], lastLines(text, 1))
+	}
+	return n, nil
 }

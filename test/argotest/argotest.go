@@ -332,7 +332,18 @@ func (d *PodDriver) drive(ctx context.Context, pod *corev1.Pod) error {
 			result.Outputs.Parameters = append(result.Outputs.Parameters, wfv1.Parameter{Name: k, Value: wfv1.AnyStringPtr(v)})
 		}
 	}
-	if err := d.client.Create(ctx, result); err != nil && !apierrors.IsAlreadyExists(err) {
+	if err := d.client.Create(ctx, result); apierrors.IsAlreadyExists(err) {
+		// The step reported progress while it ran (ReportProgress): the
+		// executor's last report completes that result, as Argo's does.
+		var existing wfv1.WorkflowTaskResult
+		if err := d.client.Get(ctx, client.ObjectKeyFromObject(result), &existing); err != nil {
+			return err
+		}
+		existing.Labels, existing.Outputs = result.Labels, result.Outputs
+		if err := d.client.Update(ctx, &existing); err != nil {
+			return err
+		}
+	} else if err != nil {
 		return err
 	}
 	patch := client.MergeFrom(pod.DeepCopy())
@@ -358,6 +369,33 @@ func (d *PodDriver) drive(ctx context.Context, pod *corev1.Pod) error {
 	key := pod.Namespace + "/" + workflow
 	d.ended[key] = append(d.ended[key], StepRun{Step: step, Failed: o.Fail})
 	return nil
+}
+
+// ReportProgress reports a running step's progress (N/M) as Argo's
+// executor does from the step's progress file: in the WorkflowTaskResult
+// of the step's pod, which Argo's controller copies into the node.
+func (s *Stack) ReportProgress(t testing.TB, namespace, workflow, step string, progress wfv1.Progress) {
+	t.Helper()
+	ctx := context.Background()
+	pod := s.StepPod(t, namespace, workflow, step)
+	key := client.ObjectKey{Namespace: namespace, Name: pod.Annotations["workflows.argoproj.io/node-id"]}
+	var result wfv1.WorkflowTaskResult
+	err := s.Client.Get(ctx, key, &result)
+	switch {
+	case apierrors.IsNotFound(err):
+		result = wfv1.WorkflowTaskResult{
+			ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name,
+				Labels: map[string]string{labelWorkflow: workflow, "workflows.argoproj.io/report-outputs-completed": "false"}},
+			NodeResult: wfv1.NodeResult{Progress: progress},
+		}
+		err = s.Client.Create(ctx, &result)
+	case err == nil:
+		result.Progress = progress
+		err = s.Client.Update(ctx, &result)
+	}
+	if err != nil {
+		t.Fatalf("reporting the progress of %s/%s %s: %v", namespace, workflow, step, err)
+	}
 }
 
 // InstallWorkflowTemplates installs backflow's ClusterWorkflowTemplates from

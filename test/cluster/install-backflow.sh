@@ -22,6 +22,11 @@ done
 
 upgrade=""
 "$helm" status backflow --namespace backflow-system >/dev/null 2>&1 && upgrade=1
+# Helm installs a chart's crds/ but never upgrades them: a working tree with
+# new API fields would have them pruned by the installed CRDs.
+if [ -n "$upgrade" ]; then
+	"$kubectl" apply --server-side --force-conflicts --field-manager backflow-install -f "$repo/charts/backflow/crds/" >/dev/null
+fi
 "$helm" upgrade --install backflow "$repo/charts/backflow" --namespace backflow-system --create-namespace \
 	--set "image.repository=${image%:*}" --set "image.tag=${image##*:}" --set image.pullPolicy=IfNotPresent \
 	--set "clientImages.postgresql=$clients" --set "clientImages.mysql=$clients" --set "clientImages.mariadb=$clients" \

@@ -53,7 +53,10 @@ func (Engine) Format(v1.BackupSource) source.Format { return FormatRaw }
 
 func (Engine) DatabaseName(v1.BackupSource, source.Options) string { return "" }
 
-func (Engine) SizeHint(v1.BackupSource, source.Options) int64 { return 0 }
+// EstimateSize: a command's output cannot be known before it runs.
+func (Engine) EstimateSize(context.Context, v1.BackupSource, source.Options) (int64, error) {
+	return 0, nil
+}
 
 func (Engine) StartDump(ctx context.Context, src v1.BackupSource, _ source.Options, stderr io.Writer) (*source.Producer, error) {
 	c := src.Command

@@ -70,7 +70,15 @@ func (Engine) DatabaseName(src v1.BackupSource, opts source.Options) string {
 	return source.DatabaseName(src.MongoDB.Databases, src.MongoDB.Connection, opts)
 }
 
-func (Engine) SizeHint(v1.BackupSource, source.Options) int64 { return 0 }
+// EstimateSize is the server's figure for the documents the dump reads
+// (see the package's EstimateSize).
+func (Engine) EstimateSize(ctx context.Context, src v1.BackupSource, opts source.Options) (int64, error) {
+	dumpOpts, err := dumpOptions(src.MongoDB, src.AllowEmpty, opts)
+	if err != nil {
+		return 0, err
+	}
+	return EstimateSize(ctx, dumpOpts)
+}
 
 // StartDump runs Dump into a pipe: the producer's reader ends with io.EOF
 // only when the dump succeeded.

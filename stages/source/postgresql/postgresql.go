@@ -90,7 +90,26 @@ func (Engine) DatabaseName(src v1.BackupSource, opts source.Options) string {
 	return source.DatabaseName(nil, src.PostgreSQL.Connection, opts)
 }
 
-func (Engine) SizeHint(v1.BackupSource, source.Options) int64 { return 0 }
+// EstimateSize is the size of the tables pg_dump dumps, as psql reads it
+// over the same connection (TableSizeQuery).
+func (Engine) EstimateSize(ctx context.Context, src v1.BackupSource, opts source.Options) (int64, error) {
+	conn, err := source.ResolveConnection(src.PostgreSQL.Connection, opts.Namespace, DefaultPort, opts.Getenv)
+	if err != nil {
+		return 0, err
+	}
+	return psqlQuery(conn, TableSizeQuery).Int64Output(ctx)
+}
+
+// TableSizeQuery sums pg_table_size (the rows, TOAST included, without
+// indexes) of the database's own tables and materialized views: what a
+// dump holds as data. pg_database_size would count the indexes and the
+// system catalogs too, which a dump holds only as definitions: a plain
+// dump of a pgbench database is 0.49 of pg_database_size and 0.71 of the
+// tables' size (the stage tests log the ratio). Progress then reaches about
+// 70% and jumps to 100% at the end; the next run expects the dump's own
+// size.
+const TableSizeQuery = `SELECT COALESCE(SUM(pg_table_size(c.oid)), 0) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace ` +
+	`WHERE c.relkind IN ('r', 'm', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_toast%'`
 
 func (Engine) StartDump(ctx context.Context, src v1.BackupSource, opts source.Options, stderr io.Writer) (*source.Producer, error) {
 	proc, err := DumpProcess(src.PostgreSQL, opts)
@@ -188,10 +207,15 @@ func checkQueryProcess(t *v1.PostgreSQLTarget, query string, opts source.Options
 	if err != nil {
 		return source.Process{}, err
 	}
+	return psqlQuery(conn, query), nil
+}
+
+// psqlQuery runs a query with psql and prints its rows, one per line.
+func psqlQuery(conn source.Connection, query string) source.Process {
 	return source.Process{
 		Args: []string{"psql", noPassword, "--no-psqlrc", "--set=ON_ERROR_STOP=1", "--tuples-only", "--no-align", "--command=" + query},
 		Env:  libpqEnv(conn),
-	}, nil
+	}
 }
 
 // ChecksArchive: pg_restore reads the table of contents of the custom and

@@ -61,9 +61,9 @@ func (Engine) Format(v1.BackupSource) source.Format { return FormatTar }
 
 func (Engine) DatabaseName(v1.BackupSource, source.Options) string { return "" }
 
-// SizeHint is the size of the files to archive, walked before the dump.
-func (Engine) SizeHint(src v1.BackupSource, opts source.Options) int64 {
-	return source.TreeSize(opts.VolumeRoot, src.PVC.Paths)
+// EstimateSize is the size of the files to archive, walked before the dump.
+func (Engine) EstimateSize(_ context.Context, src v1.BackupSource, opts source.Options) (int64, error) {
+	return source.TreeSize(opts.VolumeRoot, src.PVC.Paths), nil
 }
 
 func (Engine) StartDump(_ context.Context, src v1.BackupSource, opts source.Options, _ io.Writer) (*source.Producer, error) {
