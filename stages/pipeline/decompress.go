@@ -116,7 +116,8 @@ var errFrameTooLarge = errors.New("zstd frame too large to decode on its own")
 // readZstdFrame appends the next whole frame of br to buf, without decoding
 // it: the frame header, then block headers, which say how many bytes follow
 // each. It returns errFrameTooLarge, with what it read, for a frame that
-// does not say its decoded size or that is larger than maxParallelFrame, and
+// does not say its decoded size or that is larger than maxParallelFrame (or
+// asks for a larger window), and
 // io.EOF at the end of the input.
 func readZstdFrame(br *bufio.Reader, buf []byte) ([]byte, error) {
 	head, err := br.Peek(zstd.HeaderMaxSize)
@@ -146,7 +147,9 @@ func readZstdFrame(br *bufio.Reader, buf []byte) ([]byte, error) {
 		_, err := io.ReadFull(br, buf[start:])
 		return unexpected(err)
 	}
-	if !h.HasFCS || h.FrameContentSize > maxParallelFrame {
+	if !h.HasFCS || h.FrameContentSize > maxParallelFrame || (!h.SingleSegment && h.WindowSize > maxParallelFrame) {
+		// allAtOnce refuses a window larger than its memory, whatever the
+		// content's size.
 		return buf, errFrameTooLarge
 	}
 	if err := take(h.HeaderSize); err != nil {

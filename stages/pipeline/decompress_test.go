@@ -48,6 +48,18 @@ func TestParallelReaderDecodesOtherStreams(t *testing.T) {
 	_, _ = enc.Write(bytes.Repeat(data, 4)) // a frame of 24 MiB
 	_ = enc.Close()
 	dump := roundTrip(t, data, Zstd, 1, false)
+	// A frame that asks for a 16 MiB window (Window_Descriptor exponent 14)
+	// for 100 kB of content, as encoders with long windows write them.
+	narrow, _ := zstd.NewWriter(nil, zstd.WithSingleSegment(false))
+	wide := narrow.EncodeAll(data[:100_000], nil)
+	if wide[4]&(1<<5) != 0 {
+		t.Fatal("the frame has no window descriptor")
+	}
+	wide[5] = 14 << 3
+	if _, err := allAtOnce.DecodeAll(wide, nil); err == nil {
+		t.Fatal("the frame with a 16 MiB window decoded all at once: the test does not test the fallback")
+	}
+	streams["a small frame with a large window"] = wide
 	streams["dump frames, then a large frame"] = append(append([]byte{}, dump...), whole.Bytes()...)
 	skippable := []byte{0x50, 0x2a, 0x4d, 0x18, 3, 0, 0, 0, 'a', 'b', 'c'}
 	streams["skippable frames between"] = append(append(append(append([]byte{}, skippable...), dump...), skippable...), dump...)
@@ -61,9 +73,10 @@ func TestParallelReaderDecodesOtherStreams(t *testing.T) {
 		streams["the zstd tool on a pipe"] = out
 	}
 	want := map[string][]byte{
-		"dump frames, then a large frame": append(append([]byte{}, data...), bytes.Repeat(data, 4)...),
-		"skippable frames between":        append(append([]byte{}, data...), data...),
-		"the zstd tool on a pipe":         data,
+		"dump frames, then a large frame":   append(append([]byte{}, data...), bytes.Repeat(data, 4)...),
+		"skippable frames between":          append(append([]byte{}, data...), data...),
+		"the zstd tool on a pipe":           data,
+		"a small frame with a large window": data[:100_000],
 	}
 	for name, stream := range streams {
 		for _, how := range []string{"Read", "WriteTo"} {
