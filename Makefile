@@ -100,7 +100,7 @@ help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 .PHONY: bench-stages
-bench-stages: deps build ## Benchmark dump/restore against the gzip|age|mc shell pipeline (1 GiB and 8 GiB inputs), and the MongoDB engine against FerretDB.
+bench-stages: deps build ## Benchmark dump/restore against the gzip|age|mc shell pipeline and zstd alone (1 GiB and 8 GiB inputs), restore against mc|age|zstd|sha256sum, pg_dump and mariadb-dump through backflow against the tool alone, and the MongoDB engine against FerretDB.
 	BACKFLOW_BIN=$(CURDIR)/$(BIN) BACKFLOW_MC=$$($(TOOLS) mc) BACKFLOW_MINIO=$$($(TOOLS) minio) go run ./test/bench/stages
 
 .PHONY: demo

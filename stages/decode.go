@@ -12,11 +12,18 @@ import (
 
 // readBack streams a stored object through sha256, decryption and
 // decompression into plain, checking both checksums against the manifest.
-// stored counts the object's bytes and raw the plain stream's.
+// stored counts the object's bytes and raw the plain stream's, with the
+// algorithm the manifest's raw checksum names (sha256 in older manifests).
 func readBack(obj io.Reader, m *Manifest, identities []age.Identity, plain io.Writer) error {
-	stored, raw := pipeline.NewDigest(), pipeline.NewDigest()
+	raw, err := pipeline.DigestFor(m.RawChecksum)
+	if err != nil {
+		return fmt.Errorf("%w: the raw checksum: %w", ErrInvalidManifest, err)
+	}
+	stored := pipeline.NewDigest()
 	tee := io.TeeReader(obj, stored)
-	decodeErr := decode(tee, m, identities, io.MultiWriter(plain, raw))
+	hashing := pipeline.NewHashingWriter(plain, raw)
+	decodeErr := decode(tee, m, identities, hashing)
+	_ = hashing.Close()
 	if decodeErr != nil {
 		// Read the rest, so that a corrupted object is reported as such
 		// rather than as the decryption error it causes.
@@ -95,6 +102,21 @@ func newHoldBack(w io.Writer, n int) *holdBack {
 
 func (h *holdBack) Write(p []byte) (int, error) {
 	written := len(p)
+	if len(h.buf)+len(p) > cap(h.buf) && len(p) > h.n {
+		// A large write (the decoder's frames are megabytes) goes through
+		// without a copy: what was held, then all of p but its tail, which
+		// is held instead.
+		if len(h.buf) > 0 {
+			if _, err := h.w.Write(h.buf); err != nil {
+				return 0, err
+			}
+		}
+		if _, err := h.w.Write(p[:len(p)-h.n]); err != nil {
+			return 0, err
+		}
+		h.buf = append(h.buf[:0], p[len(p)-h.n:]...)
+		return written, nil
+	}
 	for len(p) > 0 {
 		room := cap(h.buf) - len(h.buf)
 		chunk := min(room, len(p))

@@ -64,7 +64,8 @@ type DumpConfig struct {
 var ErrEmptyDump = errors.New("the source wrote no data; set source.allowEmpty if an empty backup is expected")
 
 // Dump streams the source's output through compression, encryption and
-// sha256 into the storage, then writes the manifest. Nothing is staged on
+// checksums (BLAKE3 of the plain stream, sha256 of the stored bytes) into
+// the storage, then writes the manifest. Nothing is staged on
 // disk. When anything fails, no object and no manifest are left behind.
 func Dump(ctx context.Context, cfg DumpConfig) (*Manifest, error) {
 	if cfg.Now == nil {
@@ -123,7 +124,7 @@ func Dump(ctx context.Context, cfg DumpConfig) (*Manifest, error) {
 	}
 	defer producer.Stop()
 
-	raw, stored := pipeline.NewDigest(), pipeline.NewDigest()
+	raw, stored := pipeline.NewRawDigest(), pipeline.NewDigest()
 	pr, pw := io.Pipe()
 	sink := &uploadSink{w: pw}
 	encodeErr := make(chan error, 1)

@@ -31,7 +31,9 @@ type Manifest struct {
 	// Size and Checksum (sha256:<hex>) of the stored bytes.
 	Size     int64  `json:"size"`
 	Checksum string `json:"checksum"`
-	// RawSize and RawChecksum of the stream the source wrote.
+	// RawSize and RawChecksum of the stream the source wrote; RawChecksum
+	// names its algorithm: blake3:<hex>, or sha256:<hex> in manifests of
+	// backflow before BLAKE3, which verify and restore still check.
 	RawSize     int64  `json:"rawSize"`
 	RawChecksum string `json:"rawChecksum"`
 	// Compression applied to the stream, and its level.

@@ -249,7 +249,8 @@ type BackupStepDeadlines struct {
 // BackupStatus is the observed state of a Backup.
 type BackupStatus struct {
 	RunStatus `json:",inline"`
-	// sha256 of the stream the source wrote, as sha256:<hex>.
+	// Checksum of the stream the source wrote, naming its algorithm:
+	// blake3:<hex> (sha256:<hex> for backups of backflow before BLAKE3).
 	// +optional
 	RawChecksum string `json:"rawChecksum,omitempty"`
 	// What the rotate step decided for the series, once it ran.

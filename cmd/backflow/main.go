@@ -57,7 +57,11 @@ func newVersionCommand() *cobra.Command {
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := newRootCommand().ExecuteContext(ctx)
+	stopProfile, err := startCPUProfile()
+	if err == nil {
+		err = newRootCommand().ExecuteContext(ctx)
+		stopProfile()
+	}
 	if err != nil && ctx.Err() != nil {
 		// Stopped from outside: the pod deleted (a node drain, a person) or
 		// Ctrl-C. What failed after the signal is its consequence, and

@@ -177,8 +177,8 @@ func newDumpCommand() *cobra.Command {
 		Short: "Stream a source through compression and encryption into storage",
 		Long: `Runs the source's dump (pg_dump, mysqldump/mariadb-dump, mongodump, a tar of volume
 paths, or a command) and streams its output through compression, age encryption and
-sha256 into storage, then writes a manifest beside the object. Nothing is staged on
-disk. When the dump fails, nothing is left in storage.
+checksums (BLAKE3 of the plain stream, sha256 of the stored object) into storage, then
+writes a manifest beside the object. Nothing is staged on disk. When the dump fails, nothing is left in storage.
 
 Connection settings not in --source come from BACKFLOW_DB_HOST, BACKFLOW_DB_PORT,
 BACKFLOW_DB_USERNAME, BACKFLOW_DB_PASSWORD, BACKFLOW_DB_DATABASE and BACKFLOW_DB_URI.`,

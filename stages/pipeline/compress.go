@@ -109,11 +109,7 @@ func NewCompressor(w io.Writer, a Algorithm, level int) (io.WriteCloser, error) 
 func NewDecompressor(r io.Reader, a Algorithm) (io.ReadCloser, error) {
 	switch a {
 	case Zstd:
-		d, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(0), zstd.WithDecoderLowmem(false))
-		if err != nil {
-			return nil, err
-		}
-		return zstdReadCloser{d}, nil
+		return newParallelZstdReader(r, runtime.GOMAXPROCS(0)), nil
 	case Gzip:
 		return pgzip.NewReaderN(r, 1<<20, 4)
 	case None:
@@ -126,10 +122,6 @@ func NewDecompressor(r io.Reader, a Algorithm) (io.ReadCloser, error) {
 type nopWriteCloser struct{ io.Writer }
 
 func (nopWriteCloser) Close() error { return nil }
-
-type zstdReadCloser struct{ *zstd.Decoder }
-
-func (z zstdReadCloser) Close() error { z.Decoder.Close(); return nil }
 
 // parallelZstdWriter cuts its input into chunks, compresses each into a zstd
 // frame on a pool of goroutines, and writes the frames in input order.
@@ -256,6 +248,32 @@ func (z *parallelZstdWriter) Write(p []byte) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// ReadFrom reads r to its end straight into the chunks, without the copy
+// from io.Copy's buffer that Write makes: io.Copy takes this path.
+func (z *parallelZstdWriter) ReadFrom(r io.Reader) (int64, error) {
+	if z.closed {
+		return 0, fmt.Errorf("zstd: write after close")
+	}
+	var total int64
+	for {
+		if err := z.failed(); err != nil {
+			return total, err
+		}
+		n, err := r.Read(z.buf[len(z.buf):zstdChunkSize])
+		z.buf = z.buf[:len(z.buf)+n]
+		total += int64(n)
+		if len(z.buf) == zstdChunkSize {
+			z.flushChunk()
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
 }
 
 // Close compresses what is left and waits until every frame is written.

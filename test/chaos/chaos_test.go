@@ -41,6 +41,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/minio/minio-go/v7"
+	"github.com/zeebo/blake3"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -161,8 +162,8 @@ type stream struct {
 // key is the AES key of the stream, derived from its Backup's name.
 func (s stream) key() string { return sha256Hex([]byte(s.name))[:32] }
 
-// rawChecksum is the sha256 of what the command writes, as
-// sha256:<hex>.
+// rawChecksum is the BLAKE3 of what the command writes, as
+// blake3:<hex>, the plain stream's checksum of a manifest.
 func (s stream) rawChecksum() string {
 	key, _ := hex.DecodeString(s.key())
 	block, err := aes.NewCipher(key)
@@ -170,13 +171,13 @@ func (s stream) rawChecksum() string {
 		panic(err)
 	}
 	ctr := cipher.NewCTR(block, make([]byte, aes.BlockSize))
-	h := sha256.New()
+	h := blake3.New()
 	zeros, buf := make([]byte, 1<<20), make([]byte, 1<<20)
 	for range s.mib {
 		ctr.XORKeyStream(buf, zeros)
 		h.Write(buf)
 	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+	return "blake3:" + hex.EncodeToString(h.Sum(nil))
 }
 
 func (s stream) manifest() string {
@@ -290,7 +291,7 @@ func decode(key string, m *stages.Manifest) (stored, raw string, err error) {
 		return "", "", err
 	}
 	defer obj.Close()
-	storedHash, rawHash := sha256.New(), sha256.New()
+	storedHash, rawHash := sha256.New(), blake3.New()
 	body := io.TeeReader(obj, storedHash)
 	var r io.Reader = body
 	if m.Encryption == stages.EncryptionAge {
@@ -317,7 +318,7 @@ func decode(key string, m *stages.Manifest) (stored, raw string, err error) {
 	if _, err := io.Copy(io.Discard, body); err != nil {
 		return "", "", err
 	}
-	return "sha256:" + hex.EncodeToString(storedHash.Sum(nil)), "sha256:" + hex.EncodeToString(rawHash.Sum(nil)), nil
+	return "sha256:" + hex.EncodeToString(storedHash.Sum(nil)), "blake3:" + hex.EncodeToString(rawHash.Sum(nil)), nil
 }
 
 // checkSucceeded asserts that a Backup Succeeded with a status that says
@@ -367,9 +368,9 @@ func checkSucceeded(t *testing.T, b *v1.Backup, wantRaw string) {
 	case stored != m.Checksum:
 		t.Errorf("%s: object's sha256 %s, manifest says %s", b.Name, stored, m.Checksum)
 	case raw != m.RawChecksum:
-		t.Errorf("%s: object decodes to sha256 %s, manifest's raw checksum %s", b.Name, raw, m.RawChecksum)
+		t.Errorf("%s: object decodes to %s, manifest's raw checksum %s", b.Name, raw, m.RawChecksum)
 	case wantRaw != "" && raw != wantRaw:
-		t.Errorf("%s: object decodes to sha256 %s, the source wrote %s", b.Name, raw, wantRaw)
+		t.Errorf("%s: object decodes to %s, the source wrote %s", b.Name, raw, wantRaw)
 	}
 }
 

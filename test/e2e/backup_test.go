@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"github.com/zeebo/blake3"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -445,8 +447,8 @@ spec:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.TrimPrefix(numbers.Status.RawChecksum, "sha256:"); got != sha256Hex(seq) {
-		t.Errorf("the command's stream has sha256 %s, seq printed %s", got, sha256Hex(seq))
+	if sum := blake3.Sum256(seq); numbers.Status.RawChecksum != "blake3:"+hex.EncodeToString(sum[:]) {
+		t.Errorf("the command's stream has the checksum %s, seq printed blake3:%x", numbers.Status.RawChecksum, sum)
 	}
 
 	st.Apply(t, ns, fmt.Sprintf(`

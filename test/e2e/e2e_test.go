@@ -11,8 +11,6 @@
 package e2e
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"testing"
@@ -92,8 +90,3 @@ const hooks = `
         container: worker
         command: [touch, /tmp/post-hook]
 `
-
-func sha256Hex(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
-}

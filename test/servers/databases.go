@@ -111,6 +111,11 @@ func (p *PostgreSQL) Query(db, sql string) (string, error) {
 	return strings.TrimSpace(out), err
 }
 
+// PID is the server's process. The server's processes (postmaster,
+// backends) form a process group of their own with this ID, whose CPU a
+// benchmark counts.
+func (p *PostgreSQL) PID() int { return p.proc.cmd.Process.Pid }
+
 // Stop stops the server and removes its files.
 func (p *PostgreSQL) Stop() {
 	p.proc.stop()
@@ -187,6 +192,9 @@ func (m *MariaDB) Query(db, sql string) (string, error) {
 	}
 	return m.rootQuery(sql)
 }
+
+// PID is the server's process, the leader of its process group.
+func (m *MariaDB) PID() int { return m.proc.cmd.Process.Pid }
 
 // Stop stops the server and removes its files.
 func (m *MariaDB) Stop() {

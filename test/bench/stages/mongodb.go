@@ -30,6 +30,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -403,26 +404,36 @@ type processes struct{ ferret, minio int }
 // addresses (the servers package keeps its processes to itself).
 func watchedProcesses(f *servers.FerretDB, m *servers.MinIO) processes {
 	ferretArg := fmt.Sprintf("--listen-addr=%s:%d", f.Host, f.Port)
-	minioArg := strings.TrimPrefix(strings.TrimPrefix(m.Endpoint, "http://"), "https://")
-	var p processes
+	return processes{
+		ferret: findProcess(func(args []string) bool { return slices.Contains(args, ferretArg) }),
+		minio:  minioPID(m),
+	}
+}
+
+// minioPID finds the MinIO server's PID by its listen address.
+func minioPID(m *servers.MinIO) int {
+	addr := strings.TrimPrefix(strings.TrimPrefix(m.Endpoint, "http://"), "https://")
+	return findProcess(func(args []string) bool {
+		i := slices.Index(args, addr)
+		return i > 0 && args[i-1] == "--address"
+	})
+}
+
+// findProcess is the PID of the first process whose arguments match, 0 for
+// none.
+func findProcess(match func(args []string) bool) int {
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, d := range dirs {
 		data, err := os.ReadFile(filepath.Join(d, "cmdline"))
 		if err != nil {
 			continue
 		}
-		args := strings.Split(string(data), "\x00")
-		pid, _ := strconv.Atoi(filepath.Base(d))
-		for j, a := range args {
-			if a == ferretArg {
-				p.ferret = pid
-			}
-			if a == minioArg && j > 0 && args[j-1] == "--address" {
-				p.minio = pid
-			}
+		if match(strings.Split(string(data), "\x00")) {
+			pid, _ := strconv.Atoi(filepath.Base(d))
+			return pid
 		}
 	}
-	return p
+	return 0
 }
 
 // cpuMark is the CPU time used so far by the machine, the servers and this
