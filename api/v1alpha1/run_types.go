@@ -49,6 +49,11 @@ type RunStatus struct {
 	// Steps of the Workflow and their states, in DAG order.
 	// +optional
 	Stages []StageStatus `json:"stages,omitempty"`
+	// What the notify step reported about each notification it sent.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=24
+	Notifications []NotificationStatus `json:"notifications,omitempty"`
 	// Progress as Argo reports it, such as 2/5.
 	// +optional
 	Progress string `json:"progress,omitempty"`
