@@ -34,6 +34,7 @@ func newRootCommand() *cobra.Command {
 		newVerifyCommand(),
 		newRestoreCommand(),
 		newRotateCommand(),
+		newNotifyCommand(),
 		newHookCommand(),
 		newInstallCommand(),
 		newWorkflowTemplatesCommand(),
