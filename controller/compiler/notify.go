@@ -86,10 +86,14 @@ func withGlobalOutputs(t wfv1.Template) wfv1.Template {
 
 // globalOutput is a Workflow output of the run as the exit handler passes
 // it: empty when the step that sets it did not run or failed. A plain tag
-// of a missing output would fail the exit handler's arguments; Argo's
-// expression with optional chaining does not.
+// of a missing output would fail the exit handler's arguments, hence
+// Argo's expression with optional chaining. Argo also evaluates every
+// expression of the spec at the start of each pass, before the outputs and
+// the status are in its environment; one that names workflow.status is
+// left for later until the status is known (Argo's late-binding
+// variables), otherwise it would be resolved to '' then, for good.
 func globalOutput(name string) string {
-	return fmt.Sprintf("{{=workflow?.outputs?.parameters?.['%s'] ?? ''}}", name)
+	return fmt.Sprintf("{{=workflow.status != '' ? (workflow?.outputs?.parameters?.['%s'] ?? '') : ''}}", name)
 }
 
 // notifyTemplate runs `backflow notify` in the backflow image itself: no

@@ -102,8 +102,8 @@ type Run struct {
 	// Failures is Argo's {{workflow.failures}}.
 	Failures string
 	// Duration is Argo's {{workflow.duration}}, in seconds.
-	Duration           string
-	StartedAt          string
+	Duration            string
+	StartedAt           string
 	Key, Size, Checksum string
 	// Steps are the names of the run's steps, for picking the failed step
 	// out of Argo's failures (which also lists the DAG and each attempt).
