@@ -91,7 +91,7 @@ func withGlobalOutputs(t wfv1.Template) wfv1.Template {
 // expression of the spec at the start of each pass, before the outputs and
 // the status are in its environment; one that names workflow.status is
 // left for later until the status is known (Argo's late-binding
-// variables), otherwise it would be resolved to ” then, for good.
+// variables), otherwise it would be resolved to the empty string then, for good.
 func globalOutput(name string) string {
 	return fmt.Sprintf("{{=workflow.status != '' ? (workflow?.outputs?.parameters?.['%s'] ?? '') : ''}}", name)
 }
