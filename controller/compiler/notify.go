@@ -59,6 +59,13 @@ const (
 	notifyDeadline = 300
 )
 
+// workflowNameTag is the Workflow's name, as Argo renders it; paramDisabled
+// is a switch's value that turns it off.
+const (
+	workflowNameTag = "{{workflow.name}}"
+	paramDisabled   = "false"
+)
+
 // RunNotifySecret is the Secret the notify step reads the targets' URLs and
 // signing keys from, under notify.SecretKey: one per Workflow, which the
 // controller writes once the Workflow exists, owned by the Workflow.
@@ -102,15 +109,15 @@ func globalOutput(name string) string {
 func notifyTemplate(opts Options) wfv1.Template {
 	params := []wfv1.Parameter{
 		param(ParamBackflowImage, opts.Image), param(ParamNotifySecret), param(ParamNotifyTargets, "[]"),
-		param(ParamNotifyEvent), param(ParamNotifyKind), param(ParamNamespace, "{{workflow.namespace}}"), param(ParamName, "{{workflow.name}}"),
-		param(ParamNotifyWorkflow, "{{workflow.name}}"), param(ParamNotifyUID, "{{workflow.uid}}"), param(ParamNotifyPhase, ""),
+		param(ParamNotifyEvent), param(ParamNotifyKind), param(ParamNamespace, "{{workflow.namespace}}"), param(ParamName, workflowNameTag),
+		param(ParamNotifyWorkflow, workflowNameTag), param(ParamNotifyUID, "{{workflow.uid}}"), param(ParamNotifyPhase, ""),
 		param(ParamNotifyFailures, ""), param(ParamNotifyDuration, ""), param(ParamNotifyStartedAt, "{{workflow.creationTimestamp}}"),
 		param(ParamKey, ""), param(ParamNotifySize, ""), param(ParamNotifyChecksum, ""), param(ParamNotifySteps, ""),
 	}
 	args := []string{"notify"}
 	for _, f := range []struct{ flag, param string }{
 		{"targets", ParamNotifyTargets}, {"event", ParamNotifyEvent}, {"kind", ParamNotifyKind}, {"namespace", ParamNamespace},
-		{"name", ParamName}, {"workflow", ParamNotifyWorkflow}, {"workflow-uid", ParamNotifyUID}, {"phase", ParamNotifyPhase},
+		{ParamName, ParamName}, {"workflow", ParamNotifyWorkflow}, {"workflow-uid", ParamNotifyUID}, {"phase", ParamNotifyPhase},
 		{"failures", ParamNotifyFailures}, {"duration", ParamNotifyDuration}, {"started-at", ParamNotifyStartedAt},
 		{"key", ParamKey}, {"size", ParamNotifySize}, {"checksum", ParamNotifyChecksum}, {"steps", ParamNotifySteps},
 	} {
@@ -214,8 +221,8 @@ func startedArguments() []wfv1.Parameter {
 func (t runTable) fixedNotifyArguments(opts Options) map[string]string {
 	return map[string]string{
 		ParamBackflowImage: opts.Image, ParamNotifySecret: RunNotifySecret, ParamNotifyKind: t.kindOf(),
-		ParamNamespace: "{{workflow.namespace}}", ParamName: "{{workflow.name}}", ParamNotifySteps: strings.Join(t.names(), ","),
-		ParamNotifyWorkflow: "{{workflow.name}}", ParamNotifyUID: "{{workflow.uid}}", ParamNotifyStartedAt: "{{workflow.creationTimestamp}}",
+		ParamNamespace: "{{workflow.namespace}}", ParamName: workflowNameTag, ParamNotifySteps: strings.Join(t.names(), ","),
+		ParamNotifyWorkflow: workflowNameTag, ParamNotifyUID: "{{workflow.uid}}", ParamNotifyStartedAt: "{{workflow.creationTimestamp}}",
 	}
 }
 
@@ -299,8 +306,8 @@ func (t runTable) notifyRunHooks(opts Options) (string, wfv1.LifecycleHooks, []w
 		},
 	}
 	params := []wfv1.Parameter{
-		{Name: StepNotify, Value: wfv1.AnyStringPtr("false"), Enum: []wfv1.AnyString{"false", paramEnabled}},
-		{Name: ParamNotifyStarted, Value: wfv1.AnyStringPtr("false"), Enum: []wfv1.AnyString{"false", paramEnabled}},
+		{Name: StepNotify, Value: wfv1.AnyStringPtr(paramDisabled), Enum: []wfv1.AnyString{paramDisabled, paramEnabled}},
+		{Name: ParamNotifyStarted, Value: wfv1.AnyStringPtr(paramDisabled), Enum: []wfv1.AnyString{paramDisabled, paramEnabled}},
 		{Name: ParamNotifyTargets, Value: wfv1.AnyStringPtr("[]")},
 	}
 	return exitName, hooks, []wfv1.Template{exit, local}, params

@@ -121,10 +121,6 @@ type argoFailure struct {
 // attemptSuffix is the "(n)" Argo appends to a retried step's attempts.
 var attemptSuffix = regexp.MustCompile(`\(\d+\)$`)
 
-// retryMessage is what Argo's retry node says of its attempts, which says
-// less than the attempt itself.
-const retryMessage = "No more retries left"
-
 // PayloadOf is the payload of a run at time now.
 func PayloadOf(r Run, now time.Time) Payload {
 	p := Payload{
@@ -159,6 +155,10 @@ func failures(raw string, steps []string) []Failure {
 		}
 	}
 	byStep := map[string]*Failure{}
+	// The message of a step's newest attempt says why it failed; its retry
+	// node's ("No more retries left", "retryStrategy.expression evaluated
+	// to false") only that it was not tried again.
+	attemptMessage := map[string]string{}
 	var order []string
 	for _, e := range entries {
 		step := attemptSuffix.ReplaceAllString(e.DisplayName, "")
@@ -171,15 +171,24 @@ func failures(raw string, steps []string) []Failure {
 			byStep[step] = f
 			order = append(order, step)
 		}
-		if e.Message != "" && (f.Message == "" || f.Message == retryMessage || (e.Message != retryMessage && e.FinishedAt > f.FinishedAt)) {
-			f.Message = e.Message
+		switch {
+		case e.DisplayName == step:
+			f.Phase = e.Phase
+			if f.Message == "" {
+				f.Message = e.Message
+			}
+		case e.Message != "" && e.FinishedAt >= f.FinishedAt:
+			attemptMessage[step] = e.Message
+		}
+		if f.Phase == "" {
+			f.Phase = e.Phase
 		}
 		if e.FinishedAt > f.FinishedAt {
 			f.FinishedAt = e.FinishedAt
 		}
-		if f.Phase == "" || e.DisplayName == step {
-			f.Phase = e.Phase
-		}
+	}
+	for step, msg := range attemptMessage {
+		byStep[step].Message = msg
 	}
 	slices.SortStableFunc(order, func(a, b string) int { return strings.Compare(byStep[a].FinishedAt, byStep[b].FinishedAt) })
 	out := make([]Failure, 0, len(order))

@@ -52,7 +52,7 @@ var failedRun = Run{
 	// As Argo renders {{workflow.failures}}: quoted, the DAG, the retry node
 	// and its attempts.
 	Failures: strconv.Quote(`[{"displayName":"orders-1","message":"child failed","phase":"Failed","finishedAt":"2026-12-01T10:00:09Z"},` +
-		`{"displayName":"dump","message":"No more retries left","phase":"Failed","finishedAt":"2026-12-01T10:00:08Z"},` +
+		`{"displayName":"dump","message":"retryStrategy.expression evaluated to false","phase":"Failed","finishedAt":"2026-12-01T10:00:08Z"},` +
 		`{"displayName":"dump(1)","message":"connecting to postgres: connection refused","phase":"Failed","finishedAt":"2026-12-01T10:00:08Z"},` +
 		`{"displayName":"dump(0)","message":"first attempt","phase":"Failed","finishedAt":"2026-12-01T10:00:04Z"}]`),
 	Duration: "9.4321", StartedAt: "2026-12-01T10:00:00Z",

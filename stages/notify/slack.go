@@ -12,11 +12,13 @@ func slackMessage(p Payload) map[string]any {
 	if p.Checksum != "" {
 		details += fmt.Sprintf(" · checksum `%s`", p.Checksum)
 	}
+	const textField = "text"
+	mrkdwn := func(s string) map[string]any { return map[string]any{"type": "mrkdwn", textField: s} }
 	return map[string]any{
-		"text": text,
+		textField: text,
 		"blocks": []any{
-			map[string]any{"type": "section", "text": map[string]any{"type": "mrkdwn", "text": icon + " " + text}},
-			map[string]any{"type": "context", "elements": []any{map[string]any{"type": "mrkdwn", "text": details}}},
+			map[string]any{"type": "section", textField: mrkdwn(icon + " " + text)},
+			map[string]any{"type": "context", "elements": []any{mrkdwn(details)}},
 		},
 	}
 }

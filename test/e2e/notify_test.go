@@ -221,7 +221,11 @@ spec:
 			t.Fatalf("webhook body %s: %v", r.Body, err)
 		}
 		payloads[p.Name] = p
-		t.Logf("webhook %s %s\n%s: %s\n%s: %s\n%s", r.Method, strings.ReplaceAll(r.URI, token, "TOKEN"), notify.HeaderTimestamp, ts, notify.HeaderSignature, sig, r.Body)
+		var headers []string
+		for _, h := range []string{"Content-Type", "User-Agent", notify.HeaderEvent, notify.HeaderDelivery, notify.HeaderTimestamp, notify.HeaderSignature} {
+			headers = append(headers, h+": "+r.header(h))
+		}
+		t.Logf("webhook %s %s\n%s\n\n%s", r.Method, strings.ReplaceAll(r.URI, token, "TOKEN"), strings.Join(headers, "\n"), r.Body)
 	}
 	if p := payloads["notified"]; p.Event != "Succeeded" || p.Kind != "Backup" || p.Namespace != ns || ok.Status.Location == nil ||
 		p.Key != ok.Status.Location.Key || p.Size == nil || ok.Status.Size == nil || *p.Size != *ok.Status.Size || p.Checksum != ok.Status.Checksum || p.DurationSeconds == nil {
