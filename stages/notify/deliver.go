@@ -161,7 +161,7 @@ func (s *Sender) build(t Target, sec Secret, p Payload) (request, error) {
 		}
 		return r, checkURL(sec.URL)
 	case TypeSlack:
-		body, err := json.Marshal(slackMessage(p))
+		body, err := json.Marshal(slackMessageOf(p))
 		if err != nil {
 			return request{}, err
 		}
