@@ -69,7 +69,7 @@ lint: ## go vet, gofmt, staticcheck and golangci-lint's goconst and dupl (.golan
 	go tool golangci-lint run ./...
 
 CLUSTER := test/cluster/cluster.sh
-E2E_NAMESPACES := e2e-postgresql e2e-failure e2e-files e2e-schedule e2e-mongodb wiki e2e-alice e2e-mallory e2e-progress
+E2E_NAMESPACES := e2e-postgresql e2e-failure e2e-files e2e-schedule e2e-mongodb wiki e2e-alice e2e-mallory e2e-progress e2e-notify
 
 .PHONY: up
 up: deps build ## Bring the local single-node cluster up (or reuse it): Kubernetes, Argo, MinIO, PostgreSQL, MariaDB.

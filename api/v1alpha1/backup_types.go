@@ -225,6 +225,12 @@ type BackupSpec struct {
 	// +optional
 	// +kubebuilder:default=Retain
 	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+	// Where the run reports when it starts, succeeds or fails.
+	// +optional
+	// +kubebuilder:validation:MaxItems=8
+	// +listType=map
+	// +listMapKey=name
+	Notify []NotifyTarget `json:"notify,omitempty"`
 }
 
 // BackupStepDeadlines are the deadlines of a backup's steps, in seconds.

@@ -207,6 +207,12 @@ type RestoreSpec struct {
 	// Overrides for the step pods.
 	// +optional
 	Pod *PodOverrides `json:"pod,omitempty"`
+	// Where the run reports when it starts, succeeds or fails.
+	// +optional
+	// +kubebuilder:validation:MaxItems=8
+	// +listType=map
+	// +listMapKey=name
+	Notify []NotifyTarget `json:"notify,omitempty"`
 }
 
 // RestoreStepDeadlines are the deadlines of a restore's steps, in seconds.

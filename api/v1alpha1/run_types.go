@@ -49,6 +49,11 @@ type RunStatus struct {
 	// Steps of the Workflow and their states, in DAG order.
 	// +optional
 	Stages []StageStatus `json:"stages,omitempty"`
+	// What the notify step reported about each notification it sent.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=24
+	Notifications []NotificationStatus `json:"notifications,omitempty"`
 	// Progress of the step that moves the data (a Backup's dump or verify,
 	// a Restore's verify or restore) for people: its share done, the bytes
 	// and the time left, such as "dump 37% (1.2GiB of 3.3GiB), about 4m

@@ -36,6 +36,7 @@ func newRootCommand() *cobra.Command {
 		newRotateCommand(),
 		newListCommand(),
 		newShowCommand(),
+		newNotifyCommand(),
 		newHookCommand(),
 		newInstallCommand(),
 		newWorkflowTemplatesCommand(),

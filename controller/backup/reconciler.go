@@ -27,6 +27,7 @@ import (
 	"github.com/backflow-dev/backflow/controller/compiler"
 	"github.com/backflow-dev/backflow/controller/metrics"
 	"github.com/backflow-dev/backflow/controller/namespace"
+	"github.com/backflow-dev/backflow/controller/notifyref"
 	"github.com/backflow-dev/backflow/controller/runstatus"
 	"github.com/backflow-dev/backflow/controller/schedule"
 	"github.com/backflow-dev/backflow/controller/status"
@@ -220,6 +221,9 @@ func (r *Reconciler) reconcileMissingWorkflow(ctx context.Context, b *v1.Backup)
 	// fails, the next reconcile, which finds the Workflow, writes it.
 	run.Workflow = wf
 	renew, secretErr := r.issuer().Ensure(ctx, run, issued)
+	if err := notifyref.Ensure(ctx, r.Client, r.Recorder, b, wf, b.Spec.Notify); err != nil && secretErr == nil {
+		secretErr = err
+	}
 	if _, err := status.Patch(ctx, r.Client, b, func() { b.Status.SetAsWorkflowCreated(b.Generation, wf.Name, wf.UID) }); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -233,7 +237,13 @@ func (r *Reconciler) reconcileMissingWorkflow(ctx context.Context, b *v1.Backup)
 // finished or its storage no longer admits the namespace.
 func (r *Reconciler) reconcileRunSecret(ctx context.Context, b *v1.Backup, wf *wfv1.Workflow) (ctrl.Result, error) {
 	if wf.Status.Phase.Completed() || !wf.DeletionTimestamp.IsZero() {
+		if err := notifyref.Delete(ctx, r.Client, wf); err != nil {
+			return ctrl.Result{}, err
+		}
 		return ctrl.Result{}, storageref.DeleteRunSecret(ctx, r.Client, wf)
+	}
+	if err := notifyref.Ensure(ctx, r.Client, r.Recorder, b, wf, b.Spec.Notify); err != nil {
+		return ctrl.Result{}, err
 	}
 	access, err := storageref.Resolve(ctx, r.Client, b.Spec.Storage.StorageReference, b.Namespace)
 	if reason, ok := storageref.Reason(err); ok {

@@ -42,6 +42,7 @@ func (r *Reconciler) mirror(ctx context.Context, b *v1.Backup, wf *wfv1.Workflow
 		return err
 	}
 	r.emit(b, old, run)
+	runstatus.ReportNotifications(r.Recorder, b, b.Namespace, "Backup", old.Notifications, b.Status.Notifications)
 	return nil
 }
 

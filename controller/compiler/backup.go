@@ -279,10 +279,7 @@ func backupWorkflowSpec(namespace string, spec v1.BackupSpec, series, timezone s
 	ws := workflowSpec(spec.ServiceAccountName, spec.ActiveDeadlineSeconds, spec.Pod, opts)
 	ws.Entrypoint = templates[0].Name
 	ws.Templates = templates
-	if opts.TemplateReferencing == TemplateReferencingStrict {
-		return backupSteps.referencing(ws, patches, opts)
-	}
-	return ws, nil
+	return backupSteps.withNotify(ws, spec.Notify, patches, opts)
 }
 
 // backupChoices are what a Backup's spec decides about its run's steps.

@@ -121,10 +121,8 @@ func Restore(in RestoreInput, opts Options) (*wfv1.Workflow, error) {
 	ws := workflowSpec(r.Spec.ServiceAccountName, r.Spec.ActiveDeadlineSeconds, r.Spec.Pod, opts)
 	ws.Entrypoint = templates[0].Name
 	ws.Templates = templates
-	if opts.TemplateReferencing == TemplateReferencingStrict {
-		if ws, err = restoreSteps.referencing(ws, patches, opts); err != nil {
-			return nil, err
-		}
+	if ws, err = restoreSteps.withNotify(ws, r.Spec.Notify, patches, opts); err != nil {
+		return nil, err
 	}
 	return &wfv1.Workflow{
 		TypeMeta: argoTypeMeta(workflow.WorkflowKind),

@@ -210,10 +210,12 @@ func (t runTable) clusterTemplate(opts Options) *wfv1.ClusterWorkflowTemplate {
 	dag.Tasks = append(dag.Tasks, wfv1.DAGTask{Name: stepEnd, Template: stepEnd, Depends: finished(t.steps[len(t.steps)-1].name)})
 	declare(ParamTargets, wfv1.AnyStringPtr(strings.Join(t.names(), " ")), nil)
 	dag.Target = workflowParam(ParamTargets)
+	onExit, hooks, notifyTemplates, notifyParams := t.notifyRunHooks(opts)
 	ws := workflowSpec("", nil, nil, opts)
 	ws.Entrypoint = t.entrypoint
-	ws.Arguments = wfv1.Arguments{Parameters: params}
-	ws.Templates = append(templates, endTemplate())
+	ws.Arguments = wfv1.Arguments{Parameters: append(params, notifyParams...)}
+	ws.Templates = append(append(templates, endTemplate()), notifyTemplates...)
+	ws.OnExit, ws.Hooks = onExit, hooks
 	return clusterWorkflowTemplate(t.runTemplate, t.description, *ws)
 }
 

@@ -31,6 +31,8 @@ func ClusterWorkflowTemplates(opts Options) []*wfv1.ClusterWorkflowTemplate {
 			restoreTemplate(opts)),
 		cwt(TemplateRotate, "backflow rotate: apply retention (days, keepLast, keepHourly, keepDaily, keepWeekly, keepMonthly, keepYearly) to the backups whose manifest names one series; never deletes the newest verified backup, nor anything of another series.",
 			rotateTemplate(opts)),
+		cwt(TemplateNotify, "backflow notify: send a run's notifications (a signed JSON webhook, a Slack message, dead man's switch pings) from its exit handler or running hook; the targets' URLs come from a Secret, never from a parameter.",
+			notifyTemplate(opts)),
 		backupSteps.clusterTemplate(opts),
 		restoreSteps.clusterTemplate(opts),
 	}
@@ -202,7 +204,7 @@ func dumpTemplate(opts Options) wfv1.Template {
 		cliFlag("compression", ParamCompression), cliFlag("level", ParamLevel), cliFlag("recipient", ParamRecipients),
 		cliFlag("expected-size", ParamExpectedSize), "--recipients-env="+envRecipients, "--volume-root="+VolumeRoot, "--outputs-dir="+OutputsDir)...)
 	t.Outputs = outputs(OutputKey, OutputSize, OutputRawSize, OutputChecksum, OutputRawChecksum)
-	return reportsProgress(t)
+	return withGlobalOutputs(reportsProgress(t))
 }
 
 // reportsProgress makes the default pod spec patch of a stage template
@@ -236,7 +238,7 @@ func restoreTemplate(opts Options) wfv1.Template {
 		cliFlag("key", ParamKey), cliFlag("target", ParamTarget), cliFlag("verify-first", ParamVerifyFirst),
 		cliFlag("namespace", ParamNamespace), cliFlag("expect-checksum", ParamExpectChecksum), "--identity-dir="+IdentityDir, "--volume-root="+VolumeRoot, "--outputs-dir="+OutputsDir)...)
 	t.Outputs = outputs(OutputKey, OutputSize, OutputRawSize, OutputChecksum)
-	return reportsProgress(t)
+	return withGlobalOutputs(reportsProgress(t))
 }
 
 // retentionParams are the rotate step's rules, one parameter each, named

@@ -67,6 +67,18 @@ var (
 	}, []string{LabelNamespace, LabelKind})
 )
 
+// NotificationFailuresTotal counts notifications a run's notify step could
+// not deliver, once each: by namespace, kind of resource (Backup, Restore)
+// and type of target (webhook, slack, deadMansSwitch; notify-step when the
+// step itself failed).
+var NotificationFailuresTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "backflow_notification_failures_total",
+	Help: "Notifications that could not be delivered, by namespace, kind of resource and target type.",
+}, []string{LabelNamespace, LabelKind, LabelTargetType})
+
+// LabelTargetType is the label of NotificationFailuresTotal.
+const LabelTargetType = "target_type"
+
 // LabelKind is the label of CredentialsIssuedTotal, with its values.
 const (
 	LabelKind         = "kind"
@@ -76,7 +88,7 @@ const (
 
 func init() {
 	metrics.Registry.MustRegister(BackupTotal, BackupDuration, BackupSize, ScheduleLastSuccess, ScheduleNextRun,
-		ScheduleIntervalSeconds, RestoreTotal, VerifyFailedTotal, CredentialsIssuedTotal)
+		ScheduleIntervalSeconds, RestoreTotal, VerifyFailedTotal, CredentialsIssuedTotal, NotificationFailuresTotal)
 }
 
 // The values of the status label of BackupTotal, BackupDuration and

@@ -26,6 +26,7 @@ import (
 	"github.com/backflow-dev/backflow/controller/compiler"
 	"github.com/backflow-dev/backflow/controller/metrics"
 	"github.com/backflow-dev/backflow/controller/namespace"
+	"github.com/backflow-dev/backflow/controller/notifyref"
 	"github.com/backflow-dev/backflow/controller/runstatus"
 	"github.com/backflow-dev/backflow/controller/status"
 	"github.com/backflow-dev/backflow/controller/storageref"
@@ -282,6 +283,9 @@ func (r *Reconciler) start(ctx context.Context, rs *v1.Restore) (ctrl.Result, er
 	r.Recorder.Eventf(rs, corev1.EventTypeNormal, string(v1.EventWorkflowCreated), "Created Workflow %s to restore %s", wf.Name, src.key)
 	run.Workflow = wf
 	renew, secretErr := r.issuer().Ensure(ctx, run, issued)
+	if err := notifyref.Ensure(ctx, r.Client, r.Recorder, rs, wf, rs.Spec.Notify); err != nil && secretErr == nil {
+		secretErr = err
+	}
 	if _, err = status.Patch(ctx, r.Client, rs, func() {
 		recordSource(rs, src, access)
 		rs.Status.SetAsWorkflowCreated(rs.Generation, wf.Name, wf.UID)
@@ -297,7 +301,13 @@ func (r *Reconciler) start(ctx context.Context, rs *v1.Restore) (ctrl.Result, er
 // admits the namespace.
 func (r *Reconciler) reconcileRunSecret(ctx context.Context, rs *v1.Restore, wf *wfv1.Workflow) (ctrl.Result, error) {
 	if wf.Status.Phase.Completed() || !wf.DeletionTimestamp.IsZero() {
+		if err := notifyref.Delete(ctx, r.Client, wf); err != nil {
+			return ctrl.Result{}, err
+		}
 		return ctrl.Result{}, storageref.DeleteRunSecret(ctx, r.Client, wf)
+	}
+	if err := notifyref.Ensure(ctx, r.Client, r.Recorder, rs, wf, rs.Spec.Notify); err != nil {
+		return ctrl.Result{}, err
 	}
 	if rs.Status.Location == nil {
 		// An adopted Workflow whose object could not be told: nothing to
@@ -352,6 +362,7 @@ func (r *Reconciler) mirror(ctx context.Context, rs *v1.Restore, wf *wfv1.Workfl
 		return err
 	}
 	old := rs.Status.Phase
+	oldNotifications := rs.Status.Notifications
 	changed, err := status.Patch(ctx, r.Client, rs, func() {
 		setStatus(rs, wf.Name, run)
 		rs.Status.WorkflowUID = wf.UID
@@ -359,6 +370,7 @@ func (r *Reconciler) mirror(ctx context.Context, rs *v1.Restore, wf *wfv1.Workfl
 	if err != nil || !changed {
 		return err
 	}
+	runstatus.ReportNotifications(r.Recorder, rs, rs.Namespace, "Restore", oldNotifications, rs.Status.Notifications)
 	if run.StartedSince(old) {
 		r.Recorder.Eventf(rs, corev1.EventTypeNormal, string(v1.EventStarted), "Workflow %s started", wf.Name)
 	}

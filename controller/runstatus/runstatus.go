@@ -39,6 +39,8 @@ type Run struct {
 	// FailedStep and Message say what went wrong, when it did.
 	FailedStep string
 	Message    string
+	// Notifications are what the notify steps reported (notifications.go).
+	Notifications []v1.NotificationStatus
 }
 
 // Stage returns the stage of a step, if the Workflow has it.
@@ -90,6 +92,9 @@ func Mirror(st *v1.RunStatus, generation int64, workflow string, run *Run, summa
 	}
 	st.Stages = run.Stages
 	st.Progress, st.StepProgress = run.ProgressAt(st.Progress, st.StepProgress, time.Now())
+	if run.Notifications != nil {
+		st.Notifications = run.Notifications
+	}
 	switch run.Phase {
 	case v1.PhaseSucceeded:
 		st.SetAsSucceeded(generation, summary)
@@ -180,6 +185,12 @@ func FromWorkflow(wf *wfv1.Workflow, steps []string, results []TaskResult) (*Run
 			run.FailedStep = name
 			run.Message = fmt.Sprintf("step %s failed: %s", name, stage.Message)
 		}
+	}
+	run.Notifications = notificationsOf(wf, resultsByNode)
+	if run.Phase == v1.PhaseFailed && run.FailedStep == "" && dagSucceeded(wf) {
+		// The run's steps all succeeded and only its exit handler, the
+		// notify step, failed: Argo fails the Workflow, the run did not.
+		run.Phase = v1.PhaseSucceeded
 	}
 	if run.Phase == v1.PhaseFailed && run.Message == "" {
 		run.Message = cmp.Or(wf.Status.Message, "the Workflow failed")

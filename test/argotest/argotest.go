@@ -328,8 +328,9 @@ func (d *PodDriver) drive(ctx context.Context, pod *corev1.Pod) error {
 	}
 	if len(o.Outputs) > 0 && !o.Fail {
 		result.Outputs = &wfv1.Outputs{}
+		global := globalNames(pod)
 		for k, v := range o.Outputs {
-			result.Outputs.Parameters = append(result.Outputs.Parameters, wfv1.Parameter{Name: k, Value: wfv1.AnyStringPtr(v)})
+			result.Outputs.Parameters = append(result.Outputs.Parameters, wfv1.Parameter{Name: k, Value: wfv1.AnyStringPtr(v), GlobalName: global[k]})
 		}
 	}
 	if err := d.client.Create(ctx, result); apierrors.IsAlreadyExists(err) {
@@ -396,6 +397,30 @@ func (s *Stack) ReportProgress(t testing.TB, namespace, workflow, step string, p
 	if err != nil {
 		t.Fatalf("reporting the progress of %s/%s %s: %v", namespace, workflow, step, err)
 	}
+}
+
+// globalNames are the global names of the output parameters of a pod's
+// template, which Argo's executor reports with their values (Argo then
+// makes them Workflow outputs), by parameter name.
+func globalNames(pod *corev1.Pod) map[string]string {
+	out := map[string]string{}
+	for _, c := range append(slices.Clone(pod.Spec.InitContainers), pod.Spec.Containers...) {
+		for _, e := range c.Env {
+			if e.Name != "ARGO_TEMPLATE" {
+				continue
+			}
+			var tmpl wfv1.Template
+			if json.Unmarshal([]byte(e.Value), &tmpl) != nil {
+				continue
+			}
+			for _, p := range tmpl.Outputs.Parameters {
+				if p.GlobalName != "" {
+					out[p.Name] = p.GlobalName
+				}
+			}
+		}
+	}
+	return out
 }
 
 // InstallWorkflowTemplates installs backflow's ClusterWorkflowTemplates from

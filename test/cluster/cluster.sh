@@ -265,7 +265,7 @@ image_ref() { "$here/images.sh" ref "$1"; }
 # the ones named.
 import_images() {
 	local name have tar names=("$@")
-	[ ${#names[@]} -gt 0 ] || names=(pause argoexec workflow-controller clients backflow)
+	[ ${#names[@]} -gt 0 ] || names=(pause argoexec workflow-controller clients receiver backflow)
 	have=$(ctr_ images ls -q)
 	for name in "${names[@]}"; do
 		grep -qxF "$(image_ref "$name")" <<<"$have" && [ "$name" != backflow ] && continue
@@ -522,6 +522,7 @@ BACKFLOW_CLUSTER_DB_PASSWORD=$db_password
 BACKFLOW_CLUSTER_CONTAINERD=$containerd_sock
 BACKFLOW_CLUSTER_IMAGE_BACKFLOW=$(image_ref backflow)
 BACKFLOW_CLUSTER_IMAGE_CLIENTS=$(image_ref clients)
+BACKFLOW_CLUSTER_IMAGE_RECEIVER=$(image_ref receiver)
 EOF
 }
 

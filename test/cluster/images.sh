@@ -13,7 +13,8 @@
 # MongoDB's stages run in the backflow image), and for `make demo` on a
 # cluster of one's own, postgres (the same root filesystem, with the
 # entrypoint contract of the official postgres image) and minio (MinIO and
-# mc).
+# mc); receiver (test/cluster/receiver, the HTTP receiver of the e2e
+# notification tests).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -36,6 +37,7 @@ ref() {
 	case $1 in
 	backflow) echo "${BACKFLOW_IMAGE:-ghcr.io/backflow-dev/backflow:$(cd "$repo" && git describe --tags --always --dirty 2>/dev/null || echo dev)}" ;;
 	pause) echo "backflow.dev/pause:1" ;;
+	receiver) echo "backflow.dev/receiver:1" ;;
 	argoexec | workflow-controller) echo "quay.io/argoproj/$1:$(argo_version)" ;;
 	clients) echo "backflow.dev/clients:bookworm-4" ;;
 	postgres) echo "backflow.dev/postgres:15-bookworm-1" ;;
@@ -87,6 +89,11 @@ build() {
 			(cd "$repo" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$cache/pause" ./test/cluster/pause)
 			build_image --tag "$tag" --out "$out" --file "pause=$cache/pause" --user 65535 --entrypoint /pause
 			rm -f "$cache/pause"
+			;;
+		receiver)
+			(cd "$repo" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$cache/receiver" ./test/cluster/receiver)
+			build_image --tag "$tag" --out "$out" --file "receiver=$cache/receiver" --user 65535 --entrypoint /receiver
+			rm -f "$cache/receiver"
 			;;
 		argoexec | workflow-controller)
 			build_image --tag "$tag" --out "$out" --file "usr/local/bin/$name=$("$tools" "$name")" --user 8737 --entrypoint "$name"

@@ -28,7 +28,7 @@ import (
 
 // scannedNamespaces are the namespaces the suite's resources, Workflows and
 // step pods live in, and the controller's and Argo's own.
-var scannedNamespaces = []string{nsPostgreSQL, nsFailure, nsFiles, nsSchedule, nsWiki, nsMongoDB, nsAlice, nsMallory, nsProgress, "backflow-system", "argo"}
+var scannedNamespaces = []string{nsPostgreSQL, nsFailure, nsFiles, nsSchedule, nsWiki, nsMongoDB, nsAlice, nsMallory, nsProgress, nsNotify, "backflow-system", "argo"}
 
 // podCollector keeps every pod spec and container log of the scanned
 // namespaces as the suite runs: Argo deletes a step's pod once it

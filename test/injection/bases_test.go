@@ -130,7 +130,27 @@ const storageRef = `
       recipientsSecretRef: {name: recipients, key: keys.txt}
       identitySecretRef: {name: identity, key: identity.txt}
   retention: {keepLast: 3}
-` + podOverrides
+` + podOverrides + notifyTargets
+
+// notifyTargets has one target of each type.
+const notifyTargets = `
+  notify:
+    - name: ops
+      events: [Failed, Succeeded]
+      webhook:
+        urlSecretRef: {name: notify, key: webhook-url}
+        signingKeySecretRef: {name: notify, key: signing-key}
+    - name: chat
+      events: [Failed]
+      slack:
+        urlSecretRef: {name: notify, key: slack-url}
+    - name: hc
+      events: [Started, Succeeded, Failed]
+      deadMansSwitch:
+        startURLSecretRef: {name: notify, key: start-url}
+        successURLSecretRef: {name: notify, key: url}
+        failURLSecretRef: {name: notify, key: fail-url}
+`
 
 // storageRefGenerated is storageRef with an identity the controller
 // generates (the compile below passes the recipient it would resolve).
@@ -212,7 +232,7 @@ var scheduleSpecs = func() []string {
 
 const restoreRest = `
   identitySecretRef: {name: identity, key: identity.txt}
-` + podOverrides
+` + podOverrides + notifyTargets
 
 const fromObject = `
   from:

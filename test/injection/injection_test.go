@@ -654,7 +654,9 @@ var argoName = regexp.MustCompile(`^[A-Za-z][^\s]*$`)
 // parameter as one whole argument, --name={{inputs.parameters.x}}.
 func checkTemplates(t *testing.T, name string, templates []wfv1.Template) {
 	t.Helper()
-	whole := regexp.MustCompile(`^--[a-z-]+=\{\{(inputs\.parameters\.[a-z-]+|workflow\.parameters\.[a-z-]+|workflow\.namespace|workflow\.name)\}\}$`)
+	// Besides parameters, only what Argo itself makes: the Workflow's
+	// namespace, name, UID and creation time (the notify step's).
+	whole := regexp.MustCompile(`^--[a-z-]+=\{\{(inputs\.parameters\.[a-z-]+|workflow\.parameters\.[a-z-]+|workflow\.namespace|workflow\.name|workflow\.uid|workflow\.creationTimestamp)\}\}$`)
 	for _, tmpl := range templates {
 		if tmpl.Script != nil {
 			t.Errorf("%s/%s is a script template", name, tmpl.Name)
