@@ -20,10 +20,6 @@ for ns in "$@"; do
 	"$kubectl" create namespace "$ns" --dry-run=client -o yaml | "$kubectl" apply -f - >/dev/null
 done
 
-# Helm installs a chart's crds/ once and never upgrades them: a working
-# tree whose API changed applies its CRDs itself.
-"$kubectl" apply --server-side --force-conflicts -f "$repo/charts/backflow/crds" >/dev/null
-
 upgrade=""
 "$helm" status backflow --namespace backflow-system >/dev/null 2>&1 && upgrade=1
 # Helm installs a chart's crds/ but never upgrades them: a working tree with
