@@ -106,13 +106,16 @@ const (
 	OutputRotation       = "rotation"
 	OutputsDir           = "/tmp/backflow-outputs"
 	BinaryDir            = "/backflow/bin"
-	BinaryPath           = BinaryDir + "/backflow"
+	BinaryPath           = BinaryDir + "/" + binaryName
+	// binaryName is the backflow command on the backflow image's PATH.
+	binaryName           = "backflow"
 	VolumeRoot           = "/backflow/volume"
 	IdentityDir          = "/backflow/identity"
 	IdentityFile         = IdentityDir + "/identity.txt"
 	CADir                = "/backflow/ca"
 	CAFile               = CADir + "/" + RunCAKey
 	mainContainer        = "main"
+	installContainer     = "install-backflow"
 	binaryVolume         = "backflow-bin"
 	identityVolume       = "age-identity"
 	caVolume             = "storage-ca"

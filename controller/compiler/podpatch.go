@@ -38,6 +38,10 @@ type podPatch struct {
 	resourceReqs *corev1.ResourceRequirements
 	// command and args are a container hook's.
 	command, args []string
+	// inBackflowImage is a step whose image is the backflow image: the
+	// binary is on its PATH, so the patch drops the init container that
+	// copies it in, one container start less before the step's work.
+	inBackflowImage bool
 }
 
 func newPodPatch() *podPatch { return &podPatch{} }
@@ -108,6 +112,9 @@ const identityMode = int32(0o444)
 // main is the patch's main container and volumes.
 func (p *podPatch) main() (corev1.Container, []corev1.Volume) {
 	c := corev1.Container{Name: mainContainer, Command: p.command, Args: p.args}
+	if p.inBackflowImage {
+		c.Command = []string{binaryName}
+	}
 	var volumes []corev1.Volume
 	mount := func(v corev1.Volume, mountPath string, readOnly bool) {
 		volumes = append(volumes, v)
@@ -152,10 +159,16 @@ func (p *podPatch) fields() any {
 	if volumes == nil && isEmptyContainer(c, corev1.Container{Name: mainContainer}) {
 		return map[string]any{}
 	}
+	var initContainers []map[string]string
+	if p.inBackflowImage {
+		// A strategic merge patch's delete directive, by the list's key.
+		initContainers = []map[string]string{{"name": installContainer, "$patch": "delete"}}
+	}
 	return struct {
-		Containers []corev1.Container `json:"containers"`
-		Volumes    []corev1.Volume    `json:"volumes,omitempty"`
-	}{[]corev1.Container{c}, volumes}
+		InitContainers []map[string]string `json:"initContainers,omitempty"`
+		Containers     []corev1.Container  `json:"containers"`
+		Volumes        []corev1.Volume     `json:"volumes,omitempty"`
+	}{initContainers, []corev1.Container{c}, volumes}
 }
 
 func isEmptyContainer(a, b corev1.Container) bool {
