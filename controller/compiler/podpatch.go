@@ -159,16 +159,22 @@ func (p *podPatch) fields() any {
 	if volumes == nil && isEmptyContainer(c, corev1.Container{Name: mainContainer}) {
 		return map[string]any{}
 	}
-	var initContainers []map[string]string
+	var initContainers []deleteDirective
 	if p.inBackflowImage {
-		// A strategic merge patch's delete directive, by the list's key.
-		initContainers = []map[string]string{{"name": installContainer, "$patch": "delete"}}
+		initContainers = []deleteDirective{{Patch: "delete", Name: installContainer}}
 	}
 	return struct {
-		InitContainers []map[string]string `json:"initContainers,omitempty"`
-		Containers     []corev1.Container  `json:"containers"`
-		Volumes        []corev1.Volume     `json:"volumes,omitempty"`
+		InitContainers []deleteDirective  `json:"initContainers,omitempty"`
+		Containers     []corev1.Container `json:"containers"`
+		Volumes        []corev1.Volume    `json:"volumes,omitempty"`
 	}{initContainers, []corev1.Container{c}, volumes}
+}
+
+// deleteDirective is a strategic merge patch's deletion of a list item, by
+// the list's merge key.
+type deleteDirective struct {
+	Patch string `json:"$patch"`
+	Name  string `json:"name"`
 }
 
 func isEmptyContainer(a, b corev1.Container) bool {

@@ -89,7 +89,7 @@ func startWatcher(kubeconfig, ns string) (*watcher, error) {
 	}
 	for _, ok := range dynFactory.WaitForCacheSync(w.stopCh) {
 		if !ok {
-			return nil, fmt.Errorf("Backup or Workflow watch did not sync")
+			return nil, fmt.Errorf("the watch of Backups or Workflows did not sync")
 		}
 	}
 	return w, nil
@@ -177,13 +177,13 @@ func (w *watcher) waitBackup(name string, timeout time.Duration) (time.Time, err
 		}
 		w.mu.Unlock()
 		if !failed.IsZero() {
-			return time.Time{}, fmt.Errorf("Backup %s failed", name)
+			return time.Time{}, fmt.Errorf("backup %s failed", name)
 		}
 		if !done.IsZero() {
 			return done, nil
 		}
 	}
-	return time.Time{}, fmt.Errorf("Backup %s not Succeeded after %s", name, timeout)
+	return time.Time{}, fmt.Errorf("backup %s not Succeeded after %s", name, timeout)
 }
 
 func (w *watcher) waitPod(name string, timeout time.Duration) (time.Time, error) {
