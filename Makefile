@@ -103,6 +103,12 @@ help:
 bench-stages: deps build ## Benchmark dump/restore against the gzip|age|mc shell pipeline and zstd alone (1 GiB and 8 GiB inputs), restore against mc|age|zstd|sha256sum, pg_dump and mariadb-dump through backflow against the tool alone, and the MongoDB engine against FerretDB.
 	BACKFLOW_BIN=$(CURDIR)/$(BIN) BACKFLOW_MC=$$($(TOOLS) mc) BACKFLOW_MINIO=$$($(TOOLS) minio) go run ./test/bench/stages
 
+.PHONY: bench-e2e
+bench-e2e: up ## Time Backups of a 10 MB and a 1 GB PostgreSQL database on the local cluster against a one-pod pg_dump|gzip|age|mc pipeline, then 1, 10 and 50 at once.
+	test/cluster/install-backflow.sh bench-e2e
+	$(CLUSTER) import shell
+	BACKFLOW_BENCH_SHELL_IMAGE=$$(test/cluster/images.sh ref shell) go run ./test/bench/e2e
+
 .PHONY: demo
 demo: deps build ## The main job: a local cluster; a PostgreSQL database backed up by an Argo Workflow into MinIO and restored.
 	test/demo/demo.sh

@@ -371,8 +371,12 @@ func hookTask(h *v1.Hook, retries string, opts Options) (wfv1.DAGTask, *podPatch
 			selector = metav1.FormatLabelSelector(e.PodSelector)
 		}
 		task.TemplateRef = &wfv1.TemplateRef{Name: TemplateHook, Template: EntryExecHook, ClusterScope: true}
+		// The Strict run template builds its own patch, with nothing for an
+		// exec hook: the patch is for an inline Workflow only.
+		patch := newPodPatch()
+		patch.inBackflowImage = true
 		task.Arguments.Parameters = []wfv1.Parameter{
-			value(ParamImage, opts.Image), value(ParamBackflowImage, opts.Image),
+			value(ParamImage, opts.Image), value(ParamBackflowImage, opts.Image), value(ParamPodSpecPatch, patch.String()),
 			value(ParamHookPod, e.PodName), value(ParamHookSelector, selector), value(ParamHookContainer, e.Container),
 			value(ParamHookCommand, command), value(ParamTimeout, strconv.Itoa(int(timeout))), value(ParamHookOnError, string(cmp.Or(string(h.OnError), "Fail"))),
 			value(ParamRetries, retries), value(ParamDeadline, strconv.Itoa(int(timeout+hookDeadlineMargin))),
@@ -420,6 +424,7 @@ func engineImage(pod source.Pod, opts Options) string {
 // the backflow image to copy the binary from, the pod spec patch, the
 // retries and the deadline.
 func stepArgs(image string, patch *podPatch, retries, deadline string, opts Options) []wfv1.Parameter {
+	patch.inBackflowImage = image == opts.Image
 	return []wfv1.Parameter{
 		value(ParamImage, image), value(ParamBackflowImage, opts.Image),
 		value(ParamPodSpecPatch, patch.String()), value(ParamRetries, retries), value(ParamDeadline, deadline),

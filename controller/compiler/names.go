@@ -107,7 +107,9 @@ const (
 	OutputRotation       = "rotation"
 	OutputsDir           = "/tmp/backflow-outputs"
 	BinaryDir            = "/backflow/bin"
-	BinaryPath           = BinaryDir + "/backflow"
+	BinaryPath           = BinaryDir + "/" + binaryName
+	// binaryName is the backflow command on the backflow image's PATH.
+	binaryName           = "backflow"
 	VolumeRoot           = "/backflow/volume"
 	IdentityDir          = "/backflow/identity"
 	IdentityFile         = IdentityDir + "/identity.txt"
@@ -115,6 +117,7 @@ const (
 	CAFile               = CADir + "/" + RunCAKey
 	mainContainer        = "main"
 	waitContainer        = "wait"
+	installContainer     = "install-backflow"
 	binaryVolume         = "backflow-bin"
 	identityVolume       = "age-identity"
 	caVolume             = "storage-ca"

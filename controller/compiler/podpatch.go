@@ -42,6 +42,10 @@ type podPatch struct {
 	// Argo's executor in the wait container passes it on every
 	// ProgressReportInterval (progressContainer).
 	progress bool
+	// inBackflowImage is a step whose image is the backflow image: the
+	// binary is on its PATH, so the patch drops the init container that
+	// copies it in, one container start less before the step's work.
+	inBackflowImage bool
 }
 
 // ProgressReportInterval is how often Argo's executor reports the progress
@@ -134,6 +138,9 @@ const identityMode = int32(0o444)
 // main is the patch's main container and volumes.
 func (p *podPatch) main() (corev1.Container, []corev1.Volume) {
 	c := corev1.Container{Name: mainContainer, Command: p.command, Args: p.args}
+	if p.inBackflowImage {
+		c.Command = []string{binaryName}
+	}
 	var volumes []corev1.Volume
 	mount := func(v corev1.Volume, mountPath string, readOnly bool) {
 		volumes = append(volumes, v)
@@ -183,10 +190,22 @@ func (p *podPatch) fields() any {
 	if p.progress {
 		containers = append(containers, progressContainer())
 	}
+	var initContainers []deleteDirective
+	if p.inBackflowImage {
+		initContainers = []deleteDirective{{Patch: "delete", Name: installContainer}}
+	}
 	return struct {
-		Containers []corev1.Container `json:"containers"`
-		Volumes    []corev1.Volume    `json:"volumes,omitempty"`
-	}{containers, volumes}
+		InitContainers []deleteDirective  `json:"initContainers,omitempty"`
+		Containers     []corev1.Container `json:"containers"`
+		Volumes        []corev1.Volume    `json:"volumes,omitempty"`
+	}{initContainers, containers, volumes}
+}
+
+// deleteDirective is a strategic merge patch's deletion of a list item, by
+// the list's merge key.
+type deleteDirective struct {
+	Patch string `json:"$patch"`
+	Name  string `json:"name"`
 }
 
 func isEmptyContainer(a, b corev1.Container) bool {

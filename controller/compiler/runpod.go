@@ -232,6 +232,11 @@ func omitUnset(m string, keyParams ...string) string {
 	return "sprig.omit(" + strings.Join(args, ", ") + ")"
 }
 
+// omitIf drops a key of a map when cond holds.
+func omitIf(m, key, cond string) string {
+	return "sprig.omit(" + m + ", (" + cond + " ? " + lit(key) + " : ``))"
+}
+
 // podSpecPatchExpr is the expression of a step's pod spec patch in a run
 // template: the same patch podPatch.String and the inline Workflow's pod
 // fields make, built from the step's parameters (step-prefixed) and the
@@ -292,13 +297,26 @@ func podSpecPatchExpr(step string, f podFields, opts Options) string {
 			"args", ifSet(p(paramMainArgs), parsed(p(paramMainArgs)), "[]"))
 		omit = append(omit, "command", p(paramMainCommand), "args", p(paramMainArgs))
 	}
-	containers := []string{omitUnset(object(main...), omit...)}
+	mainExpr := omitUnset(object(main...), omit...)
+	// As podPatch.inBackflowImage: a step in the backflow image runs the
+	// binary on its PATH, without the init container that copies it in. A
+	// container hook's command is the user's.
+	var notInBackflowImage string
+	if !f.command {
+		notInBackflowImage = exprParam(p(ParamImage)) + " != " + lit(opts.Image)
+		mainExpr = omitIf(object(append(main, "command", list(lit(binaryName)))...), "command", notInBackflowImage)
+		mainExpr = omitUnset(mainExpr, omit...)
+	}
+	containers := []string{mainExpr}
 	if f.progress {
 		wait := progressContainer()
 		containers = append(containers, object("name", lit(wait.Name),
 			"env", list(object("name", lit(wait.Env[0].Name), "value", lit(wait.Env[0].Value)))))
 	}
 	pod := []string{"containers", list(containers...)}
+	if notInBackflowImage != "" {
+		pod = append(pod, "initContainers", list(object("name", lit(installContainer), "$patch", lit("delete"))))
+	}
 	if len(volumes) > 0 {
 		pod = append(pod, "volumes", concatLists(volumes))
 	}
@@ -314,7 +332,11 @@ func podSpecPatchExpr(step string, f podFields, opts Options) string {
 		"priorityClassName", text(ParamPriorityClassName))
 	omitPodWide = append(omitPodWide, "nodeSelector", ParamNodeSelector, "tolerations", ParamTolerations,
 		"securityContext", ParamSecurityContext, "priorityClassName", ParamPriorityClassName)
-	patch := "toJson(" + omitUnset(object(pod...), omitPodWide...) + ")"
+	podExpr := omitUnset(object(pod...), omitPodWide...)
+	if notInBackflowImage != "" {
+		podExpr = omitIf(podExpr, "initContainers", notInBackflowImage)
+	}
+	patch := "toJson(" + podExpr + ")"
 	return "{{= " + patch + " contains `{{` ? sprig.fail(" + lit(step+": a parameter of the pod holds an Argo template tag") + ") : " + patch + " }}"
 }
 

@@ -106,6 +106,7 @@ func stepPod(t *testing.T, ws *wfv1.WorkflowSpec, templateAccount, patch string)
 	base := corev1.PodSpec{
 		ServiceAccountName: cmp.Or(templateAccount, ws.ServiceAccountName), NodeSelector: ws.NodeSelector, Tolerations: ws.Tolerations,
 		SecurityContext: ws.SecurityContext, PriorityClassName: ws.PodPriorityClassName,
+		InitContainers: []corev1.Container{{Name: installContainer}},
 		Containers: []corev1.Container{{Name: mainContainer, Command: []string{BinaryPath}, Env: storageEnv(),
 			VolumeMounts: []corev1.VolumeMount{{Name: binaryVolume, MountPath: BinaryDir}}}},
 		Volumes: []corev1.Volume{{Name: binaryVolume}},

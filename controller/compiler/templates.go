@@ -131,10 +131,10 @@ func stepTemplate(opts Options, name string, params []wfv1.Parameter, env []core
 			param(ParamDeadline, deadline(name, nil)),
 		}, params...)},
 		InitContainers: []wfv1.UserContainer{{Container: corev1.Container{
-			Name:            "install-backflow",
+			Name:            installContainer,
 			Image:           in(ParamBackflowImage),
 			ImagePullPolicy: opts.ImagePullPolicy,
-			Command:         []string{"backflow", "install", BinaryPath},
+			Command:         []string{binaryName, "install", BinaryPath},
 			VolumeMounts:    []corev1.VolumeMount{mount},
 		}}},
 		Container: &corev1.Container{

@@ -70,7 +70,16 @@ start() {
 	local name=$1
 	shift
 	if running "$name"; then return; fi
-	setsid "$@" >"$logs/$name.log" 2>&1 </dev/null &
+	# Without the descriptors it inherited past stderr: a daemon that kept
+	# `flock LOCK make up`'s lock descriptor would hold that lock for as long
+	# as it runs.
+	(
+		for fd in /proc/$BASHPID/fd/*; do
+			fd=${fd##*/}
+			[ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null
+		done
+		exec setsid "$@" >"$logs/$name.log" 2>&1 </dev/null
+	) &
 	echo $! >"$pids/$name.pid"
 }
 

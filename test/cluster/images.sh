@@ -14,7 +14,9 @@
 # cluster of one's own, postgres (the same root filesystem, with the
 # entrypoint contract of the official postgres image) and minio (MinIO and
 # mc); receiver (test/cluster/receiver, the HTTP receiver of the e2e
-# notification tests).
+# notification tests); and for `make bench-e2e`, shell (the same root
+# filesystem with mc and age beside pg_dump and gzip: the one-pod pipeline
+# users write today).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -42,6 +44,7 @@ ref() {
 	clients) echo "backflow.dev/clients:bookworm-4" ;;
 	postgres) echo "backflow.dev/postgres:15-bookworm-1" ;;
 	minio) echo "backflow.dev/minio:$(basename "$(dirname "$("$tools" minio)")")-2" ;;
+	shell) echo "backflow.dev/shell:bookworm-$(basename "$(dirname "$("$tools" mc)")")-1" ;;
 	*)
 		echo "images.sh: unknown image $1" >&2
 		exit 2
@@ -110,6 +113,12 @@ build() {
 			# runs mc through sh in it.
 			build_image --tag "$tag" --out "$out" --rootfs-tar "$(clients_rootfs)" \
 				--file "usr/local/bin/minio=$("$tools" minio)" --file "usr/local/bin/mc=$("$tools" mc)" --entrypoint minio
+			;;
+		shell)
+			# age is Debian bookworm's package (make deps installs it), the
+			# release the root filesystem is made of.
+			build_image --tag "$tag" --out "$out" --rootfs-tar "$(clients_rootfs)" \
+				--file "usr/local/bin/mc=$("$tools" mc)" --file "usr/local/bin/age=$(command -v age)"
 			;;
 		esac
 		echo "$tag" >"$out.ref"
