@@ -80,10 +80,11 @@ func run() error {
 	}
 	for i := 0; i < backups; i++ {
 		name := fmt.Sprintf("backup-%04d", i)
-		if err := c.Create(ctx, finishedWorkflow(name)); err != nil {
+		b := &v1.Backup{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: spec}
+		if err := c.Create(ctx, b); err != nil {
 			return err
 		}
-		if err := c.Create(ctx, &v1.Backup{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: spec}); err != nil {
+		if err := c.Create(ctx, finishedWorkflow(b)); err != nil {
 			return err
 		}
 	}
@@ -192,8 +193,11 @@ func reconciled(metrics, controller string) int {
 	return total
 }
 
-// finishedWorkflow is a Workflow as Argo leaves it after a successful run.
-func finishedWorkflow(name string) *wfv1.Workflow {
+// finishedWorkflow is the Workflow of a Backup as Argo leaves it after a
+// successful run, controlled by the Backup as the Workflows backflow creates
+// are: the controller mirrors no other.
+func finishedWorkflow(b *v1.Backup) *wfv1.Workflow {
+	name := b.Name
 	now := metav1.Now()
 	node := func(id, step string, outputs *wfv1.Outputs) wfv1.NodeStatus {
 		return wfv1.NodeStatus{ID: id, Name: name + "." + step, DisplayName: step, Type: wfv1.NodeTypePod, Phase: wfv1.NodeSucceeded,
@@ -207,7 +211,7 @@ func finishedWorkflow(name string) *wfv1.Workflow {
 	return &wfv1.Workflow{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{
 			v1.LabelBackup: name, v1.LabelNamespace: ns, "workflows.argoproj.io/completed": "true",
-		}},
+		}, OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(b, v1.GroupVersion.WithKind("Backup"))}},
 		Spec: wfv1.WorkflowSpec{Entrypoint: "backup"},
 		Status: wfv1.WorkflowStatus{Phase: wfv1.WorkflowSucceeded, StartedAt: now, FinishedAt: now, Progress: "2/2", Nodes: wfv1.Nodes{
 			name + "-1": node(name+"-1", compiler.StepDump, outputs),
