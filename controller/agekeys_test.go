@@ -225,11 +225,6 @@ func TestScheduleWithGeneratedAgeIdentity(t *testing.T) {
 	if err := stack.Client.Create(ctx, refused); err != nil {
 		t.Fatal(err)
 	}
-	argotest.WaitFor(t, "the refused schedule's Ready condition", 30*time.Second, func() (bool, string) {
-		_ = stack.Client.Get(ctx, client.ObjectKeyFromObject(refused), refused)
-		c := meta.FindStatusCondition(refused.Status.Conditions, v1.ConditionReady)
-		return c != nil && c.Status == metav1.ConditionFalse && c.Reason == string(v1.ReasonAgeIdentityInvalid) &&
-			strings.Contains(c.Message, "spec.template.spec.encryption.age.generate.secretName"), fmt.Sprintf("%+v", refused.Status.Conditions)
-	})
+	notReady(t, refused, func() []metav1.Condition { return refused.Status.Conditions }, v1.ReasonAgeIdentityInvalid, "spec.template.spec.encryption.age.generate.secretName")
 	noWorkflow(t, ns, "refused", &wfv1.CronWorkflow{})
 }

@@ -49,6 +49,18 @@ func failedAtOnce(t *testing.T, ns, name string, get func() *v1.RunStatus, reaso
 	noWorkflow(t, ns, name, &wfv1.Workflow{})
 }
 
+// notReady waits until obj (a BackupSchedule or a BackupStorage, with its
+// conditions at status()) is Ready=False for reason, with a message that
+// says says.
+func notReady(t *testing.T, obj client.Object, status func() []metav1.Condition, reason v1.ConditionReason, says string) {
+	t.Helper()
+	argotest.WaitFor(t, obj.GetName()+"'s Ready condition", 30*time.Second, func() (bool, string) {
+		_ = stack.Client.Get(context.Background(), client.ObjectKeyFromObject(obj), obj)
+		c := meta.FindStatusCondition(status(), v1.ConditionReady)
+		return c != nil && c.Status == metav1.ConditionFalse && c.Reason == string(reason) && strings.Contains(c.Message, says), fmt.Sprintf("%+v", status())
+	})
+}
+
 // A Backup whose path template does not render a usable key, or renders one
 // outside its namespace's prefix, fails before its Workflow is created: the
 // pre-hook never runs. The templates render what the CRD refuses as text
@@ -86,12 +98,7 @@ func TestSchedulePathOutsideThePrefixIsRefused(t *testing.T) {
 	if err := stack.Client.Create(ctx, s); err != nil {
 		t.Fatal(err)
 	}
-	argotest.WaitFor(t, "the schedule's Ready condition", 30*time.Second, func() (bool, string) {
-		_ = stack.Client.Get(ctx, client.ObjectKeyFromObject(s), s)
-		c := meta.FindStatusCondition(s.Status.Conditions, v1.ConditionReady)
-		return c != nil && c.Status == metav1.ConditionFalse && c.Reason == string(v1.ReasonKeyOutsidePrefix) &&
-			strings.Contains(c.Message, "spec.template.spec.storage.path"), fmt.Sprintf("%+v", s.Status.Conditions)
-	})
+	notReady(t, s, func() []metav1.Condition { return s.Status.Conditions }, v1.ReasonKeyOutsidePrefix, "spec.template.spec.storage.path")
 	argotest.WaitFor(t, "the Warning Event", 10*time.Second, func() (bool, string) {
 		e := events(t, ns, s.Name)[string(v1.ReasonKeyOutsidePrefix)]
 		return strings.HasPrefix(e, corev1.EventTypeWarning+": "), e
@@ -234,10 +241,6 @@ func TestStorageRefusesMetadataEndpointsAndEmptyKeys(t *testing.T) {
 		if err := stack.Client.Create(ctx, tc.st); err != nil {
 			t.Fatal(err)
 		}
-		argotest.WaitFor(t, tc.st.Name+"'s Ready condition", 30*time.Second, func() (bool, string) {
-			_ = stack.Client.Get(ctx, client.ObjectKeyFromObject(tc.st), tc.st)
-			c := meta.FindStatusCondition(tc.st.Status.Conditions, v1.ConditionReady)
-			return c != nil && c.Status == metav1.ConditionFalse && c.Reason == string(tc.reason) && strings.Contains(c.Message, tc.says), fmt.Sprintf("%+v", tc.st.Status.Conditions)
-		})
+		notReady(t, tc.st, func() []metav1.Condition { return tc.st.Status.Conditions }, tc.reason, tc.says)
 	}
 }

@@ -20,11 +20,10 @@ import (
 	"github.com/backflow-dev/backflow/stages/storage"
 )
 
-// The plain stream's checksum is BLAKE3, named in the manifest, and equal to
-// BLAKE3 of what the source wrote as another implementation computes it; a
-// manifest that records another plain stream fails verify and restore.
-func TestRawChecksumIsBLAKE3(t *testing.T) {
-	ctx := context.Background()
+// dumpSeq dumps the output of seq 1 300000 encrypted to a new identity, and
+// returns the identity, the storage, the manifest and the plain stream.
+func dumpSeq(t *testing.T) (age.Identity, storage.Backend, *stages.Manifest, []byte) {
+	t.Helper()
 	id, recipients, names := newIdentity(t)
 	backend := s3(t)
 	m := dumpCommand(t, backend, "seq 1 300000", recipients, names)
@@ -32,6 +31,15 @@ func TestRawChecksumIsBLAKE3(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return id, backend, m, plain
+}
+
+// The plain stream's checksum is BLAKE3, named in the manifest, and equal to
+// BLAKE3 of what the source wrote as another implementation computes it; a
+// manifest that records another plain stream fails verify and restore.
+func TestRawChecksumIsBLAKE3(t *testing.T) {
+	ctx := context.Background()
+	id, backend, m, plain := dumpSeq(t)
 	sum := blake3.Sum256(plain)
 	if want := "blake3:" + hex.EncodeToString(sum[:]); m.RawChecksum != want {
 		t.Fatalf("raw checksum %s, want %s", m.RawChecksum, want)
@@ -52,13 +60,7 @@ func TestRawChecksumIsBLAKE3(t *testing.T) {
 // and restore check it with sha256, and refuse a stream it does not match.
 func TestManifestWithSHA256RawChecksum(t *testing.T) {
 	ctx := context.Background()
-	id, recipients, names := newIdentity(t)
-	backend := s3(t)
-	m := dumpCommand(t, backend, "seq 1 300000", recipients, names)
-	plain, err := exec.Command("seq", "1", "300000").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
+	id, backend, m, plain := dumpSeq(t)
 	sum := sha256.Sum256(plain)
 	rewriteRawChecksum(t, backend, m.Key, "sha256:"+hex.EncodeToString(sum[:]))
 
@@ -80,7 +82,7 @@ func TestManifestWithSHA256RawChecksum(t *testing.T) {
 
 	// An algorithm backflow does not know is refused, never taken as a match.
 	rewriteRawChecksum(t, backend, m.Key, "md5:"+strings.Repeat("0", 32))
-	_, err = stages.Verify(ctx, stages.VerifyConfig{Storage: backend, Key: m.Key, Identities: []age.Identity{id}})
+	_, err := stages.Verify(ctx, stages.VerifyConfig{Storage: backend, Key: m.Key, Identities: []age.Identity{id}})
 	if !errors.Is(err, stages.ErrInvalidManifest) || !strings.Contains(err.Error(), "names no hash algorithm") {
 		t.Errorf("verify of a raw checksum in md5: %v", err)
 	}
