@@ -8,7 +8,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strings"
 
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
@@ -21,6 +20,7 @@ import (
 
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
 	"github.com/backflow-dev/backflow/controller/compiler"
+	"github.com/backflow-dev/backflow/controller/internal/runsecret"
 	"github.com/backflow-dev/backflow/stages/notify"
 )
 
@@ -31,14 +31,6 @@ const LabelNotifyRun = "backflow.dev/notify-run"
 // compiler.RunNotifySecret as Argo renders it.
 func SecretName(uid types.UID) string {
 	return strings.Replace(compiler.RunNotifySecret, "{{workflow.uid}}", string(uid), 1)
-}
-
-// isOurs says whether a Secret is the notify Secret backflow wrote for wf.
-func isOurs(secret *corev1.Secret, wf *wfv1.Workflow) bool {
-	if secret.Labels[LabelNotifyRun] != "true" {
-		return false
-	}
-	return slices.ContainsFunc(secret.OwnerReferences, func(o metav1.OwnerReference) bool { return o.UID == wf.UID })
 }
 
 // Ensure writes the notify Secret of a run whose spec has targets, once:
@@ -55,7 +47,7 @@ func Ensure(ctx context.Context, c client.Client, rec record.EventRecorder, owne
 	err := c.Get(ctx, client.ObjectKey{Namespace: wf.Namespace, Name: SecretName(wf.UID)}, &secret)
 	switch {
 	case err == nil:
-		if !isOurs(&secret, wf) {
+		if !runsecret.Written(&secret, wf, LabelNotifyRun) {
 			rec.Eventf(owner, corev1.EventTypeWarning, string(v1.EventNotificationFailed),
 				"A Secret %s exists that backflow did not write for Workflow %s; it is left as it is, and the run's notifications may not be sent", secret.Name, wf.Name)
 		}
@@ -132,14 +124,7 @@ func read(ctx context.Context, c client.Client, namespace string, t v1.NotifyTar
 
 // Delete deletes the notify Secret of a Workflow that has finished.
 func Delete(ctx context.Context, c client.Client, wf *wfv1.Workflow) error {
-	var secret corev1.Secret
-	if err := c.Get(ctx, client.ObjectKey{Namespace: wf.Namespace, Name: SecretName(wf.UID)}, &secret); err != nil {
-		return client.IgnoreNotFound(err)
-	}
-	if !isOurs(&secret, wf) {
-		return nil
-	}
-	return client.IgnoreNotFound(c.Delete(ctx, &secret, client.Preconditions{UID: &secret.UID}))
+	return runsecret.Delete(ctx, c, wf, SecretName(wf.UID), LabelNotifyRun)
 }
 
 func ptr[T any](v T) *T { return &v }

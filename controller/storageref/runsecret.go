@@ -20,6 +20,7 @@ import (
 
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
 	"github.com/backflow-dev/backflow/controller/compiler"
+	"github.com/backflow-dev/backflow/controller/internal/runsecret"
 	"github.com/backflow-dev/backflow/controller/metrics"
 	"github.com/backflow-dev/backflow/stages/storage"
 )
@@ -174,15 +175,6 @@ func (i *Issuer) mint(ctx context.Context, cfg storage.S3Config, g Grant) (stora
 	return creds, i.now().Add(valid), nil
 }
 
-// isOurs says whether a Secret is the run Secret backflow wrote for wf: a
-// Secret of that name that anything else made is never overwritten.
-func isOurs(secret *corev1.Secret, wf *wfv1.Workflow) bool {
-	if _, ok := secret.Labels[LabelRunStorage]; !ok {
-		return false
-	}
-	return slices.ContainsFunc(secret.OwnerReferences, func(o metav1.OwnerReference) bool { return o.UID == wf.UID })
-}
-
 // Ensure writes the run's Secret, issuing every step's credentials (issued,
 // when the caller issued them already), or renews those in it that would
 // not outlast a step started now. It returns when to look again while the
@@ -209,7 +201,7 @@ func (i *Issuer) Ensure(ctx context.Context, run Run, issued *Issued) (time.Dura
 	case err != nil:
 		return 0, err
 	}
-	if !isOurs(&secret, wf) {
+	if !runsecret.Written(&secret, wf, LabelRunStorage) {
 		return 0, fmt.Errorf("%w: a Secret %s exists in %s that backflow did not write for Workflow %s; it is left as it is, and the run's steps read it",
 			ErrCredentialsNotMinted, secret.Name, secret.Namespace, wf.Name)
 	}
@@ -341,14 +333,7 @@ func (i *Issuer) renewAfter(secret *corev1.Secret, grants []Grant) time.Duration
 // are for the run only. A Secret of that name that backflow did not write is
 // left alone.
 func DeleteRunSecret(ctx context.Context, c client.Client, wf *wfv1.Workflow) error {
-	var secret corev1.Secret
-	if err := c.Get(ctx, client.ObjectKey{Namespace: wf.Namespace, Name: RunSecretName(wf.UID)}, &secret); err != nil {
-		return client.IgnoreNotFound(err)
-	}
-	if !isOurs(&secret, wf) {
-		return nil
-	}
-	return client.IgnoreNotFound(c.Delete(ctx, &secret, client.Preconditions{UID: &secret.UID}))
+	return runsecret.Delete(ctx, c, wf, RunSecretName(wf.UID), LabelRunStorage)
 }
 
 // Revoke deletes what gives namespaces a storage no longer admits access to
