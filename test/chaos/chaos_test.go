@@ -26,6 +26,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"os/exec"
@@ -164,20 +165,26 @@ func (s stream) key() string { return sha256Hex([]byte(s.name))[:32] }
 
 // rawChecksum is the BLAKE3 of what the command writes, as
 // blake3:<hex>, the plain stream's checksum of a manifest.
-func (s stream) rawChecksum() string {
+func (s stream) rawChecksum() string { return "blake3:" + s.sum(blake3.New()) }
+
+// sha256 is the sha256 of what the command writes, as sha256:<hex>: what
+// a restore target can check with sha256sum.
+func (s stream) sha256() string { return "sha256:" + s.sum(sha256.New()) }
+
+// sum is the hex digest by h of what the command writes.
+func (s stream) sum(h hash.Hash) string {
 	key, _ := hex.DecodeString(s.key())
 	block, err := aes.NewCipher(key)
 	if err != nil {
 		panic(err)
 	}
 	ctr := cipher.NewCTR(block, make([]byte, aes.BlockSize))
-	h := blake3.New()
 	zeros, buf := make([]byte, 1<<20), make([]byte, 1<<20)
 	for range s.mib {
 		ctr.XORKeyStream(buf, zeros)
 		h.Write(buf)
 	}
-	return "blake3:" + hex.EncodeToString(h.Sum(nil))
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 func (s stream) manifest() string {
@@ -468,9 +475,11 @@ func checkBucket(t *testing.T, ns string, foreign map[string]string) {
 	}
 }
 
-// restoreMatches restores a Backup into a command that checks the sha256
-// of what it reads, and asserts the Restore Succeeded.
-func restoreMatches(t *testing.T, b *v1.Backup) {
+// restoreMatches restores a Backup into a command that checks that the
+// sha256 of what it reads is want (sha256:<hex>; the manifest's raw
+// checksum is BLAKE3, which the client image has no tool for), and asserts
+// the Restore Succeeded.
+func restoreMatches(t *testing.T, b *v1.Backup, want string) {
 	t.Helper()
 	name := "restore-" + b.Name
 	st.Apply(t, b.Namespace, fmt.Sprintf(`
@@ -484,7 +493,7 @@ spec:
       image: %s
       command: [bash, -c, 'sum=$(sha256sum); test "sha256:${sum%%%% *}" = "$1"', restore-check]
       args: [%q]
-`, name, b.Name, st.Env["BACKFLOW_CLUSTER_IMAGE_CLIENTS"], b.Status.RawChecksum))
+`, name, b.Name, st.Env["BACKFLOW_CLUSTER_IMAGE_CLIENTS"], want))
 	r := &v1.Restore{}
 	r.Namespace, r.Name = b.Namespace, name
 	clusterkit.WaitForFinish(t, st, r, 5*time.Minute)

@@ -97,7 +97,7 @@ func finishStreams(t *testing.T, ns string, streams []stream, timeout time.Durat
 		checkSucceeded(t, backups[s.name], s.rawChecksum())
 	}
 	if b := backups[streams[0].name]; b.Status.Phase == v1.PhaseSucceeded {
-		restoreMatches(t, b)
+		restoreMatches(t, b, streams[0].sha256())
 	}
 	checkWorkflows(t, ns)
 	return backups
