@@ -158,7 +158,7 @@ func failures(raw string, steps []string) []Failure {
 	// The message of a step's newest attempt says why it failed; its retry
 	// node's ("No more retries left", "retryStrategy.expression evaluated
 	// to false") only that it was not tried again.
-	attemptMessage := map[string]string{}
+	attemptMessage, attemptAt := map[string]string{}, map[string]string{}
 	var order []string
 	for _, e := range entries {
 		step := attemptSuffix.ReplaceAllString(e.DisplayName, "")
@@ -177,8 +177,11 @@ func failures(raw string, steps []string) []Failure {
 			if f.Message == "" {
 				f.Message = e.Message
 			}
-		case e.Message != "" && e.FinishedAt >= f.FinishedAt:
-			attemptMessage[step] = e.Message
+		case e.Message != "" && e.FinishedAt >= attemptAt[step]:
+			// Against the newest attempt so far, not the step's end: the
+			// retry node ends after its last attempt, and Argo lists the
+			// nodes in no order.
+			attemptMessage[step], attemptAt[step] = e.Message, e.FinishedAt
 		}
 		if f.Phase == "" {
 			f.Phase = e.Phase

@@ -73,9 +73,15 @@ func TestPayloadPicksTheFailedStepAndItsNewestAttempt(t *testing.T) {
 	if p.Size != nil || p.Key != "" {
 		t.Fatalf("a failed dump has no object: %+v", p)
 	}
+	// The retry node ends after its last attempt, and may come first.
+	r := failedRun
+	r.Failures = `[{"displayName":"dump","message":"retryStrategy.expression evaluated to false","phase":"Failed","finishedAt":"2026-12-01T10:00:09Z"},` +
+		`{"displayName":"dump(0)","message":"connecting to postgres: connection refused","phase":"Failed","finishedAt":"2026-12-01T10:00:08Z"}]`
+	if q := PayloadOf(r, time.Now()); q.Message != "connecting to postgres: connection refused" || q.Failures[0].FinishedAt != "2026-12-01T10:00:09Z" {
+		t.Fatalf("retry node listed first: message %q, failures %+v", q.Message, q.Failures)
+	}
 	// Unquoted, as a test or another caller may pass it.
 	unquoted, _ := strconv.Unquote(failedRun.Failures)
-	r := failedRun
 	r.Failures = unquoted
 	if q := PayloadOf(r, time.Now()); q.FailedStep != "dump" {
 		t.Fatalf("unquoted failures: %+v", q)
