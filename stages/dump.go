@@ -105,7 +105,7 @@ func Dump(ctx context.Context, cfg DumpConfig) (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := confine(cfg.KeyPrefix, m.Key); err != nil {
+	if err := ConfineKey(cfg.KeyPrefix, m.Key); err != nil {
 		return nil, fmt.Errorf("dump refused, nothing was stored: the path template's key %w", err)
 	}
 	// A fast path: the upload's completion is conditional anyway, for the

@@ -54,7 +54,7 @@ func Restore(ctx context.Context, cfg RestoreConfig) (*Manifest, error) {
 		// What a restore command prints is diagnostics, not data.
 		cfg.Stdout = cfg.Stderr
 	}
-	if err := confine(cfg.KeyPrefix, cfg.Key); err != nil {
+	if err := ConfineKey(cfg.KeyPrefix, cfg.Key); err != nil {
 		return nil, fmt.Errorf("restore refused before it started: the key %w", err)
 	}
 	m, err := readPinnedManifest(ctx, cfg.Storage, cfg.Key, cfg.ExpectChecksum)

@@ -92,7 +92,7 @@ func Rotate(ctx context.Context, cfg RotateConfig) (*RotateResult, error) {
 			return nil, fmt.Errorf("rotate refused, nothing was listed or deleted: the series' scope: %w", err)
 		}
 	}
-	if err := confine(cfg.KeyPrefix, cfg.Key); cfg.Key != "" && err != nil {
+	if err := ConfineKey(cfg.KeyPrefix, cfg.Key); cfg.Key != "" && err != nil {
 		return nil, fmt.Errorf("rotate refused, nothing was listed or deleted: the backup just written: %w", err)
 	}
 	if cfg.Key != "" && !strings.HasPrefix(cfg.Key, cfg.Scope) {

@@ -61,7 +61,7 @@ func Verify(ctx context.Context, cfg VerifyConfig) (*Manifest, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if err := confine(cfg.KeyPrefix, cfg.Key); err != nil {
+	if err := ConfineKey(cfg.KeyPrefix, cfg.Key); err != nil {
 		return nil, fmt.Errorf("verify refused: the key %w", err)
 	}
 	m, err := readPinnedManifest(ctx, cfg.Storage, cfg.Key, cfg.ExpectChecksum)

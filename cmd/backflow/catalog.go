@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
+	"github.com/backflow-dev/backflow/stages"
 	"github.com/backflow-dev/backflow/stages/catalog"
 	"github.com/backflow-dev/backflow/stages/pathtemplate"
 	"github.com/backflow-dev/backflow/stages/storage"
@@ -139,9 +139,7 @@ cluster.`,
 				if backups == nil {
 					backups = []catalog.Backup{}
 				}
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(backups)
+				return printJSON(cmd.OutOrStdout(), backups)
 			}
 			printCatalog(cmd.OutOrStdout(), c.Backups)
 			return nil
@@ -165,7 +163,7 @@ func newShowCommand() *cobra.Command {
 and whether the object is there.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := confine(st.keyPrefix, key); err != nil {
+			if err := stages.ConfineKey(st.keyPrefix, key); err != nil {
 				return fmt.Errorf("--key %w", err)
 			}
 			backend, err := st.open()
@@ -176,23 +174,13 @@ and whether the object is there.`,
 			if err != nil {
 				return err
 			}
-			enc := json.NewEncoder(cmd.OutOrStdout())
-			enc.SetIndent("", "  ")
-			return enc.Encode(b)
+			return printJSON(cmd.OutOrStdout(), b)
 		},
 	}
 	st.register(cmd)
 	cmd.Flags().StringVar(&key, "key", "", "key of the backup's object (relative to the storage URL's prefix)")
 	_ = cmd.MarkFlagRequired("key")
 	return cmd
-}
-
-// confine checks a key against the stage's key prefix, when it has one.
-func confine(prefix, key string) error {
-	if prefix == "" {
-		return nil
-	}
-	return pathtemplate.Confine(prefix, key)
 }
 
 // printCatalog prints backups as a table, sizes for people and times in UTC.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/backflow-dev/backflow/controller/compiler"
 	"github.com/backflow-dev/backflow/stages/notify"
 )
 
@@ -34,7 +35,7 @@ func newNotifyCommand() *cobra.Command {
 				}
 			}
 			report, _ := json.Marshal(deliveries) // plain strings and numbers
-			if err := writeOutputs(outputsDir, map[string]string{"notifications": string(report)}); err != nil {
+			if err := writeOutputs(outputsDir, map[string]string{compiler.OutputNotifications: string(report)}); err != nil {
 				// Still no failure: the deliveries were made, only the report is lost.
 				fmt.Fprintf(cmd.ErrOrStderr(), "notify: writing the report: %v\n", err)
 			}

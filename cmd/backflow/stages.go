@@ -148,10 +148,11 @@ func manifestOutputs(m *stages.Manifest) map[string]string {
 	}
 }
 
-func printManifest(w io.Writer, m *stages.Manifest) {
+// printJSON prints v as indented JSON: a manifest, a catalog, a rotation.
+func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	_ = enc.Encode(m)
+	return enc.Encode(v)
 }
 
 func newDumpCommand() *cobra.Command {
@@ -230,7 +231,7 @@ BACKFLOW_DB_USERNAME, BACKFLOW_DB_PASSWORD, BACKFLOW_DB_DATABASE and BACKFLOW_DB
 				return err
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "stored %s/%s: %d bytes (%d raw), %s\n", backend, m.Key, m.Size, m.RawSize, m.Checksum)
-			printManifest(cmd.OutOrStdout(), m)
+			_ = printJSON(cmd.OutOrStdout(), m)
 			return writeOutputs(outputsDir, manifestOutputs(m))
 		},
 	}
@@ -312,7 +313,7 @@ func newVerifyCommand() *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "verified %s/%s: %d bytes, %s\n", backend, m.Key, m.Size, m.Checksum)
-			printManifest(cmd.OutOrStdout(), m)
+			_ = printJSON(cmd.OutOrStdout(), m)
 			return writeOutputs(outputsDir, manifestOutputs(m))
 		},
 	}
@@ -512,9 +513,7 @@ wherever they lie. With --key, the manifest of that backup of the series gives
 			}
 			out := cmd.OutOrStdout()
 			if output == outputJSON {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(res); err != nil {
+				if err := printJSON(out, res); err != nil {
 					return err
 				}
 			} else {
