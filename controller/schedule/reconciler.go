@@ -164,13 +164,13 @@ func (r *Reconciler) reconcileCronWorkflow(ctx context.Context, s *v1.BackupSche
 	if err != nil {
 		return nil, err
 	}
-	var runs v1.BackupList
-	if err := r.List(ctx, &runs, client.InNamespace(s.Namespace), client.MatchingLabels{v1.LabelSchedule: s.Name}); err != nil {
+	runs, err := r.runs(ctx, s)
+	if err != nil {
 		return nil, err
 	}
 	// A run verified since changes the CronWorkflow's expected size: the
 	// Backup's change brings the schedule here.
-	want, err := compiler.Schedule(compiler.ScheduleInput{Schedule: s, Storage: access, AgeRecipient: recipient, ExpectedSize: lastVerifiedRawSize(runs.Items)}, r.Compiler)
+	want, err := compiler.Schedule(compiler.ScheduleInput{Schedule: s, Storage: access, AgeRecipient: recipient, ExpectedSize: lastVerifiedRawSize(runs)}, r.Compiler)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errInvalidSpec, err)
 	}

@@ -28,12 +28,12 @@ func (r *Reconciler) adoptWorkflows(ctx context.Context, s *v1.BackupSchedule, c
 	if err := r.List(ctx, &wfs, client.InNamespace(s.Namespace), client.MatchingLabels{v1.LabelSchedule: s.Name}); err != nil {
 		return err
 	}
-	var backups v1.BackupList
-	if err := r.List(ctx, &backups, client.InNamespace(s.Namespace), client.MatchingLabels{v1.LabelSchedule: s.Name}); err != nil {
+	backups, err := r.runs(ctx, s)
+	if err != nil {
 		return err
 	}
 	adopted := map[string]bool{}
-	for _, b := range backups.Items {
+	for _, b := range backups {
 		adopted[b.Name] = true
 	}
 	for i := range wfs.Items {
@@ -91,11 +91,10 @@ func (r *Reconciler) workflowGone(ctx context.Context, wf *wfv1.Workflow) (bool,
 // Their stored objects stay, whatever the template's deletionPolicy says:
 // retention removes those.
 func (r *Reconciler) applyHistoryLimits(ctx context.Context, s *v1.BackupSchedule) ([]v1.Backup, error) {
-	var list v1.BackupList
-	if err := r.List(ctx, &list, client.InNamespace(s.Namespace), client.MatchingLabels{v1.LabelSchedule: s.Name}); err != nil {
+	backups, err := r.runs(ctx, s)
+	if err != nil {
 		return nil, err
 	}
-	backups := list.Items
 	sort.Slice(backups, func(i, j int) bool { return newer(&backups[i], &backups[j]) })
 	limits := map[v1.RunPhase]int{v1.PhaseSucceeded: int(valueOr(s.Spec.SuccessfulBackupsHistoryLimit, 3)), v1.PhaseFailed: int(valueOr(s.Spec.FailedBackupsHistoryLimit, 1))}
 	seen := map[v1.RunPhase]int{}
@@ -143,6 +142,15 @@ func (r *Reconciler) deleteRun(ctx context.Context, s *v1.BackupSchedule, b *v1.
 		return err
 	}
 	return client.IgnoreNotFound(r.Delete(ctx, b, client.Preconditions{UID: &b.UID}))
+}
+
+// runs are the schedule's Backups, as the cache has them.
+func (r *Reconciler) runs(ctx context.Context, s *v1.BackupSchedule) ([]v1.Backup, error) {
+	var list v1.BackupList
+	if err := r.List(ctx, &list, client.InNamespace(s.Namespace), client.MatchingLabels{v1.LabelSchedule: s.Name}); err != nil {
+		return nil, err
+	}
+	return list.Items, nil
 }
 
 // lastVerifiedRawSize is the raw size of the newest verified run (by when
