@@ -8,6 +8,9 @@
 // Argo's workflow-controller. Run it with `make bench-e2e`, which brings the
 // cluster up and installs backflow.
 //
+// The same pipeline also runs as a Workflow of one step: what Argo alone
+// costs a run, beside which backflow's three steps are measured too.
+//
 // It ends with `ratio NAME VALUE` lines, the shell pod's time over
 // backflow's (higher is better, as in bench-stages), and `throughput`,
 // `cpu` and `rss` lines for each batch.
@@ -42,9 +45,12 @@ import (
 
 const (
 	namespace = "bench-e2e"
-	bucket    = "bench"
-	small     = "bench_10m"
-	large     = "bench_large"
+	// shellAccount runs the one-step Workflow of the shell pipeline: what
+	// Argo's executor needs, and nothing else.
+	shellAccount = "shell-workflow"
+	bucket       = "bench"
+	small        = "bench_10m"
+	large        = "bench_large"
 )
 
 func main() {
@@ -93,14 +99,14 @@ func run() error {
 	}
 
 	if only == "" || only == "single" {
-		type pair struct{ backflow, shell []float64 }
-		results := map[string]*pair{}
+		type times struct{ backflow, shell, shellWorkflow []float64 }
+		results := map[string]*times{}
 		for _, c := range []struct {
 			db     string
 			label  string
 			rounds int
 		}{{small, "10m", rounds}, {large, sizeLabel(largeMB), 1}} {
-			p := &pair{}
+			p := &times{}
 			results[c.label] = p
 			for r := 1; r <= c.rounds; r++ {
 				// Interleaved, so that both see the same machine.
@@ -109,6 +115,11 @@ func run() error {
 					return err
 				}
 				p.shell = append(p.shell, s.Seconds())
+				w, err := b.shellWorkflowRun(c.db, fmt.Sprintf("shell-wf-%s-%d", c.label, r))
+				if err != nil {
+					return err
+				}
+				p.shellWorkflow = append(p.shellWorkflow, w.Seconds())
 				d, err := b.backupRun(c.db, fmt.Sprintf("e2e-%s-%d", c.label, r))
 				if err != nil {
 					return err
@@ -118,9 +129,13 @@ func run() error {
 		}
 		for _, label := range []string{"10m", sizeLabel(largeMB)} {
 			p := results[label]
-			bf, sh := median(p.backflow), median(p.shell)
-			fmt.Printf("time e2e_%s_seconds %.1f\ntime shell_pod_%s_seconds %.1f\n", label, bf, label, sh)
+			bf, sh, shw := median(p.backflow), median(p.shell), median(p.shellWorkflow)
+			fmt.Printf("time e2e_%s_seconds %.1f\ntime shell_pod_%s_seconds %.1f\ntime shell_workflow_%s_seconds %.1f\n", label, bf, label, sh, label, shw)
 			fmt.Printf("ratio e2e_%s_vs_shell_pod %.2f\n", label, sh/bf)
+			// What Argo alone costs against the bare pod, and backflow's three
+			// steps against Argo's one.
+			fmt.Printf("ratio shell_workflow_%s_vs_shell_pod %.2f\n", label, sh/shw)
+			fmt.Printf("ratio e2e_%s_vs_shell_workflow %.2f\n", label, shw/bf)
 		}
 	}
 	if only == "" || only == "batches" {
@@ -261,21 +276,37 @@ COMMENT ON TABLE bench IS '%s'`, rows, want)); err != nil {
 apiVersion: v1
 kind: Secret
 metadata: {name: pg}
-stringData: {username: postgres, password: %s}
+stringData: {username: postgres, password: %[1]s}
 ---
 apiVersion: v1
 kind: Secret
 metadata: {name: age}
-stringData: {identity: %s}
+stringData: {identity: %[2]s}
 ---
 apiVersion: v1
 kind: Secret
 metadata: {name: shell}
 stringData:
-  PGPASSWORD: %s
-  MC_HOST_bench: http://%s:%s@minio.minio.svc:9000
-`, b.st.Env["BACKFLOW_CLUSTER_DB_PASSWORD"], id.String(), b.st.Env["BACKFLOW_CLUSTER_DB_PASSWORD"],
-		b.st.Env["BACKFLOW_CLUSTER_MINIO_USER"], b.st.Env["BACKFLOW_CLUSTER_MINIO_PASSWORD"]), "apply", "-n", namespace, "-f", "-")
+  PGPASSWORD: %[1]s
+  MC_HOST_bench: http://%[3]s:%[4]s@minio.minio.svc:9000
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: %[5]s}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: %[5]s}
+rules:
+- {apiGroups: [argoproj.io], resources: [workflowtaskresults], verbs: [create, patch]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: %[5]s}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: %[5]s}
+subjects:
+- {kind: ServiceAccount, name: %[5]s}
+`, b.st.Env["BACKFLOW_CLUSTER_DB_PASSWORD"], id.String(), b.st.Env["BACKFLOW_CLUSTER_MINIO_USER"], b.st.Env["BACKFLOW_CLUSTER_MINIO_PASSWORD"], shellAccount), "apply", "-n", namespace, "-f", "-")
 }
 
 // clear deletes the namespace's Backups (waiting for their Workflows and
@@ -350,30 +381,44 @@ func (b *bench) backupRun(db, name string) (time.Duration, error) {
 		return 0, err
 	}
 	fmt.Printf("%s: backflow %s of %s in %.1f s (load %s)\n", name, db, bk.Status.DisplaySize, total.Seconds(), loadavg())
-	b.watch.breakdown(start, bk.Status.WorkflowName, end)
+	b.watch.breakdown(start, bk.Status.WorkflowName, end, true)
 	return total, b.clear()
+}
+
+// shellContainer runs the pipeline users write today, storing db under the
+// key of the run name.
+func (b *bench) shellContainer(db, name string) corev1.Container {
+	script := `set -euo pipefail
+pg_dump -h postgres.databases.svc -U postgres -d "$DB" | gzip -6 | age -r "$RECIPIENT" | mc pipe --quiet "bench/$BUCKET/$KEY"`
+	return corev1.Container{
+		Name: "pipeline", Image: b.shellImage, ImagePullPolicy: corev1.PullIfNotPresent,
+		Command: []string{"bash", "-c", script},
+		Env: []corev1.EnvVar{
+			{Name: "DB", Value: db}, {Name: "RECIPIENT", Value: b.recipient}, {Name: "BUCKET", Value: bucket},
+			{Name: "KEY", Value: shellKey(name)}, {Name: "MC_CONFIG_DIR", Value: "/tmp/mc"},
+		},
+		EnvFrom: []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "shell"}}}},
+	}
+}
+
+func shellKey(name string) string { return namespace + "/shell/" + name + ".sql.gz.age" }
+
+// shellStored says how much the shell pipeline of run name stored.
+func (b *bench) shellStored(name string) float64 {
+	info, _ := b.st.S3.StatObject(context.Background(), bucket, shellKey(name), minio.StatObjectOptions{})
+	return float64(info.Size) / 1e6
 }
 
 // shellRun runs the one-pod pipeline and waits for the pod to succeed.
 func (b *bench) shellRun(db, name string) (time.Duration, error) {
 	ctx := context.Background()
-	script := `set -euo pipefail
-pg_dump -h postgres.databases.svc -U postgres -d "$DB" | gzip -6 | age -r "$RECIPIENT" | mc pipe --quiet "bench/$BUCKET/$KEY"`
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
 		Spec: corev1.PodSpec{
 			RestartPolicy:                 corev1.RestartPolicyNever,
 			TerminationGracePeriodSeconds: new(int64),
 			AutomountServiceAccountToken:  new(bool),
-			Containers: []corev1.Container{{
-				Name: "pipeline", Image: b.shellImage, ImagePullPolicy: corev1.PullIfNotPresent,
-				Command: []string{"bash", "-c", script},
-				Env: []corev1.EnvVar{
-					{Name: "DB", Value: db}, {Name: "RECIPIENT", Value: b.recipient}, {Name: "BUCKET", Value: bucket},
-					{Name: "KEY", Value: namespace + "/shell/" + name + ".sql.gz.age"}, {Name: "MC_CONFIG_DIR", Value: "/tmp/mc"},
-				},
-				EnvFrom: []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "shell"}}}},
-			}},
+			Containers:                    []corev1.Container{b.shellContainer(db, name)},
 		},
 	}
 	start := time.Now()
@@ -386,12 +431,44 @@ pg_dump -h postgres.databases.svc -U postgres -d "$DB" | gzip -6 | age -r "$RECI
 		return 0, fmt.Errorf("%w\n%s", err, out)
 	}
 	total := end.Sub(start)
-	info, _ := b.st.S3.StatObject(ctx, bucket, namespace+"/shell/"+name+".sql.gz.age", minio.StatObjectOptions{})
-	fmt.Printf("%s: shell pod %s (%.1f MB stored) in %.1f s (load %s)\n", name, db, float64(info.Size)/1e6, total.Seconds(), loadavg())
+	fmt.Printf("%s: shell pod %s (%.1f MB stored) in %.1f s (load %s)\n", name, db, b.shellStored(name), total.Seconds(), loadavg())
 	p := b.watch.pod(name)
 	fmt.Printf("  %-28s %6.1f s\n", "pod start", p.running.Sub(start).Seconds())
 	fmt.Printf("  %-28s %6.1f s\n", "pipeline", p.terminated.Sub(p.running).Seconds())
 	fmt.Printf("  %-28s %6.1f s\n", "pod end", end.Sub(p.terminated).Seconds())
+	return total, b.clear()
+}
+
+// shellWorkflowRun runs the same pipeline as a Workflow of one step, which
+// is what Argo alone costs a run: its init and wait containers, its
+// scheduling of the pod and its noticing the end, with nothing of
+// backflow's.
+func (b *bench) shellWorkflowRun(db, name string) (time.Duration, error) {
+	ctx := context.Background()
+	c := b.shellContainer(db, name)
+	wf := &wfv1.Workflow{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
+		Spec: wfv1.WorkflowSpec{
+			Entrypoint:         "pipeline",
+			ServiceAccountName: shellAccount,
+			PodGC:              &wfv1.PodGC{Strategy: wfv1.PodGCOnPodSuccess},
+			Templates:          []wfv1.Template{{Name: "pipeline", Container: &c}},
+		},
+	}
+	start := time.Now()
+	if err := b.st.Kube.Create(ctx, wf); err != nil {
+		return 0, err
+	}
+	end, err := b.watch.waitWorkflow(name, 30*time.Minute)
+	if err != nil {
+		return 0, err
+	}
+	total := end.Sub(start)
+	fmt.Printf("%s: shell Workflow %s (%.1f MB stored) in %.1f s (load %s)\n", name, db, b.shellStored(name), total.Seconds(), loadavg())
+	b.watch.breakdown(start, name, end, false)
+	if err := b.kubectl("", "delete", "workflows", name, "-n", namespace, "--wait=true", "--timeout=300s"); err != nil {
+		return 0, err
+	}
 	return total, b.clear()
 }
 

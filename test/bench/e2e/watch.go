@@ -168,22 +168,42 @@ func (w *watcher) seeRun(runs map[string]*runTimes, obj any) {
 }
 
 func (w *watcher) waitBackup(name string, timeout time.Duration) (time.Time, error) {
+	return w.waitRun(w.backups, "Backup", name, timeout)
+}
+
+func (w *watcher) waitWorkflow(name string, timeout time.Duration) (time.Time, error) {
+	return w.waitRun(w.workflows, "Workflow", name, timeout)
+}
+
+// waitRun waits for the run name of runs (a Backup or a Workflow) to
+// succeed, and says when the watch saw it.
+func (w *watcher) waitRun(runs map[string]*runTimes, kind, name string, timeout time.Duration) (time.Time, error) {
 	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		w.mu.Lock()
-		r := w.backups[name]
+		r := runs[name]
 		var done, failed time.Time
 		if r != nil {
-			done, failed = r.phases["Succeeded"], r.phases["Failed"]
+			done, failed = r.phases["Succeeded"], cmpTime(r.phases["Failed"], r.phases["Error"])
 		}
 		w.mu.Unlock()
 		if !failed.IsZero() {
-			return time.Time{}, fmt.Errorf("backup %s failed", name)
+			return time.Time{}, fmt.Errorf("%s %s failed", kind, name)
 		}
 		if !done.IsZero() {
 			return done, nil
 		}
 	}
-	return time.Time{}, fmt.Errorf("backup %s not Succeeded after %s", name, timeout)
+	return time.Time{}, fmt.Errorf("%s %s not Succeeded after %s", kind, name, timeout)
+}
+
+// cmpTime is the first of ts that is set.
+func cmpTime(ts ...time.Time) time.Time {
+	for _, t := range ts {
+		if !t.IsZero() {
+			return t
+		}
+	}
+	return time.Time{}
 }
 
 func (w *watcher) waitPod(name string, timeout time.Duration) (time.Time, error) {
@@ -212,8 +232,9 @@ func (w *watcher) pod(name string) podTimes {
 // to its Succeeded (end): the controller's part (up to the Workflow, and
 // from the Workflow's end to the Backup's), Argo's (from the Workflow to its
 // first pod, between pods, after the last), and each pod's start, work and
-// end.
-func (w *watcher) breakdown(start time.Time, workflow string, end time.Time) {
+// end. A Workflow created directly (viaBackup false: the one-step
+// baseline) has no controller part.
+func (w *watcher) breakdown(start time.Time, workflow string, end time.Time, viaBackup bool) {
 	w.mu.Lock()
 	wf := w.workflows[workflow]
 	var pods []podTimes
@@ -234,7 +255,9 @@ func (w *watcher) breakdown(start time.Time, workflow string, end time.Time) {
 		return d
 	}
 	var controller, argo, podStart, work, podEnd float64
-	controller += line("controller: Backup to Workflow", start, wf.added)
+	if viaBackup {
+		controller += line("controller: Backup to Workflow", start, wf.added)
+	}
 	prev := wf.added
 	for i, p := range pods {
 		what := "argo: Workflow to first pod"
@@ -255,7 +278,9 @@ func (w *watcher) breakdown(start time.Time, workflow string, end time.Time) {
 	}
 	wfDone := wf.phases["Succeeded"]
 	argo += line("argo: last pod to Workflow Succeeded", prev, wfDone)
-	controller += line("controller: Workflow to Backup", wfDone, end)
+	if viaBackup {
+		controller += line("controller: Workflow to Backup", wfDone, end)
+	}
 	fmt.Printf("  summary: controller %.1f s, argo %.1f s, pod start %.1f s, work %.1f s, pod end %.1f s (%d pods)\n",
 		controller, argo, podStart, work, podEnd, len(pods))
 }
