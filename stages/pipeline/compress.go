@@ -156,8 +156,8 @@ func newParallelZstdWriter(w io.Writer, level, workers int) (*parallelZstdWriter
 		// only costs memory.
 		zstd.WithWindowSize(zstdChunkSize),
 		zstd.WithLowerEncoderMem(true),
-		// No xxhash per frame (4% of the dump's CPU): the sha256 of the plain
-		// stream, checked by verify and restore, already covers it.
+		// No xxhash per frame (4% of the dump's CPU): the checksum of the
+		// plain stream, checked by verify and restore, already covers it.
 		zstd.WithEncoderCRC(false))
 	if err != nil {
 		return nil, err
