@@ -82,17 +82,22 @@ func zapLevel() zapcore.Level {
 
 // startManager runs the controller in this process and returns its stop.
 func startManager() func() {
-	stop, err := stack.StartManager(controller.Options{
+	stop, err := stack.StartManager(managerOptions())
+	if err != nil {
+		panic(err)
+	}
+	return stop
+}
+
+// managerOptions are the options of the controller the tests run.
+func managerOptions() controller.Options {
+	return controller.Options{
 		Compiler: argotest.CompilerOptions(), Workflows: argotest.Workflows(), MetricsAddr: "0", ProbeAddr: "0", AllowRestart: true,
 		StorageCheckInterval: 2 * time.Second,
 		// Short, so that the finalizer gives up on a storage that never
 		// answers within a test.
 		StorageTimeout: 3 * time.Second, DeleteTimeout: 2 * time.Second,
-	})
-	if err != nil {
-		panic(err)
 	}
-	return stop
 }
 
 func newNamespace(t testing.TB) string { return stack.NewNamespace(t, minioServer) }

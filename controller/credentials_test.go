@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,12 +17,15 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
 	"github.com/backflow-dev/backflow/controller/compiler"
+	"github.com/backflow-dev/backflow/controller/internal/runsecret"
 	"github.com/backflow-dev/backflow/controller/metrics"
+	"github.com/backflow-dev/backflow/controller/notifyref"
 	"github.com/backflow-dev/backflow/controller/storageref"
 	"github.com/backflow-dev/backflow/stages/storage"
 	"github.com/backflow-dev/backflow/test/argotest"
@@ -173,6 +178,87 @@ func TestRunSecretOfTheStoragesNamespace(t *testing.T) {
 	waitForPhase(t, ns, name, v1.PhaseSucceeded)
 	waitForSecretGone(t, ns, secret.Name)
 }
+
+// A finished run's Secrets are deleted as the controller's cache knows
+// them: a restarted controller, which reconciles every finished run, asks
+// the API server for neither of them, deletes the run Secret backflow wrote
+// and leaves a Secret of the notify Secret's name that backflow did not
+// write; a run Secret that reaches the cache after its run finished is
+// deleted too.
+func TestFinishedRunSecretsAreDeletedFromTheCache(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	name := "finished"
+	if err := stack.Client.Create(ctx, &v1.Backup{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: backupSpec()}); err != nil {
+		t.Fatal(err)
+	}
+	waitForPhase(t, ns, name, v1.PhaseSucceeded)
+	wf := stack.Workflow(t, ns, name)
+	storageSecret, notifySecret := storageref.RunSecretName(wf.UID), notifyref.SecretName(wf.UID)
+	waitForSecretGone(t, ns, storageSecret)
+	ownedByTheRun := func(name string, labels map[string]string) *corev1.Secret {
+		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: labels, OwnerReferences: []metav1.OwnerReference{{
+			APIVersion: wfv1.SchemeGroupVersion.String(), Kind: "Workflow", Name: wf.Name, UID: wf.UID,
+		}}}}
+	}
+
+	// What the controller finds when it starts: the run Secret backflow
+	// wrote (as if it had stopped before deleting it), and a Secret of the
+	// notify Secret's name without backflow's labels.
+	stopManager()
+	stopManager = func() {}
+	defer func() {
+		stopManager()
+		stopManager = startManager()
+	}()
+	for _, s := range []*corev1.Secret{ownedByTheRun(storageSecret, runsecret.Labels(storageref.LabelRunStorage, "some-storage")), ownedByTheRun(notifySecret, nil)} {
+		if err := stack.Client.Create(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	reads := map[string]int{}
+	runSecretPaths := map[string]bool{"/api/v1/namespaces/" + ns + "/secrets/" + storageSecret: true, "/api/v1/namespaces/" + ns + "/secrets/" + notifySecret: true}
+	cfg := rest.CopyConfig(stack.Config)
+	cfg.Wrap(func(next http.RoundTripper) http.RoundTripper {
+		return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
+			if req.Method == http.MethodGet && runSecretPaths[req.URL.Path] {
+				mu.Lock()
+				reads[req.URL.Path]++
+				mu.Unlock()
+			}
+			return next.RoundTrip(req)
+		})
+	})
+	stop, err := stack.StartManagerWithConfig(cfg, managerOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopManager = stop
+	waitForSecretGone(t, ns, storageSecret)
+	if err := stack.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: notifySecret}, &corev1.Secret{}); err != nil {
+		t.Errorf("the Secret backflow did not write: %v, want it left", err)
+	}
+
+	// A notify Secret of backflow's that reaches the cache now.
+	if err := stack.Client.Delete(ctx, ownedByTheRun(notifySecret, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if err := stack.Client.Create(ctx, ownedByTheRun(notifySecret, runsecret.Labels(notifyref.LabelNotifyRun, "true"))); err != nil {
+		t.Fatal(err)
+	}
+	waitForSecretGone(t, ns, notifySecret)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(reads) > 0 {
+		t.Errorf("the controller read run Secrets from the API server: %v, want none", reads)
+	}
+}
+
+// roundTripperFunc is a function as an http.RoundTripper.
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
 
 // When alice's storage stops admitting mallory, the run Secrets of
 // mallory's runs on it go (a scheduled run's too), and mallory's schedule

@@ -125,16 +125,25 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		return nil, err
 	}
 	recorder := mgr.GetEventRecorderFor("backflow")
+	// The metadata of Secrets (never their data) is cached: the storage
+	// reconciler watches it to recheck a BackupStorage whose Secret changed,
+	// and the Backup and Restore reconcilers read there whether a finished
+	// run's Secrets are left to delete, which a restart asks for every run.
+	// It is read from the cache itself: the client reads Secrets, even
+	// their metadata, past it (DisableFor). The cache starts that informer
+	// with the controllers that watch it and waits for it to sync before it
+	// answers.
+	secretMetadata := mgr.GetCache()
 	accounts := &namespace.Accounts{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Config: opts.Workflows}
 	var watched func(string) bool
 	if len(opts.Namespaces) > 0 {
 		watched = func(ns string) bool { return slices.Contains(opts.Namespaces, ns) }
 	}
 	reconcilers := []interface{ SetupWithManager(ctrl.Manager) error }{
-		&backup.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder, Compiler: opts.Compiler, Accounts: accounts,
+		&backup.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), SecretMetadata: secretMetadata, Recorder: recorder, Compiler: opts.Compiler, Accounts: accounts,
 			StorageTimeout: opts.StorageTimeout, DeleteTimeout: opts.DeleteTimeout, Now: opts.Now},
 		&schedule.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder, Compiler: opts.Compiler, Accounts: accounts},
-		&restore.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder, Compiler: opts.Compiler, Accounts: accounts,
+		&restore.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), SecretMetadata: secretMetadata, Recorder: recorder, Compiler: opts.Compiler, Accounts: accounts,
 			StorageTimeout: opts.StorageTimeout, Now: opts.Now},
 		&storage.Reconciler{Client: mgr.GetClient(), Recorder: recorder, Interval: opts.StorageCheckInterval, Timeout: opts.StorageTimeout},
 		&namespace.Reconciler{Accounts: accounts, Watched: watched},

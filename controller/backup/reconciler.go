@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -25,6 +26,7 @@ import (
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
 	"github.com/backflow-dev/backflow/controller/agekeys"
 	"github.com/backflow-dev/backflow/controller/compiler"
+	"github.com/backflow-dev/backflow/controller/internal/runsecret"
 	"github.com/backflow-dev/backflow/controller/metrics"
 	"github.com/backflow-dev/backflow/controller/namespace"
 	"github.com/backflow-dev/backflow/controller/notifyref"
@@ -44,8 +46,12 @@ type Reconciler struct {
 	// APIReader reads past the cache, to tell a Workflow the cache has not
 	// seen yet from one that is gone.
 	APIReader client.Reader
-	Recorder  record.EventRecorder
-	Compiler  compiler.Options
+	// SecretMetadata reads the metadata of Secrets from the manager's cache
+	// (Secrets themselves are never cached): whether a run Secret is left
+	// to delete.
+	SecretMetadata client.Reader
+	Recorder       record.EventRecorder
+	Compiler       compiler.Options
 	// Accounts provides the Workflow's service accounts in the Backup's
 	// namespace before its Workflow is created.
 	Accounts *namespace.Accounts
@@ -237,17 +243,17 @@ func (r *Reconciler) reconcileMissingWorkflow(ctx context.Context, b *v1.Backup)
 // finished or its storage no longer admits the namespace.
 func (r *Reconciler) reconcileRunSecret(ctx context.Context, b *v1.Backup, wf *wfv1.Workflow) (ctrl.Result, error) {
 	if wf.Status.Phase.Completed() || !wf.DeletionTimestamp.IsZero() {
-		if err := notifyref.Delete(ctx, r.Client, wf); err != nil {
+		if err := notifyref.Delete(ctx, r.SecretMetadata, r.Client, wf); err != nil {
 			return ctrl.Result{}, err
 		}
-		return ctrl.Result{}, storageref.DeleteRunSecret(ctx, r.Client, wf)
+		return ctrl.Result{}, storageref.DeleteRunSecret(ctx, r.SecretMetadata, r.Client, wf)
 	}
 	if err := notifyref.Ensure(ctx, r.Client, r.Recorder, b, wf, b.Spec.Notify); err != nil {
 		return ctrl.Result{}, err
 	}
 	access, err := storageref.Resolve(ctx, r.Client, b.Spec.Storage.StorageReference, b.Namespace)
 	if reason, ok := storageref.Reason(err); ok {
-		if err := storageref.DeleteRunSecret(ctx, r.Client, wf); err != nil {
+		if err := storageref.DeleteRunSecret(ctx, r.SecretMetadata, r.Client, wf); err != nil {
 			return ctrl.Result{}, err
 		}
 		r.Recorder.Event(b, corev1.EventTypeWarning, string(reason), err.Error())
@@ -283,8 +289,8 @@ func storageOf(o client.Object) []string {
 	return []string{storageref.IndexValue(b.Spec.Storage.StorageReference, b.Namespace)}
 }
 
-// SetupWithManager watches Backups, the Workflows that run them and the
-// BackupStorages they wait for.
+// SetupWithManager watches Backups, the Workflows that run them, the
+// BackupStorages they wait for and their run Secrets.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1.Backup{}, StorageIndex, storageOf); err != nil {
 		return err
@@ -302,6 +308,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 			return []reconcile.Request{{NamespacedName: client.ObjectKeyFromObject(o)}}
 		})).
 		Watches(&v1.BackupStorage{}, handler.EnqueueRequestsFromMapFunc(r.backupsWaitingFor)).
+		// A run Secret that reaches the cache after its run finished is
+		// deleted then (runsecret.Delete reads the cache).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(runsecret.RunOf), builder.OnlyMetadata, builder.WithPredicates(runsecret.Arrived())).
 		Complete(r)
 }
 

@@ -71,7 +71,7 @@ func Ensure(ctx context.Context, c client.Client, rec record.EventRecorder, owne
 	}
 	secret = corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
-			Namespace: wf.Namespace, Name: SecretName(wf.UID), Labels: map[string]string{LabelNotifyRun: "true"},
+			Namespace: wf.Namespace, Name: SecretName(wf.UID), Labels: runsecret.Labels(LabelNotifyRun, "true"),
 			// Owned, not controlled: the Secret goes with the Workflow.
 			OwnerReferences: []metav1.OwnerReference{{
 				APIVersion: wfv1.SchemeGroupVersion.String(), Kind: "Workflow", Name: wf.Name, UID: wf.UID, BlockOwnerDeletion: ptr(false),
@@ -122,9 +122,10 @@ func read(ctx context.Context, c client.Client, namespace string, t v1.NotifyTar
 	return sec, problems
 }
 
-// Delete deletes the notify Secret of a Workflow that has finished.
-func Delete(ctx context.Context, c client.Client, wf *wfv1.Workflow) error {
-	return runsecret.Delete(ctx, c, wf, SecretName(wf.UID), LabelNotifyRun)
+// Delete deletes the notify Secret of a Workflow that has finished, as
+// secrets, the cache of Secret metadata, knows it (runsecret.Delete).
+func Delete(ctx context.Context, secrets client.Reader, c client.Writer, wf *wfv1.Workflow) error {
+	return runsecret.Delete(ctx, secrets, c, wf, SecretName(wf.UID), LabelNotifyRun)
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -24,6 +25,7 @@ import (
 
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
 	"github.com/backflow-dev/backflow/controller/compiler"
+	"github.com/backflow-dev/backflow/controller/internal/runsecret"
 	"github.com/backflow-dev/backflow/controller/metrics"
 	"github.com/backflow-dev/backflow/controller/namespace"
 	"github.com/backflow-dev/backflow/controller/notifyref"
@@ -38,8 +40,12 @@ type Reconciler struct {
 	// APIReader reads past the cache, to tell a Workflow the cache has not
 	// seen yet from one that is gone.
 	APIReader client.Reader
-	Recorder  record.EventRecorder
-	Compiler  compiler.Options
+	// SecretMetadata reads the metadata of Secrets from the manager's cache
+	// (Secrets themselves are never cached): whether a run Secret is left
+	// to delete.
+	SecretMetadata client.Reader
+	Recorder       record.EventRecorder
+	Compiler       compiler.Options
 	// StorageTimeout bounds each request to a storage's STS
 	// (storageref.DefaultTimeout when zero).
 	StorageTimeout time.Duration
@@ -301,10 +307,10 @@ func (r *Reconciler) start(ctx context.Context, rs *v1.Restore) (ctrl.Result, er
 // admits the namespace.
 func (r *Reconciler) reconcileRunSecret(ctx context.Context, rs *v1.Restore, wf *wfv1.Workflow) (ctrl.Result, error) {
 	if wf.Status.Phase.Completed() || !wf.DeletionTimestamp.IsZero() {
-		if err := notifyref.Delete(ctx, r.Client, wf); err != nil {
+		if err := notifyref.Delete(ctx, r.SecretMetadata, r.Client, wf); err != nil {
 			return ctrl.Result{}, err
 		}
-		return ctrl.Result{}, storageref.DeleteRunSecret(ctx, r.Client, wf)
+		return ctrl.Result{}, storageref.DeleteRunSecret(ctx, r.SecretMetadata, r.Client, wf)
 	}
 	if err := notifyref.Ensure(ctx, r.Client, r.Recorder, rs, wf, rs.Spec.Notify); err != nil {
 		return ctrl.Result{}, err
@@ -320,7 +326,7 @@ func (r *Reconciler) reconcileRunSecret(ctx context.Context, rs *v1.Restore, wf 
 	}
 	access, err := storageref.Resolve(ctx, r.Client, src.storage, rs.Namespace)
 	if reason, ok := storageref.Reason(err); ok {
-		if err := storageref.DeleteRunSecret(ctx, r.Client, wf); err != nil {
+		if err := storageref.DeleteRunSecret(ctx, r.SecretMetadata, r.Client, wf); err != nil {
 			return ctrl.Result{}, err
 		}
 		r.Recorder.Event(rs, corev1.EventTypeWarning, string(reason), err.Error())
@@ -425,8 +431,8 @@ func sourceOf(o client.Object) []string {
 	return nil
 }
 
-// SetupWithManager watches Restores, their Workflows, and the Backups they
-// may be waiting for.
+// SetupWithManager watches Restores, their Workflows, the Backups they
+// may be waiting for, and their run Secrets.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1.Restore{}, BackupIndex, sourceOf); err != nil {
 		return err
@@ -436,6 +442,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Named("restore").
 		Owns(&wfv1.Workflow{}).
 		Watches(&v1.Backup{}, handler.EnqueueRequestsFromMapFunc(r.waitingRestores)).
+		// A run Secret that reaches the cache after its run finished is
+		// deleted then (runsecret.Delete reads the cache).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(runsecret.RunOf), builder.OnlyMetadata, builder.WithPredicates(runsecret.Arrived())).
 		Complete(r)
 }
 

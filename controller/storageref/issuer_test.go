@@ -21,6 +21,7 @@ import (
 
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
 	"github.com/backflow-dev/backflow/controller/compiler"
+	"github.com/backflow-dev/backflow/controller/internal/runsecret"
 	"github.com/backflow-dev/backflow/stages"
 	"github.com/backflow-dev/backflow/stages/storage"
 	"github.com/backflow-dev/backflow/test/envtest"
@@ -188,7 +189,7 @@ func TestScopedCredentialsConfineEachStep(t *testing.T) {
 		t.Errorf("look again after %s, want within %s", renew, RenewInterval)
 	}
 	secret := runSecret(t, wf)
-	if secret.Labels[LabelRunStorage] != string(st.UID) || len(secret.OwnerReferences) != 1 || secret.OwnerReferences[0].UID != wf.UID ||
+	if secret.Labels[LabelRunStorage] != string(st.UID) || secret.Labels[runsecret.Label] != "true" || len(secret.OwnerReferences) != 1 || secret.OwnerReferences[0].UID != wf.UID ||
 		secret.OwnerReferences[0].Controller != nil || *secret.OwnerReferences[0].BlockOwnerDeletion {
 		t.Errorf("run Secret labels %v, owners %+v", secret.Labels, secret.OwnerReferences)
 	}
@@ -402,7 +403,7 @@ func TestCredentialsNotMinted(t *testing.T) {
 	if _, err := issuer.Ensure(ctx, Run{Workflow: wf, Storage: st, Grants: BackupGrants(st, b)}, nil); !errors.Is(err, ErrCredentialsNotMinted) || !strings.Contains(err.Error(), "did not write") {
 		t.Errorf("a foreign Secret in the way: %v", err)
 	}
-	if err := DeleteRunSecret(ctx, cluster.Client, wf); err != nil {
+	if err := DeleteRunSecret(ctx, cluster.Client, cluster.Client, wf); err != nil {
 		t.Fatal(err)
 	}
 	if s := runSecret(t, wf); string(s.Data["dump-access-key-id"]) != "mine" {
@@ -453,7 +454,7 @@ func TestRevokeAndDelete(t *testing.T) {
 	}
 	runSecret(t, runs[alice])
 
-	if err := DeleteRunSecret(ctx, cluster.Client, runs[alice]); err != nil {
+	if err := DeleteRunSecret(ctx, cluster.Client, cluster.Client, runs[alice]); err != nil {
 		t.Fatal(err)
 	}
 	if err := cluster.Client.Get(ctx, client.ObjectKey{Namespace: alice, Name: RunSecretName(runs[alice].UID)}, &corev1.Secret{}); !apierrors.IsNotFound(err) {

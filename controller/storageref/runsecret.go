@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -258,7 +259,7 @@ func (i *Issuer) apply(secret *corev1.Secret, run Run, issued *Issued) {
 	if secret.Data == nil {
 		secret.Data = map[string][]byte{}
 	}
-	secret.Labels[LabelRunStorage] = string(run.Storage.UID)
+	maps.Copy(secret.Labels, runsecret.Labels(LabelRunStorage, string(run.Storage.UID)))
 	secret.Annotations[AnnotationRunStorage] = run.Storage.ID()
 	for k, v := range issued.data {
 		secret.Data[k] = v
@@ -331,9 +332,9 @@ func (i *Issuer) renewAfter(secret *corev1.Secret, grants []Grant) time.Duration
 // DeleteRunSecret deletes the run Secret of a Workflow, as soon as the
 // Workflow has finished (or may no longer use the storage): the credentials
 // are for the run only. A Secret of that name that backflow did not write is
-// left alone.
-func DeleteRunSecret(ctx context.Context, c client.Client, wf *wfv1.Workflow) error {
-	return runsecret.Delete(ctx, c, wf, RunSecretName(wf.UID), LabelRunStorage)
+// left alone. secrets is the cache of Secret metadata (runsecret.Delete).
+func DeleteRunSecret(ctx context.Context, secrets client.Reader, c client.Writer, wf *wfv1.Workflow) error {
+	return runsecret.Delete(ctx, secrets, c, wf, RunSecretName(wf.UID), LabelRunStorage)
 }
 
 // Revoke deletes what gives namespaces a storage no longer admits access to

@@ -25,6 +25,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -540,7 +541,14 @@ func (s *Stack) OwnAccounts(t testing.TB, ns string) {
 // StartManager runs the backflow controller in this process against the
 // stack and returns its stop, which waits for it to end.
 func (s *Stack) StartManager(opts controller.Options) (func(), error) {
-	mgr, err := controller.NewManager(s.Config, opts)
+	return s.StartManagerWithConfig(s.Config, opts)
+}
+
+// StartManagerWithConfig is StartManager with a config of the caller's, a
+// copy of the stack's Config (one that counts the controller's requests,
+// say).
+func (s *Stack) StartManagerWithConfig(cfg *rest.Config, opts controller.Options) (func(), error) {
+	mgr, err := controller.NewManager(cfg, opts)
 	if err != nil {
 		return nil, err
 	}
