@@ -10,6 +10,7 @@ import (
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -81,6 +82,41 @@ func Scheme() *runtime.Scheme {
 	return s
 }
 
+// cacheOptions are what the manager's cache holds, of the namespaces
+// (all when empty).
+func cacheOptions(namespaces []string) cache.Options {
+	opts := cache.Options{
+		ByObject: map[client.Object]cache.ByObject{
+			// The controller reads only the ServiceAccounts and RoleBindings
+			// it provides; the others are no business of its memory.
+			&corev1.ServiceAccount{}: {Label: namespace.Managed()},
+			&rbacv1.RoleBinding{}:    {Label: namespace.Managed()},
+			// Secrets are cached as metadata only (the client never reads
+			// them from the cache), and even of that not what may hold their
+			// data: kubectl apply copies a Secret whole into the
+			// last-applied-configuration annotation.
+			&corev1.Secret{}: {Transform: withoutAnnotations},
+		},
+	}
+	if len(namespaces) > 0 {
+		opts.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range namespaces {
+			opts.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
+	return opts
+}
+
+// withoutAnnotations is a cache transform that drops an object's
+// annotations and managed fields, which nothing reads from the cache.
+func withoutAnnotations(obj any) (any, error) {
+	if o, err := meta.Accessor(obj); err == nil {
+		o.SetAnnotations(nil)
+		o.SetManagedFields(nil)
+	}
+	return obj, nil
+}
+
 // NewManager builds a manager with every backflow reconciler.
 func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 	if opts.Workflows.WorkflowClusterRole == "" {
@@ -90,27 +126,13 @@ func NewManager(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		return nil, fmt.Errorf("exec hooks need a ClusterRole for the hook account %s, and a ClusterRole for it needs exec hooks (exec hooks %t, hook ClusterRole %q)",
 			compiler.HookServiceAccount, opts.Compiler.ExecHooks, opts.Workflows.HookClusterRole)
 	}
-	cacheOpts := cache.Options{
-		// The controller reads only the ServiceAccounts and RoleBindings it
-		// provides; the others are no business of its memory.
-		ByObject: map[client.Object]cache.ByObject{
-			&corev1.ServiceAccount{}: {Label: namespace.Managed()},
-			&rbacv1.RoleBinding{}:    {Label: namespace.Managed()},
-		},
-	}
-	if len(opts.Namespaces) > 0 {
-		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
-		for _, ns := range opts.Namespaces {
-			cacheOpts.DefaultNamespaces[ns] = cache.Config{}
-		}
-	}
 	workers := opts.MaxConcurrentReconciles
 	if workers <= 0 {
 		workers = DefaultMaxConcurrentReconciles
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  Scheme(),
-		Cache:                   cacheOpts,
+		Cache:                   cacheOptions(opts.Namespaces),
 		Metrics:                 metricsserver.Options{BindAddress: opts.MetricsAddr},
 		HealthProbeBindAddress:  opts.ProbeAddr,
 		LeaderElection:          opts.LeaderElection,
