@@ -74,6 +74,15 @@ func (t *tailBuffer) String() string {
 	return strings.TrimSpace(string(bytes.ToValidUTF8(t.buf, nil)))
 }
 
+// stdoutPipeSize is the capacity asked of the pipe from a process's
+// standard output, 1 MiB: Linux's default pipe-max-size, which any process
+// may ask for. With the default 64 KiB, a tool that writes in small pieces
+// (mariadb-dump writes 4 KiB at a time) wakes the dump for each, and stalls
+// as soon as the pipeline takes longer than 64 KiB of its output to come
+// back for more; on the development machine's two cores that made
+// mariadb_dump_vs_alone 0.59, and 0.68 with 1 MiB.
+const stdoutPipeSize = 1 << 20
+
 // Running is a started Process.
 type Running struct {
 	cmd     *exec.Cmd
@@ -128,6 +137,9 @@ func (p Process) Start(ctx context.Context, stderr io.Writer) (*Running, error) 
 			return nil, err
 		}
 		r.stdout = out
+		if f, ok := out.(*os.File); ok {
+			enlargePipe(f, stdoutPipeSize)
+		}
 	}
 	if err := cmd.Start(); err != nil {
 		r.cleanup()
