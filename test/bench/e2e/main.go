@@ -48,9 +48,12 @@ const (
 	// shellAccount runs the one-step Workflow of the shell pipeline: what
 	// Argo's executor needs, and nothing else.
 	shellAccount = "shell-workflow"
-	bucket       = "bench"
-	small        = "bench_10m"
-	large        = "bench_large"
+	// shellStep names the shell pipeline's container, and the template of
+	// its one-step Workflow.
+	shellStep = "pipeline"
+	bucket    = "bench"
+	small     = "bench_10m"
+	large     = "bench_large"
 )
 
 func main() {
@@ -391,7 +394,7 @@ func (b *bench) shellContainer(db, name string) corev1.Container {
 	script := `set -euo pipefail
 pg_dump -h postgres.databases.svc -U postgres -d "$DB" | gzip -6 | age -r "$RECIPIENT" | mc pipe --quiet "bench/$BUCKET/$KEY"`
 	return corev1.Container{
-		Name: "pipeline", Image: b.shellImage, ImagePullPolicy: corev1.PullIfNotPresent,
+		Name: shellStep, Image: b.shellImage, ImagePullPolicy: corev1.PullIfNotPresent,
 		Command: []string{"bash", "-c", script},
 		Env: []corev1.EnvVar{
 			{Name: "DB", Value: db}, {Name: "RECIPIENT", Value: b.recipient}, {Name: "BUCKET", Value: bucket},
@@ -449,10 +452,10 @@ func (b *bench) shellWorkflowRun(db, name string) (time.Duration, error) {
 	wf := &wfv1.Workflow{
 		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
 		Spec: wfv1.WorkflowSpec{
-			Entrypoint:         "pipeline",
+			Entrypoint:         shellStep,
 			ServiceAccountName: shellAccount,
 			PodGC:              &wfv1.PodGC{Strategy: wfv1.PodGCOnPodSuccess},
-			Templates:          []wfv1.Template{{Name: "pipeline", Container: &c}},
+			Templates:          []wfv1.Template{{Name: shellStep, Container: &c}},
 		},
 	}
 	start := time.Now()
