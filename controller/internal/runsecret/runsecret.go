@@ -21,9 +21,11 @@ import (
 
 // Label marks every run Secret backflow writes, of either kind, beside the
 // label of its kind; Labels gives both. Arrived keys on it. Run Secrets
-// written before it existed lack it: they were in the cache before the
-// controller started, which reconciles every run once anyway, and the
-// garbage collector deletes them with their Workflow.
+// written by a version before it (say, an old leader's during an upgrade)
+// lack it, so their arrival reconciles nothing; Written still knows them by
+// their kind's label, so the next reconcile of their run deletes them (every
+// controller start reconciles every run), and the garbage collector
+// deletes them with their Workflow in any case.
 const Label = "backflow.dev/run-secret"
 
 // Labels are the labels of a run Secret whose kind is marked by kindLabel
