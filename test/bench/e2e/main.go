@@ -41,6 +41,8 @@ import (
 
 	v1 "github.com/backflow-dev/backflow/api/v1alpha1"
 	"github.com/backflow-dev/backflow/test/clusterkit"
+
+	"github.com/backflow-dev/backflow/test/bench/procfs"
 )
 
 const (
@@ -96,7 +98,7 @@ func run() error {
 		return err
 	}
 	defer b.stop()
-	fmt.Printf("machine: %d cores; load average %s\n", cores(), loadavg())
+	fmt.Printf("machine: %d cores; load average %s\n", cores(), procfs.LoadAverage())
 	if err := b.setup(map[string]int{small: 10, large: largeMB}); err != nil {
 		return err
 	}
@@ -148,7 +150,7 @@ func run() error {
 			}
 		}
 	}
-	fmt.Printf("load average at the end %s\n", loadavg())
+	fmt.Printf("load average at the end %s\n", procfs.LoadAverage())
 	return nil
 }
 
@@ -176,15 +178,6 @@ func cores() int {
 	out, _ := exec.Command("nproc").Output()
 	n, _ := strconv.Atoi(strings.TrimSpace(string(out)))
 	return n
-}
-
-func loadavg() string {
-	data, _ := os.ReadFile("/proc/loadavg")
-	f := strings.Fields(string(data))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
 }
 
 type bench struct {
@@ -383,7 +376,7 @@ func (b *bench) backupRun(db, name string) (time.Duration, error) {
 	if err := b.st.Kube.Get(ctx, client.ObjectKeyFromObject(bk), bk); err != nil {
 		return 0, err
 	}
-	fmt.Printf("%s: backflow %s of %s in %.1f s (load %s)\n", name, db, bk.Status.DisplaySize, total.Seconds(), loadavg())
+	fmt.Printf("%s: backflow %s of %s in %.1f s (load %s)\n", name, db, bk.Status.DisplaySize, total.Seconds(), procfs.LoadAverage())
 	b.watch.breakdown(start, bk.Status.WorkflowName, end, true)
 	return total, b.clear()
 }
@@ -434,7 +427,7 @@ func (b *bench) shellRun(db, name string) (time.Duration, error) {
 		return 0, fmt.Errorf("%w\n%s", err, out)
 	}
 	total := end.Sub(start)
-	fmt.Printf("%s: shell pod %s (%.1f MB stored) in %.1f s (load %s)\n", name, db, b.shellStored(name), total.Seconds(), loadavg())
+	fmt.Printf("%s: shell pod %s (%.1f MB stored) in %.1f s (load %s)\n", name, db, b.shellStored(name), total.Seconds(), procfs.LoadAverage())
 	p := b.watch.pod(name)
 	fmt.Printf("  %-28s %6.1f s\n", "pod start", p.running.Sub(start).Seconds())
 	fmt.Printf("  %-28s %6.1f s\n", "pipeline", p.terminated.Sub(p.running).Seconds())
@@ -467,7 +460,7 @@ func (b *bench) shellWorkflowRun(db, name string) (time.Duration, error) {
 		return 0, err
 	}
 	total := end.Sub(start)
-	fmt.Printf("%s: shell Workflow %s (%.1f MB stored) in %.1f s (load %s)\n", name, db, b.shellStored(name), total.Seconds(), loadavg())
+	fmt.Printf("%s: shell Workflow %s (%.1f MB stored) in %.1f s (load %s)\n", name, db, b.shellStored(name), total.Seconds(), procfs.LoadAverage())
 	b.watch.breakdown(start, name, end, false)
 	if err := b.kubectl("", "delete", "workflows", name, "-n", namespace, "--wait=true", "--timeout=300s"); err != nil {
 		return 0, err
@@ -508,7 +501,7 @@ func (b *bench) batch(n int) error {
 		}
 	}
 	elapsed := end.Sub(start)
-	fmt.Printf("%d Backups at once: %.1f s, %.1f backups/min (load %s)\n", n, elapsed.Seconds(), float64(n)/elapsed.Minutes(), loadavg())
+	fmt.Printf("%d Backups at once: %.1f s, %.1f backups/min (load %s)\n", n, elapsed.Seconds(), float64(n)/elapsed.Minutes(), procfs.LoadAverage())
 	fmt.Printf("throughput batch_%d_backups_per_minute %.1f\n", n, float64(n)/elapsed.Minutes())
 	for _, p := range procs {
 		cpu, peak, err := p.end()

@@ -35,6 +35,8 @@ import (
 	"time"
 
 	"github.com/backflow-dev/backflow/test/servers"
+
+	"github.com/backflow-dev/backflow/test/bench/procfs"
 )
 
 type result struct {
@@ -150,7 +152,7 @@ func run() error {
 		"MC_HOST_bench="+strings.Replace(minio.Endpoint, "http://", "http://"+minio.AccessKey+":"+minio.SecretKey+"@", 1),
 		"MC_CONFIG_DIR="+filepath.Join(b.work, "mc"))
 	b.storage = minio.StorageURL("bench")
-	fmt.Printf("machine: %d cores, %s\n", runtime.NumCPU(), loadAverage())
+	fmt.Printf("machine: %d cores, load average %s\n", runtime.NumCPU(), procfs.LoadAverage())
 	if only == onlyProfile {
 		return profileFile(b)
 	}
@@ -169,22 +171,8 @@ func run() error {
 			return err
 		}
 	}
-	fmt.Printf("machine at the end: %s\n", loadAverage())
+	fmt.Printf("machine at the end: load average %s\n", procfs.LoadAverage())
 	return nil
-}
-
-// loadAverage is the machine's load average, printed with the figures: the
-// machine may be shared, and a loaded one slows every figure.
-func loadAverage() string {
-	data, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "load average unknown"
-	}
-	f := strings.Fields(string(data))
-	if len(f) < 3 {
-		return "load average unknown"
-	}
-	return "load average " + strings.Join(f[:3], " ")
 }
 
 // objectPath is the mc path of an object of the bench's storage.
@@ -206,11 +194,7 @@ func commandJSON(cmd ...string) string {
 
 // profileFile dumps and restores the file once each with CPU profiles.
 func profileFile(b *bench) error {
-	dump, err := ensureDump()
-	if err != nil {
-		return err
-	}
-	fi, err := os.Stat(dump)
+	dump, size, err := ensureDump()
 	if err != nil {
 		return err
 	}
@@ -226,7 +210,7 @@ func profileFile(b *bench) error {
 		{"restore_zstd", b.restoreCommand("profile.bin.zst.age")},
 	} {
 		env := append(b.env[:len(b.env):len(b.env)], "BACKFLOW_CPU_PROFILE="+filepath.Join(dir, s.name+".pprof"))
-		r, err := timed(s.name, fi.Size(), env, b.minioPID, s.args...)
+		r, err := timed(s.name, size, env, b.minioPID, s.args...)
 		if err != nil {
 			return err
 		}
@@ -239,15 +223,10 @@ func profileFile(b *bench) error {
 // benchFile is the first part: one pg_dump file through the shell pipeline
 // and through backflow.
 func benchFile(b *bench) error {
-	dump, err := ensureDump()
+	dump, size, err := ensureDump()
 	if err != nil {
 		return err
 	}
-	fi, err := os.Stat(dump)
-	if err != nil {
-		return err
-	}
-	size := fi.Size()
 	fmt.Printf("input: %s, %.2f GiB of pg_dump output\n", dump, float64(size)/(1<<30))
 	mc, env, recipient := b.mc, b.env, b.recipient
 	source := commandJSON
@@ -346,16 +325,17 @@ func timedTo(name string, bytes int64, env []string, minio int, stdout *os.File,
 	}
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
-	minioBefore := processCPU(minio)
+	minioBefore, _ := procfs.CPU(minio)
 	start := time.Now()
 	if err := cmd.Run(); err != nil {
 		return result{}, fmt.Errorf("%s: %v: %s", name, err, stderr.String())
 	}
 	elapsed := time.Since(start).Seconds()
+	minioAfter, _ := procfs.CPU(minio)
 	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	return result{name: name, seconds: elapsed, bytes: bytes, rssMiB: float64(ru.Maxrss) / 1024,
 		cpu:      (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds(),
-		minioCPU: processCPU(minio) - minioBefore}, nil
+		minioCPU: minioAfter - minioBefore}, nil
 }
 
 // benchRows is the number of rows of the events table: about 1 GiB of
@@ -376,45 +356,57 @@ func pgEventsTable(rows int) string {
 		FROM generate_series(1, %d) i`, rows)
 }
 
-// ensureDump makes a ~1 GiB plain pg_dump once and keeps it in the cache. The
-// table mixes what real databases hold (timestamps, names, enums, hashes,
-// JSON, repeated text), so it compresses about as much as production dumps
-// do, unlike pgbench's blank-padded tables.
-func ensureDump() (string, error) {
+// ensureDump is the path and size of a ~1 GiB plain pg_dump, made once and
+// kept in the cache.
+func ensureDump() (string, int64, error) {
 	path := filepath.Join(cacheDir(), "bench", "events-1g.sql")
-	if _, err := os.Stat(path); err == nil {
-		return path, nil
+	if _, err := os.Stat(path); err != nil {
+		if err := makeDump(path); err != nil {
+			return "", 0, err
+		}
 	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", 0, err
+	}
+	return path, fi.Size(), nil
+}
+
+// makeDump writes the pg_dump of the events table to path. The table mixes
+// what real databases hold (timestamps, names, enums, hashes, JSON, repeated
+// text), so it compresses about as much as production dumps do, unlike
+// pgbench's blank-padded tables.
+func makeDump(path string) error {
 	fmt.Printf("making the input: %d rows and pg_dump (once; cached)\n", benchRows)
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return "", err
+		return err
 	}
 	pg, err := servers.StartPostgreSQL()
 	if err != nil {
-		return "", err
+		return err
 	}
 	defer pg.Stop()
 	if _, err := pg.Query("postgres", "CREATE DATABASE bench"); err != nil {
-		return "", err
+		return err
 	}
 	if _, err := pg.Query("bench", pgEventsTable(benchRows)); err != nil {
-		return "", err
+		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	out, err := os.Create(path + ".tmp")
 	if err != nil {
-		return "", err
+		return err
 	}
 	dump := exec.CommandContext(ctx, "pg_dump", "--format=plain", "bench")
 	dump.Env = append(os.Environ(), pg.Env("bench")...)
 	dump.Stdout = out
 	if err := dump.Run(); err != nil {
 		out.Close()
-		return "", fmt.Errorf("pg_dump: %w", err)
+		return fmt.Errorf("pg_dump: %w", err)
 	}
 	if err := out.Close(); err != nil {
-		return "", err
+		return err
 	}
-	return path, os.Rename(path+".tmp", path)
+	return os.Rename(path+".tmp", path)
 }

@@ -45,6 +45,8 @@ import (
 	"github.com/backflow-dev/backflow/stages/source/mongodb"
 	"github.com/backflow-dev/backflow/test/servers"
 	"github.com/backflow-dev/backflow/test/tools"
+
+	"github.com/backflow-dev/backflow/test/bench/procfs"
 )
 
 const (
@@ -173,7 +175,7 @@ func benchMongoDB(b *bench) error {
 		fmt.Printf("  %-15s %7.1f s %8.1f MB/s%s\n", r.name, r.seconds, r.mbps(), rss)
 		fmt.Printf("  %-15s cpu %s\n", "", r.cpu)
 	}
-	if hwm, ok := peakRSS(procs.ferret); ok {
+	if hwm, err := procfs.PeakRSS(procs.ferret); err == nil {
 		fmt.Printf("  ferretdb peak RSS %.0f MiB\n", hwm)
 	}
 	fmt.Printf("  mongodb part took %s (fill %.0f s, find %.0f s, dump %.0f s, restore %.0f s)\n",
@@ -456,9 +458,9 @@ func (c cpuUse) String() string {
 
 func sample(p processes) cpuMark {
 	m := cpuMark{at: time.Now()}
-	m.machine, m.steal = machineBusy()
-	m.ferret = processCPU(p.ferret)
-	m.minio = processCPU(p.minio)
+	m.machine, m.steal = procfs.MachineBusy()
+	m.ferret, _ = procfs.CPU(p.ferret)
+	m.minio, _ = procfs.CPU(p.minio)
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
 		m.self = tv(ru.Utime) + tv(ru.Stime)
@@ -485,70 +487,3 @@ func (m cpuMark) since(p processes, child *os.ProcessState) cpuUse {
 }
 
 func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
-
-// clockTick is USER_HZ, 100 on every Linux this runs on.
-const clockTick = 100
-
-// processCPU is a process's user and system time from /proc.
-func processCPU(pid int) float64 {
-	if pid == 0 {
-		return 0
-	}
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// The fields after the command's name, which may hold spaces.
-	s := string(data)
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(fields) < 13 {
-		return 0
-	}
-	utime, _ := strconv.ParseFloat(fields[11], 64)
-	stime, _ := strconv.ParseFloat(fields[12], 64)
-	return (utime + stime) / clockTick
-}
-
-// machineBusy is the CPU time the whole machine spent working, and the
-// time the hypervisor gave its CPUs to other machines.
-func machineBusy() (busy, steal float64) {
-	data, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0, 0
-	}
-	line, _, _ := strings.Cut(string(data), "\n")
-	fields := strings.Fields(line)
-	if len(fields) < 9 || fields[0] != "cpu" {
-		return 0, 0
-	}
-	// user nice system idle iowait irq softirq steal
-	for j, f := range fields[1:9] {
-		v, _ := strconv.ParseFloat(f, 64)
-		switch j {
-		case 3, 4:
-		case 7:
-			steal += v
-		default:
-			busy += v
-		}
-	}
-	return busy / clockTick, steal / clockTick
-}
-
-// peakRSS is a process's peak resident set in MiB.
-func peakRSS(pid int) (float64, bool) {
-	if pid == 0 {
-		return 0, false
-	}
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, false
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-			return kb / 1024, err == nil
-		}
-	}
-	return 0, false
-}

@@ -21,13 +21,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/backflow-dev/backflow/test/servers"
+
+	"github.com/backflow-dev/backflow/test/bench/procfs"
 )
 
 func sourceRows() (int, error) {
@@ -158,14 +159,14 @@ func compareSource(b *bench, serverPID int, steps []sourceStep) (map[string]sour
 				args[j] = strings.ReplaceAll(a, "{round}", fmt.Sprint(round))
 			}
 			fmt.Printf("round %d: %s\n", round, s.name)
-			serverBefore := groupCPU(serverPID)
+			serverBefore := procfs.GroupCPU(serverPID)
 			r, out, err := timedOutput(s.name, s.env, b.minioPID, s.dump, args...)
 			if err != nil {
 				return nil, err
 			}
 			// The server reaps its backend a moment after the client left.
 			time.Sleep(200 * time.Millisecond)
-			res := sourceResult{result: r, serverCPU: groupCPU(serverPID) - serverBefore}
+			res := sourceResult{result: r, serverCPU: procfs.GroupCPU(serverPID) - serverBefore}
 			if s.dump {
 				var m struct {
 					RawSize int64 `json:"rawSize"`
@@ -213,28 +214,4 @@ func timedOutput(name string, env []string, minio int, keep bool, args ...string
 	}
 	data, err := os.ReadFile(out.Name())
 	return r, string(data), err
-}
-
-// groupCPU is the CPU time of a process group's processes, with that of
-// their children they reaped (a PostgreSQL server's ended backends), from
-// /proc.
-func groupCPU(pgid int) float64 {
-	var total float64
-	dirs, _ := filepath.Glob("/proc/[0-9]*")
-	for _, d := range dirs {
-		data, err := os.ReadFile(filepath.Join(d, "stat"))
-		if err != nil {
-			continue
-		}
-		s := string(data)
-		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(fields) < 15 || fields[2] != strconv.Itoa(pgid) {
-			continue
-		}
-		for _, f := range fields[11:15] { // utime stime cutime cstime
-			v, _ := strconv.ParseFloat(f, 64)
-			total += v / clockTick
-		}
-	}
-	return total
 }
