@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -98,7 +99,7 @@ func run() error {
 		return err
 	}
 	defer b.stop()
-	fmt.Printf("machine: %d cores; load average %s\n", cores(), procfs.LoadAverage())
+	fmt.Printf("machine: %d cores; load average %s\n", runtime.NumCPU(), procfs.LoadAverage())
 	if err := b.setup(map[string]int{small: 10, large: largeMB}); err != nil {
 		return err
 	}
@@ -172,12 +173,6 @@ func median(xs []float64) float64 {
 	s := slices.Clone(xs)
 	sort.Float64s(s)
 	return s[len(s)/2]
-}
-
-func cores() int {
-	out, _ := exec.Command("nproc").Output()
-	n, _ := strconv.Atoi(strings.TrimSpace(string(out)))
-	return n
 }
 
 type bench struct {
